@@ -1,0 +1,289 @@
+"""The validated data container and its per-condition summaries.
+
+:class:`PerturbationData` wraps a validated AnnData (log-normalised expression as CSR float32,
+``obs['condition']`` in canonical GEARS form, gene symbols as ``var_names``). Its
+:attr:`~PerturbationData.summaries` are computed once and cached on disk, keyed by the data's
+content:
+
+* pseudobulk mean expression per condition, the control mean and deltas;
+* the differential-expression ranking of every condition against control, computed as GEARS does
+  (``scanpy.tl.rank_genes_groups``, t-test, ``rankby_abs=True``, reference ``ctrl``), from which
+  the top-20 DE genes and GEARS's "non-dropout" top-20 variant are taken;
+* the genes with non-zero mean per condition (the genes GEARS's loss uses).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from priorgnn._cache import cache_load, cache_save
+from priorgnn._io import hash_arrays
+from priorgnn.data.conditions import CTRL, parse_condition
+from priorgnn.errors import DataValidationError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PerturbationData", "ConditionSummaries", "pseudobulk", "rank_de_genes"]
+
+#: Version of the summary computation; bump to invalidate cached summaries.
+_SUMMARY_VERSION = 1
+
+
+def pseudobulk(X, labels: np.ndarray, groups: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of the rows of ``X`` per group, as ``[len(groups), n_genes]`` float64, and the counts.
+
+    A sparse indicator-matrix product: one pass over ``X``.
+    """
+    index = {g: i for i, g in enumerate(groups)}
+    rows = np.array([index.get(lab, -1) for lab in labels])
+    keep = rows >= 0
+    ind = sp.csr_matrix(
+        (np.ones(int(keep.sum())), (rows[keep], np.nonzero(keep)[0])), shape=(len(groups), X.shape[0])
+    )
+    counts = np.asarray(ind.sum(axis=1)).ravel()
+    sums = ind @ X
+    sums = sums.toarray() if sp.issparse(sums) else np.asarray(sums)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = sums / counts[:, None]
+    return means, counts.astype(np.int64)
+
+
+def rank_de_genes(adata: ad.AnnData, conditions: list[str], method: str = "t-test") -> dict[str, np.ndarray]:
+    """Rank all genes for each condition against control with ``scanpy.tl.rank_genes_groups``.
+
+    Returns ``rank`` (gene indices, most significant first, ``[C, G]``), and ``scores``, ``logfc``
+    and ``pvals_adj`` in gene order (``[C, G]``). The control row is ``-1`` / NaN.
+    """
+    import scanpy as sc
+
+    genes = adata.var_names
+    gidx = pd.Series(np.arange(len(genes)), index=genes)
+    C, G = len(conditions), len(genes)
+    rank = np.full((C, G), -1, dtype=np.int32)
+    scores = np.full((C, G), np.nan, dtype=np.float32)
+    logfc = np.full((C, G), np.nan, dtype=np.float32)
+    padj = np.full((C, G), np.nan, dtype=np.float32)
+    pert = [c for c in conditions if c != CTRL]
+    if not pert:
+        return {"rank": rank, "scores": scores, "logfc": logfc, "pvals_adj": padj}
+    tmp = ad.AnnData(X=adata.X, obs=adata.obs[["condition"]].copy(), var=pd.DataFrame(index=genes))
+    tmp.uns["log1p"] = {"base": None}
+    sc.tl.rank_genes_groups(
+        tmp, groupby="condition", reference=CTRL, groups=pert, rankby_abs=True, n_genes=G,
+        use_raw=False, method=method,
+    )
+    res = tmp.uns["rank_genes_groups"]
+    row_of = {c: i for i, c in enumerate(conditions)}
+    for cond in res["names"].dtype.names:
+        i = row_of[cond]
+        idx = gidx[np.asarray(res["names"][cond], dtype=str)].to_numpy()
+        rank[i] = idx
+        scores[i, idx] = res["scores"][cond]
+        logfc[i, idx] = res["logfoldchanges"][cond]
+        padj[i, idx] = res["pvals_adj"][cond]
+    return {"rank": rank, "scores": scores, "logfc": logfc, "pvals_adj": padj}
+
+
+@dataclass(frozen=True)
+class ConditionSummaries:
+    """Per-condition summaries; rows follow ``conditions``, columns the data's genes."""
+
+    conditions: list[str]
+    genes: pd.Index
+    means: np.ndarray  # [C, G] pseudobulk mean log expression
+    n_cells: np.ndarray  # [C]
+    de_rank: np.ndarray  # [C, G] gene indices by DE significance (|t|), -1 row for ctrl
+    de_scores: np.ndarray  # [C, G] t-scores, gene order
+    de_logfc: np.ndarray  # [C, G]
+    de_pvals_adj: np.ndarray  # [C, G] Benjamini-Hochberg adjusted p-values
+
+    @cached_property
+    def row(self) -> dict[str, int]:
+        return {c: i for i, c in enumerate(self.conditions)}
+
+    @property
+    def control_mean(self) -> np.ndarray:
+        return self.means[self.row[CTRL]]
+
+    def mean(self, condition: str) -> np.ndarray:
+        return self.means[self._row(condition)]
+
+    def delta(self, condition: str) -> np.ndarray:
+        return self.mean(condition) - self.control_mean
+
+    @cached_property
+    def deltas(self) -> np.ndarray:
+        return self.means - self.control_mean[None, :]
+
+    def _row(self, condition: str) -> int:
+        try:
+            return self.row[condition]
+        except KeyError:
+            raise DataValidationError(
+                f"condition {condition!r} is not in the data ({len(self.conditions)} conditions)."
+            ) from None
+
+    @cached_property
+    def nonzero(self) -> np.ndarray:
+        """``[C, G]`` bool: gene has a non-zero mean in the condition (GEARS's loss genes)."""
+        return self.means != 0
+
+    def top_de(self, condition: str, n: int = 20, non_dropout: bool = False) -> np.ndarray:
+        """Indices of the top-``n`` DE genes of ``condition`` against control.
+
+        ``non_dropout=True`` gives GEARS's ``top_non_dropout_de_20``: only genes with a non-zero
+        mean in the condition, or zero in both the condition and control, are eligible.
+        """
+        i = self._row(condition)
+        ranked = self.de_rank[i]
+        if ranked[0] < 0:
+            raise DataValidationError(f"no DE ranking for {condition!r} (the control has none).")
+        if non_dropout:
+            m = self.means[i]
+            eligible = (m != 0) | ((m == 0) & (self.control_mean == 0))
+            ranked = ranked[eligible[ranked]]
+        return ranked[:n]
+
+    def n_de_genes(self, condition: str, alpha: float = 0.05) -> int:
+        """Number of genes with BH-adjusted t-test p below ``alpha``."""
+        p = self.de_pvals_adj[self._row(condition)]
+        return int(np.sum(p < alpha))
+
+
+class PerturbationData:
+    """A validated perturbation data set. Build it with :mod:`priorgnn.data.io` or the simulator.
+
+    Parameters
+    ----------
+    adata
+        Validated AnnData: CSR float32 log-normalised ``X``, canonical ``obs['condition']``,
+        unique gene symbols as ``var_names``.
+    name
+        A short name used in run directories and reports.
+    source
+        Where the data came from (a path), recorded in run provenance.
+    """
+
+    def __init__(self, adata: ad.AnnData, *, name: str = "data", source: str | None = None,
+                 de_method: str = "t-test") -> None:
+        if "condition" not in adata.obs:
+            raise DataValidationError("PerturbationData needs obs['condition']; load through priorgnn.data.io.")
+        self.adata = adata
+        self.name = name
+        self.source = source
+        self.de_method = de_method
+
+    # -- basic views ---------------------------------------------------------------------------
+    @property
+    def X(self) -> sp.csr_matrix:
+        return self.adata.X
+
+    @property
+    def genes(self) -> pd.Index:
+        return self.adata.var_names
+
+    @cached_property
+    def gene_index(self) -> dict[str, int]:
+        return {g: i for i, g in enumerate(self.genes)}
+
+    @property
+    def n_genes(self) -> int:
+        return self.adata.n_vars
+
+    @property
+    def n_cells(self) -> int:
+        return self.adata.n_obs
+
+    @cached_property
+    def cell_conditions(self) -> np.ndarray:
+        return self.adata.obs["condition"].astype(str).to_numpy()
+
+    @cached_property
+    def conditions(self) -> list[str]:
+        """All conditions, ``ctrl`` first, then sorted."""
+        present = set(self.cell_conditions)
+        return [CTRL] + sorted(present - {CTRL})
+
+    @property
+    def perturbations(self) -> list[str]:
+        return self.conditions[1:]
+
+    @cached_property
+    def perturbed_genes(self) -> list[str]:
+        return sorted({g for c in self.perturbations for g in parse_condition(c)})
+
+    @cached_property
+    def _cells_by_condition(self) -> dict[str, np.ndarray]:
+        codes, uniques = pd.factorize(self.cell_conditions)
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
+        return {u: order[bounds[i]:bounds[i + 1]] for i, u in enumerate(uniques)}
+
+    def cells_of(self, condition: str) -> np.ndarray:
+        """Row indices of the cells of ``condition``."""
+        try:
+            return self._cells_by_condition[condition]
+        except KeyError:
+            raise DataValidationError(f"condition {condition!r} is not in the data.") from None
+
+    def cells_in(self, conditions) -> np.ndarray:
+        """Row indices of the cells of any of ``conditions``, in data order."""
+        return np.nonzero(np.isin(self.cell_conditions, list(conditions)))[0]
+
+    def subset(self, conditions, name: str | None = None) -> PerturbationData:
+        """A new data set with only the cells of ``conditions`` (control must be among them)."""
+        idx = self.cells_in(conditions)
+        return PerturbationData(self.adata[idx].copy(), name=name or self.name, source=self.source,
+                                de_method=self.de_method)
+
+    # -- summaries -------------------------------------------------------------------------------
+    @cached_property
+    def content_hash(self) -> str:
+        X = self.X
+        return hash_arrays(
+            X, np.asarray(self.cell_conditions, dtype=object), np.asarray(self.genes, dtype=object)
+        )
+
+    @cached_property
+    def summaries(self) -> ConditionSummaries:
+        key = hash_arrays(self.content_hash, {"v": _SUMMARY_VERSION, "de": self.de_method})
+        arrays = cache_load("summaries", key, required=("means", "n_cells", "de_rank"))
+        if arrays is None:
+            log.info("computing pseudobulk means and DE rankings for %d conditions", len(self.conditions))
+            means, counts = pseudobulk(self.X, self.cell_conditions, self.conditions)
+            de = rank_de_genes(self.adata, self.conditions, method=self.de_method)
+            arrays = {
+                "means": means.astype(np.float32),
+                "n_cells": counts,
+                "de_rank": de["rank"],
+                "de_scores": de["scores"],
+                "de_logfc": de["logfc"],
+                "de_pvals_adj": de["pvals_adj"],
+                "conditions": np.array(self.conditions, dtype=str),
+            }
+            cache_save("summaries", key, arrays)
+        if list(arrays["conditions"]) != self.conditions:
+            raise DataValidationError("cached summaries do not match the data's conditions; clear the cache.")
+        return ConditionSummaries(
+            conditions=self.conditions, genes=self.genes, means=arrays["means"],
+            n_cells=arrays["n_cells"], de_rank=arrays["de_rank"], de_scores=arrays["de_scores"],
+            de_logfc=arrays["de_logfc"], de_pvals_adj=arrays["de_pvals_adj"],
+        )
+
+    @property
+    def control_mean(self) -> np.ndarray:
+        return self.summaries.control_mean
+
+    def __repr__(self) -> str:
+        n_single = sum(1 for c in self.perturbations if "ctrl" in c)
+        return (
+            f"PerturbationData({self.name!r}: {self.n_cells} cells x {self.n_genes} genes, "
+            f"{n_single} singles, {len(self.perturbations) - n_single} doubles)"
+        )

@@ -1,0 +1,268 @@
+"""Reading perturbation data into a validated :class:`~priorgnn.data.dataset.PerturbationData`.
+
+Two layouts are understood:
+
+* **GEARS style**: ``obs['condition']`` holds ``ctrl`` / ``A+ctrl`` / ``A+B`` and gene symbols are in
+  ``var['gene_name']`` (or the var index).
+* **scPerturb style**: a perturbation column (``obs['perturbation']`` by default) whose values join
+  gene symbols with a separator (``_`` by default) and name control cells with a control label
+  (``control`` by default). It is converted to GEARS style on load.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Literal
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from priorgnn.data.conditions import CTRL, make_condition
+from priorgnn.data.dataset import PerturbationData
+from priorgnn.data.validate import (
+    canonicalise_conditions,
+    check_cells_per_condition,
+    check_matrix_values,
+    check_perturbed_genes_measured,
+    check_unique_names,
+    looks_like_counts,
+)
+from priorgnn.errors import DataValidationError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["read_h5ad", "from_anndata", "scperturb_to_gears", "preprocess", "load_dataset"]
+
+Style = Literal["auto", "gears", "scperturb"]
+
+
+def _read_file(path: str | os.PathLike, backed: bool = False) -> ad.AnnData:
+    path = Path(path)
+    if not path.exists():
+        raise DataValidationError(f"{path}: no such file. Check the path.")
+    if path.is_dir():
+        candidate = path / "perturb_processed.h5ad"
+        if candidate.exists():
+            path = candidate
+        else:
+            raise DataValidationError(
+                f"{path} is a folder without perturb_processed.h5ad; pass the .h5ad file itself."
+            )
+    if path.stat().st_size == 0:
+        raise DataValidationError(f"{path}: the file is empty (0 bytes). Re-download or re-export it.")
+    with open(path, "rb") as fh:
+        magic = fh.read(8)
+    if magic != b"\x89HDF\r\n\x1a\n":
+        raise DataValidationError(
+            f"{path}: not an .h5ad file (no HDF5 signature). Convert it with anndata "
+            "(e.g. anndata.read_csv / read_loom, then .write_h5ad)."
+        )
+    try:
+        return ad.read_h5ad(path, backed="r" if backed else None)
+    except Exception as exc:  # noqa: BLE001 - any reader failure becomes one clear message
+        raise DataValidationError(
+            f"{path}: HDF5 file that anndata cannot read as AnnData ({type(exc).__name__}: {exc}). "
+            "The file may be truncated or written by an incompatible tool; re-export it."
+        ) from None
+
+
+def scperturb_to_gears(
+    adata: ad.AnnData,
+    *,
+    perturbation_column: str = "perturbation",
+    separator: str = "_",
+    control_label: str = "control",
+) -> ad.AnnData:
+    """Add a GEARS-style ``obs['condition']`` converted from an scPerturb-style column (in place)."""
+    if perturbation_column not in adata.obs:
+        raise DataValidationError(
+            f"no obs column {perturbation_column!r} (scPerturb style). Available columns: "
+            f"{', '.join(map(str, adata.obs.columns)) or '(none)'}. Pass perturbation_column=..."
+        )
+    raw = adata.obs[perturbation_column].astype(str)
+    mapping: dict[str, str] = {}
+    for value in pd.unique(raw):
+        v = value.strip()
+        if v == control_label:
+            mapping[value] = CTRL
+            continue
+        parts = [p for p in v.split(separator)]
+        if any(p == "" for p in parts):
+            raise DataValidationError(
+                f"perturbation {value!r} has an empty part when split on {separator!r}; "
+                "check separator= and control_label=."
+            )
+        parts = [p for p in parts if p != control_label]
+        if len(parts) > 2:
+            raise DataValidationError(
+                f"perturbation {value!r} splits into {len(parts)} genes on {separator!r}; only singles "
+                "and doubles are supported. If gene names contain the separator, choose another "
+                "separator=."
+            )
+        if len(parts) == 2 and parts[0] == parts[1]:
+            raise DataValidationError(f"perturbation {value!r} names the same gene twice.")
+        mapping[value] = make_condition(parts)
+    adata.obs["condition"] = raw.map(mapping).astype("category")
+    return adata
+
+
+def preprocess(
+    adata: ad.AnnData,
+    *,
+    normalize: bool = True,
+    target_sum: float = 1e4,
+    n_top_genes: int | None = None,
+    keep_genes: list[str] | None = None,
+) -> ad.AnnData:
+    """Optional preprocessing: ``normalize_total`` + ``log1p``, then highly variable genes.
+
+    Highly variable genes (scanpy, ``flavor='seurat'`` on the log data) are selected with
+    ``n_top_genes``; ``keep_genes`` (the perturbed genes) are always kept, on top of that number.
+    Returns a new AnnData.
+    """
+    import scanpy as sc
+
+    adata = adata.copy()
+    if normalize:
+        if not looks_like_counts(adata.X):
+            raise DataValidationError(
+                "normalize=True was asked for, but the matrix does not hold integer counts; it looks "
+                "already normalised. Load it without normalize."
+            )
+        sc.pp.normalize_total(adata, target_sum=target_sum)
+        sc.pp.log1p(adata)
+    if n_top_genes is not None and n_top_genes < adata.n_vars:
+        sc.pp.highly_variable_genes(adata, n_top_genes=n_top_genes, flavor="seurat")
+        keep = adata.var["highly_variable"].to_numpy().copy()
+        if keep_genes:
+            keep |= adata.var_names.isin(keep_genes)
+        log.info(
+            "keeping %d highly variable genes plus %d perturbed genes outside them",
+            n_top_genes, int(keep.sum()) - n_top_genes,
+        )
+        adata = adata[:, keep].copy()
+    return adata
+
+
+def from_anndata(
+    adata: ad.AnnData,
+    *,
+    name: str = "data",
+    style: Style = "auto",
+    condition_column: str = "condition",
+    gene_column: str | None = "gene_name",
+    perturbation_column: str = "perturbation",
+    separator: str = "_",
+    control_label: str = "control",
+    layer: str | None = None,
+    normalize: bool = False,
+    n_top_genes: int | None = None,
+    min_cells: int = 2,
+    drop_small_conditions: bool = False,
+    allow_unmeasured_perturbations: bool = False,
+    source: str | None = None,
+) -> PerturbationData:
+    """Validate an in-memory AnnData and wrap it as :class:`PerturbationData`.
+
+    See the module docstring for the two layouts. ``normalize=True`` applies ``normalize_total`` +
+    ``log1p`` to raw counts; without it, raw counts are an error. The input object is not modified.
+    """
+    adata = adata.copy() if not adata.isbacked else adata.to_memory()
+    if layer is not None:
+        if layer not in adata.layers:
+            raise DataValidationError(
+                f"no layer {layer!r}; available layers: {', '.join(adata.layers) or '(none)'}."
+            )
+        adata.X = adata.layers[layer]
+    adata.layers = {}  # keep one matrix; the layers are not used downstream
+
+    if style == "auto":
+        style = "gears" if condition_column in adata.obs else (
+            "scperturb" if perturbation_column in adata.obs else "gears"
+        )
+    if style == "scperturb":
+        scperturb_to_gears(
+            adata, perturbation_column=perturbation_column, separator=separator,
+            control_label=control_label,
+        )
+        condition_column = "condition"
+    elif condition_column not in adata.obs:
+        raise DataValidationError(
+            f"no obs column {condition_column!r} naming each cell's perturbation. Available columns: "
+            f"{', '.join(map(str, adata.obs.columns)) or '(none)'}. Pass condition_column=..., or for "
+            "scPerturb-style data style='scperturb' with perturbation_column=, separator=, control_label=."
+        )
+
+    # gene names
+    if gene_column and gene_column in adata.var:
+        genes = adata.var[gene_column].astype(str)
+        if genes.isna().any() or (genes == "").any():
+            raise DataValidationError(f"var[{gene_column!r}] has empty gene names; fill them in.")
+        adata.var_names = pd.Index(genes.to_numpy(), dtype=str)
+    else:
+        adata.var_names = adata.var_names.astype(str)
+    check_unique_names(adata.var_names, "gene")
+    adata.obs_names = adata.obs_names.astype(str)
+    check_unique_names(adata.obs_names, "cell")
+
+    cond = canonicalise_conditions(adata.obs[condition_column])
+    adata.obs = pd.DataFrame({"condition": cond.to_numpy()}, index=adata.obs_names)
+
+    keep = check_cells_per_condition(adata.obs["condition"], min_cells=min_cells,
+                                     drop_small=drop_small_conditions)
+    if not keep.all():
+        adata = adata[keep].copy()
+
+    # values
+    check_matrix_values(adata.X, expect_log=not normalize)
+    if normalize or n_top_genes is not None:
+        perturbed = sorted({g for c in adata.obs["condition"].unique() for g in c.split("+") if g != CTRL})
+        adata = preprocess(adata, normalize=normalize, n_top_genes=n_top_genes, keep_genes=perturbed)
+        check_matrix_values(adata.X, expect_log=True)
+
+    perturbed = sorted({g for c in adata.obs["condition"].unique() for g in c.split("+") if g != CTRL})
+    check_perturbed_genes_measured(perturbed, adata.var_names,
+                                   allow_unmeasured=allow_unmeasured_perturbations)
+
+    X = adata.X
+    X = sp.csr_matrix(X, dtype=np.float32) if not sp.issparse(X) else X.tocsr().astype(np.float32)
+    X.sort_indices()
+    clean = ad.AnnData(X=X, obs=adata.obs[["condition"]].copy(), var=pd.DataFrame(index=adata.var_names))
+    clean.obs["condition"] = clean.obs["condition"].astype("category")
+    return PerturbationData(clean, name=name, source=source)
+
+
+def read_h5ad(path: str | os.PathLike, *, name: str | None = None, **kwargs) -> PerturbationData:
+    """Read and validate an ``.h5ad`` (GEARS or scPerturb style). Keyword arguments as in
+    :func:`from_anndata`."""
+    adata = _read_file(path)
+    name = name or Path(path).stem
+    return from_anndata(adata, name=name, source=str(path), **kwargs)
+
+
+def load_dataset(spec: str, **kwargs) -> PerturbationData:
+    """Load a data set by path (``.h5ad``) or by the name of a downloaded data set.
+
+    Named data sets (``norman``, ``adamson``, ...) are looked up where ``python -m priorgnn.data
+    download`` puts them; nothing is downloaded here.
+    """
+    p = Path(spec)
+    if p.suffix == ".h5ad" or p.exists():
+        return read_h5ad(p, **kwargs)
+    from priorgnn.data.download import DATASETS, dataset_path
+
+    if spec in DATASETS:
+        path = dataset_path(spec)
+        if not path.exists():
+            raise DataValidationError(
+                f"data set {spec!r} is not on this machine (looked for {path}). Fetch it explicitly "
+                f"with `python -m priorgnn.data download {spec}`, or place perturb_processed.h5ad there."
+            )
+        return read_h5ad(path, name=spec, **kwargs)
+    raise DataValidationError(
+        f"{spec!r} is neither an .h5ad file nor a known data set ({', '.join(DATASETS)})."
+    )

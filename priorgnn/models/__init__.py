@@ -1,0 +1,25 @@
+"""Models: PriorGNN, the prior-free transformer, baselines, and the reference GEARS adapter.
+
+All answer :class:`~priorgnn.models.base.PerturbationModel`; look them up by name with
+:func:`get_model_class` / :func:`available_models`.
+"""
+
+from priorgnn.models.base import (
+    PerturbationModel,
+    PriorGraphs,
+    TrainConfig,
+    available_models,
+    get_model_class,
+    load_model,
+    register_model,
+)
+
+__all__ = [
+    "PerturbationModel",
+    "PriorGraphs",
+    "TrainConfig",
+    "available_models",
+    "get_model_class",
+    "load_model",
+    "register_model",
+]

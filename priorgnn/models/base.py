@@ -1,0 +1,236 @@
+"""The one interface every model answers, and the model registry.
+
+Every model (PriorGNN, the transformer, the baselines, the reference GEARS adapter) is a
+:class:`PerturbationModel`:
+
+* ``fit(data, split, graphs=..., train=...)`` learns from the training (and validation) conditions
+  of ``split`` only;
+* ``predict_delta(conditions)`` returns the predicted change of mean expression from the control
+  mean, ``[len(conditions), n_genes]``; ``predict(conditions)`` wraps it as an AnnData with the mean
+  expression in ``X`` and the delta in ``layers['delta']``;
+* ``save(dir)`` / ``load(dir)`` persist everything needed to predict, without pickle.
+
+Models register by name with :func:`register_model`, so ``train.py --model NAME`` and
+``evaluate.py`` find them without special cases.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from priorgnn._io import read_json, write_json
+from priorgnn.data.conditions import canonical_condition, parse_condition
+from priorgnn.errors import CheckpointError, ConfigError
+
+if TYPE_CHECKING:
+    from knowledge.graph import GeneGraph
+    from priorgnn.data.dataset import PerturbationData
+    from priorgnn.data.splits import Split
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "PerturbationModel",
+    "PriorGraphs",
+    "TrainConfig",
+    "register_model",
+    "get_model_class",
+    "available_models",
+    "load_model",
+    "MODEL_FILE",
+]
+
+MODEL_FILE = "model.json"
+_REGISTRY: dict[str, type[PerturbationModel]] = {}
+
+
+@dataclass
+class PriorGraphs:
+    """The knowledge graphs a model may use; ``None`` means that prior is absent."""
+
+    go: GeneGraph | None = None
+    coexpression: GeneGraph | None = None
+
+
+@dataclass
+class TrainConfig:
+    """Options of gradient-trained models; baselines ignore them."""
+
+    max_epochs: int = 20
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 5e-4
+    seed: int = 0
+    patience: int = 5
+    accelerator: str = "cpu"
+    devices: int | str = 1
+    num_workers: int = 0
+    progress_bar: bool = True
+    run_dir: str | None = None
+    resume: str | None = None
+    max_steps: int = -1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def register_model(name: str):
+    """Class decorator: register a :class:`PerturbationModel` subclass under ``name``."""
+
+    def deco(cls: type[PerturbationModel]) -> type[PerturbationModel]:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"model name {name!r} is registered twice")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def _import_builtin_models() -> None:
+    # Importing the modules registers their models. The reference GEARS adapter registers itself
+    # but imports cell-gears only when used.
+    from priorgnn.models import baselines  # noqa: F401
+    for mod in ("priorgnn.models.priorgnn", "priorgnn.models.transformer", "priorgnn.models.gears_ref",
+                "priorgnn.models.linear"):
+        try:
+            __import__(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name != mod:
+                raise
+
+
+def available_models() -> list[str]:
+    _import_builtin_models()
+    return sorted(_REGISTRY)
+
+
+def get_model_class(name: str) -> type[PerturbationModel]:
+    _import_builtin_models()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"unknown model {name!r}; available: {', '.join(sorted(_REGISTRY))}.") from None
+
+
+class PerturbationModel(ABC):
+    """Base class; see the module docstring."""
+
+    name: ClassVar[str] = "base"
+    #: Whether ``fit`` runs gradient training (and so uses :class:`TrainConfig`).
+    trainable: ClassVar[bool] = False
+    #: Which priors the model reads (``'go'``, ``'coexpression'``); the prior-free models read none.
+    uses_priors: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, **hparams: Any) -> None:
+        self.hparams: dict[str, Any] = dict(hparams)
+        self.genes: list[str] | None = None
+        self.control_mean: np.ndarray | None = None
+        self.fit_info: dict[str, Any] = {}
+
+    # -- to implement ------------------------------------------------------------------------------
+    @abstractmethod
+    def fit(self, data: PerturbationData, split: Split, *, graphs: PriorGraphs | None = None,
+            train: TrainConfig | None = None) -> PerturbationModel:
+        """Learn from ``split.train`` (and ``split.val`` for model selection) only."""
+
+    @abstractmethod
+    def predict_delta(self, conditions: Sequence[str]) -> np.ndarray:
+        """Predicted mean-expression change from control, ``[len(conditions), n_genes]``."""
+
+    def _prediction_obs(self, conditions: list[str]) -> dict[str, Any]:
+        """Extra per-condition columns for :meth:`predict`'s ``obs`` (e.g. fallback flags)."""
+        return {}
+
+    def _state(self) -> dict[str, np.ndarray]:
+        """Arrays needed to predict (saved as ``.npz``); override to add more."""
+        return {}
+
+    def _load_state(self, arrays: dict[str, np.ndarray], directory: Path) -> None:
+        """Restore from :meth:`_state`'s arrays; override with :meth:`_state`."""
+
+    # -- shared ----------------------------------------------------------------------------------------
+    def _remember_data(self, data: PerturbationData, split: Split) -> None:
+        """Record gene order and the control mean (from training control cells)."""
+        self.genes = list(map(str, data.genes))
+        self.control_mean = np.asarray(data.summaries.control_mean, dtype=np.float64)
+        self.fit_info.setdefault("data", data.name)
+        self.fit_info.setdefault("data_hash", data.content_hash)
+
+    def _check_fitted(self) -> None:
+        if self.genes is None or self.control_mean is None:
+            raise CheckpointError(f"model {self.name!r} is not fitted; call fit() or load a run.")
+
+    def canonical(self, conditions: Sequence[str]) -> list[str]:
+        return [canonical_condition(c) for c in conditions]
+
+    def predict(self, conditions: Sequence[str]) -> ad.AnnData:
+        """Predicted mean expression per condition as an AnnData (delta in ``layers['delta']``)."""
+        self._check_fitted()
+        conds = self.canonical(conditions)
+        delta = np.asarray(self.predict_delta(conds), dtype=np.float64)
+        if delta.shape != (len(conds), len(self.genes)):
+            raise RuntimeError(f"{self.name}: predict_delta returned shape {delta.shape}")
+        mean = self.control_mean[None, :] + delta
+        obs = pd.DataFrame(
+            {"condition": conds, "n_genes_perturbed": [len(parse_condition(c)) for c in conds]},
+            index=pd.Index(conds, name="condition_id"),
+        )
+        out = ad.AnnData(X=mean.astype(np.float32), obs=obs, var=pd.DataFrame(index=self.genes))
+        out.layers["delta"] = delta.astype(np.float32)
+        for key, values in self._prediction_obs(conds).items():
+            out.obs[key] = values
+        out.uns["model"] = self.name
+        out.uns["control_mean"] = self.control_mean.astype(np.float32)
+        return out
+
+    def save(self, directory: str | Path) -> Path:
+        self._check_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        from priorgnn._io import atomic_path
+
+        arrays = {"control_mean": self.control_mean, "genes": np.array(self.genes, dtype=str), **self._state()}
+        with atomic_path(directory / "model_state.npz", ".npz") as tmp:
+            np.savez(tmp, **arrays)
+        write_json(directory / MODEL_FILE, {"model": self.name, "hparams": self.hparams,
+                                            "fit_info": self.fit_info})
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> PerturbationModel:
+        directory = Path(directory)
+        meta = read_json(directory / MODEL_FILE)
+        if meta.get("model") != cls.name:
+            raise CheckpointError(
+                f"{directory} holds a {meta.get('model')!r} model, not {cls.name!r}. Load it with "
+                f"load_model({str(directory)!r}), or point to a run of {cls.name!r}."
+            )
+        model = cls(**meta.get("hparams", {}))
+        model.fit_info = meta.get("fit_info", {})
+        with np.load(directory / "model_state.npz", allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        model.genes = [str(g) for g in arrays.pop("genes")]
+        model.control_mean = arrays.pop("control_mean")
+        model._load_state(arrays, directory)
+        return model
+
+
+def load_model(directory: str | Path) -> PerturbationModel:
+    """Load whatever registered model ``directory`` holds."""
+    directory = Path(directory)
+    if not (directory / MODEL_FILE).exists():
+        alt = directory / "model"
+        if (alt / MODEL_FILE).exists():
+            directory = alt
+        else:
+            raise CheckpointError(f"{directory} holds no saved model ({MODEL_FILE} missing).")
+    name = read_json(directory / MODEL_FILE).get("model")
+    return get_model_class(name).load(directory)

@@ -1,0 +1,26 @@
+"""Shared fixtures. Tests run offline, with the cache in a temporary folder."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    """Keep the on-disk cache of the test session out of the user's home."""
+    path = tmp_path_factory.mktemp("cache")
+    old = os.environ.get("PRIORGNN_CACHE_DIR")
+    os.environ["PRIORGNN_CACHE_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("PRIORGNN_CACHE_DIR", None)
+    else:
+        os.environ["PRIORGNN_CACHE_DIR"] = old
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
