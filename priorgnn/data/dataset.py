@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 __all__ = ["PerturbationData", "ConditionSummaries", "pseudobulk", "rank_de_genes"]
 
 #: Version of the summary computation; bump to invalidate cached summaries.
-_SUMMARY_VERSION = 1
+_SUMMARY_VERSION = 2
 
 
 def pseudobulk(X, labels: np.ndarray, groups: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -260,7 +260,7 @@ class PerturbationData:
             means, counts = pseudobulk(self.X, self.cell_conditions, self.conditions)
             de = rank_de_genes(self.adata, self.conditions, method=self.de_method)
             arrays = {
-                "means": means.astype(np.float32),
+                "means": means.astype(np.float64),
                 "n_cells": counts,
                 "de_rank": de["rank"],
                 "de_scores": de["scores"],
