@@ -1,0 +1,437 @@
+"""PriorGNN: the GEARS architecture (Roohani et al., Nature Biotechnology 2023), done efficiently,
+with any prior pluggable and an option to use measured single effects for combinations.
+
+Architecture (defaults as GEARS: hidden 64, one SGConv layer per graph):
+
+* **Gene branch.** Gene embeddings, plus 0.2 x a positional embedding refined by SGConv over the
+  co-expression graph, through an MLP: ``[G, H]``, computed **once per batch** (GEARS computes it for
+  every cell of a batch, on a batched graph in which only the first copy is connected).
+* **Perturbation branch.** Perturbation embeddings refined by SGConv over the GO graph: ``[P, H]``,
+  once per batch. A condition's gene embeddings are summed, passed through an MLP and added to every
+  gene's embedding: ``[U, G, H]`` for the ``U`` distinct conditions of the batch.
+* **Decoder.** A shared MLP, gene-specific output weights, and GEARS's cross-gene layer (an MLP over
+  all genes' first outputs, concatenated back to each gene), giving the delta from control
+  ``[U, G]``. ``decoder='shared'`` replaces the gene-specific weights and cross-gene layer with one
+  linear map shared by all genes (for the decoder ablation).
+
+Either graph may be ``None`` (the branch then uses its embeddings without message passing), so the
+study can swap priors out.
+
+**Combinations** (hyperparameter ``singles``). GEARS never uses the measured effects of a
+combination's singles: its network maps the sum of the genes' embeddings to the double's effect,
+and nothing makes that close to the sum of the singles. Here a double is, by default
+(``singles='residual'``), the additive expectation plus a learned interaction:
+``δ̂(A+B) = s_A + s_B + I(A, B)``, where ``s_i`` is the single measured in training when there is
+one and the network's prediction for the single otherwise, and ``I`` is a symmetric bilinear
+interaction head (``I_g = Σ_h base_{g,h} (W z_AB)_h`` with ``z_AB = f(e_A) ⊙ f(e_B)``), zero at
+initialisation, trained on the training doubles. Singles are always predicted by the network.
+``singles='predicted'`` uses the network's singles even when measured (an ablation), and
+``singles='none'`` is GEARS (the network sees the combination).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch_geometric.nn import SGConv
+
+from priorgnn.data.conditions import parse_condition
+from priorgnn.errors import CheckpointError, ConfigError, GraphError
+from priorgnn.models.base import PerturbationModel, PriorGraphs, TrainConfig, register_model
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PriorGNN", "PriorGNNModule", "MLP"]
+
+PAD = -1
+
+
+class MLP(nn.Sequential):
+    """GEARS's MLP: ``Linear -> BatchNorm -> ReLU`` per layer, without the final ReLU."""
+
+    def __init__(self, sizes: Sequence[int], batch_norm: bool = True) -> None:
+        layers: list[nn.Module] = []
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            layers.append(nn.Linear(a, b))
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(b))
+            layers.append(nn.ReLU())
+        super().__init__(*layers[:-1])
+
+
+def _bn_safe(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Apply ``module`` (containing BatchNorm) to ``x``; a single row in training mode is duplicated
+    (BatchNorm cannot estimate a variance from one row), as GEARS does."""
+    if module.training and x.shape[0] == 1:
+        return module(torch.cat([x, x]))[:1]
+    return module(x)
+
+
+class PriorGNNModule(nn.Module):
+    """The torch module. ``forward(pert_idx, single_rows=None)`` -> ``{'delta': [U, G]}``.
+
+    ``pert_idx`` is ``[U, 2]`` (``-1`` pads singles and control). ``single_rows`` ``[U, 2]`` gives, per
+    perturbed gene of a double, the row of its measured single in the ``single_delta`` buffer (``-1``
+    if none) for the residual correction.
+    """
+
+    def __init__(self, n_genes: int, n_perts: int, *, hidden: int = 64,
+                 coexpression: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 go: tuple[torch.Tensor, torch.Tensor] | None = None, gene_layers: int = 1,
+                 go_layers: int = 1, decoder: Literal["gene_specific", "shared"] = "gene_specific",
+                 uncertainty: bool = False, singles: str = "residual",
+                 single_pert_idx: torch.Tensor | None = None,
+                 single_delta: torch.Tensor | None = None) -> None:
+        super().__init__()
+        H = hidden
+        if singles not in ("residual", "predicted", "none"):
+            raise ConfigError(f"singles must be 'residual', 'predicted' or 'none', not {singles!r}.")
+        self.singles = singles
+        self.n_genes, self.n_perts, self.hidden, self.decoder = n_genes, n_perts, H, decoder
+        self.gene_emb = nn.Embedding(n_genes, H, max_norm=True)
+        self.bn_emb = nn.BatchNorm1d(H)
+        self.emb_trans_v2 = MLP([H, H, H])
+        self.has_coexpression = coexpression is not None
+        if coexpression is not None:
+            self.register_buffer("coex_index", coexpression[0].long())
+            self.register_buffer("coex_weight", coexpression[1].float())
+            self.emb_pos = nn.Embedding(n_genes, H, max_norm=True)
+            self.layers_emb_pos = nn.ModuleList([SGConv(H, H, 1) for _ in range(gene_layers)])
+        self.pert_emb = nn.Embedding(n_perts, H, max_norm=True)
+        self.has_go = go is not None
+        if go is not None:
+            self.register_buffer("go_index", go[0].long())
+            self.register_buffer("go_weight", go[1].float())
+            self.sim_layers = nn.ModuleList([SGConv(H, H, 1) for _ in range(go_layers)])
+        self.pert_fuse = MLP([H, H, H])
+        self.bn_pert_base = nn.BatchNorm1d(H)
+        self.recovery_w = MLP([H, 2 * H, H])
+        if decoder == "gene_specific":
+            self.indv_w1 = nn.Parameter(torch.empty(n_genes, H, 1))
+            self.indv_b1 = nn.Parameter(torch.empty(n_genes, 1))
+            self.cross_gene_state = MLP([n_genes, H, H])
+            self.indv_w2 = nn.Parameter(torch.empty(1, n_genes, H + 1))
+            self.indv_b2 = nn.Parameter(torch.empty(1, n_genes))
+            for p in (self.indv_w1, self.indv_b1, self.indv_w2, self.indv_b2):
+                nn.init.xavier_normal_(p)
+        elif decoder == "shared":
+            self.shared_out = nn.Linear(H, 1)
+        else:
+            raise ConfigError(f"decoder must be 'gene_specific' or 'shared', not {decoder!r}.")
+        if singles != "none":
+            self.pair_mlp = MLP([H, H, H], batch_norm=False)  # doubles per batch can be few: no BatchNorm
+            self.interaction = nn.Linear(H, H, bias=False)
+            nn.init.zeros_(self.interaction.weight)  # start from the additive expectation
+        self.uncertainty = uncertainty
+        if uncertainty:
+            self.uncertainty_w = MLP([H, 2 * H, H, 1])
+        if single_pert_idx is None:
+            single_pert_idx = torch.zeros(0, dtype=torch.long)
+            single_delta = torch.zeros(0, n_genes)
+        self.register_buffer("single_pert_idx", single_pert_idx.long())
+        self.register_buffer("single_delta", single_delta.float())
+
+    # -- branches ------------------------------------------------------------------------------------
+    def gene_branch(self) -> torch.Tensor:
+        """``[G, H]`` gene embeddings, once per batch."""
+        ids = torch.arange(self.n_genes, device=self.gene_emb.weight.device)
+        base = torch.relu(self.bn_emb(self.gene_emb(ids)))
+        if self.has_coexpression:
+            pos = self.emb_pos(ids)
+            for i, layer in enumerate(self.layers_emb_pos):
+                pos = layer(pos, self.coex_index, self.coex_weight)
+                if i < len(self.layers_emb_pos) - 1:
+                    pos = pos.relu()
+            base = base + 0.2 * pos
+        return self.emb_trans_v2(base)
+
+    def pert_branch(self) -> torch.Tensor:
+        """``[P, H]`` perturbation embeddings, once per batch."""
+        ids = torch.arange(self.n_perts, device=self.pert_emb.weight.device)
+        emb = self.pert_emb(ids)
+        if self.has_go:
+            for i, layer in enumerate(self.sim_layers):
+                emb = layer(emb, self.go_index, self.go_weight)
+                if i < len(self.sim_layers) - 1:
+                    emb = emb.relu()
+        return emb
+
+    def _fused(self, pert_global: torch.Tensor, pert_idx: torch.Tensor) -> torch.Tensor:
+        """``[U, H]``: the pert-fuse MLP of the summed embeddings (zero for control rows)."""
+        mask = pert_idx >= 0
+        summed = (pert_global[pert_idx.clamp_min(0)] * mask[..., None]).sum(1)
+        has_pert = mask.any(1)
+        fused = torch.zeros_like(summed)
+        if has_pert.any():
+            fused[has_pert] = _bn_safe(self.pert_fuse, summed[has_pert])
+        return fused
+
+    def _hidden(self, base: torch.Tensor, fused: torch.Tensor) -> torch.Tensor:
+        """``[U*G, H]``: every gene's embedding plus its condition's, normalised."""
+        U, (G, H) = fused.shape[0], base.shape
+        x = base[None, :, :] + fused[:, None, :]
+        return torch.relu(self.bn_pert_base(x.reshape(U * G, H)))
+
+    def decode(self, base: torch.Tensor, pert_global: torch.Tensor, pert_idx: torch.Tensor) -> dict:
+        """GEARS's network for each condition row: ``{'delta': [U, G]}`` (+ ``'logvar'``)."""
+        U, G, H = pert_idx.shape[0], self.n_genes, self.hidden
+        x = self._hidden(base, self._fused(pert_global, pert_idx))
+        h3 = self.recovery_w(x).reshape(U, G, H)
+        if self.decoder == "gene_specific":
+            out = (h3 * self.indv_w1[None, :, :, 0]).sum(-1) + self.indv_b1[:, 0]  # [U, G]
+            cross = _bn_safe(self.cross_gene_state, out)  # [U, H]
+            w2 = self.indv_w2[0]  # [G, H+1]: concatenating [out, cross] and weighting per gene
+            delta = out * w2[:, 0] + cross @ w2[:, 1:].T + self.indv_b2
+        else:
+            delta = self.shared_out(h3).squeeze(-1)
+        result = {"delta": delta}
+        if self.uncertainty:
+            result["logvar"] = self.uncertainty_w(x).reshape(U, G)
+        return result
+
+    def forward(self, pert_idx: torch.Tensor, single_rows: torch.Tensor | None = None) -> dict:
+        base = self.gene_branch()
+        pert_global = self.pert_branch()
+        if self.singles == "none":
+            return self.decode(base, pert_global, pert_idx)
+        U, dev = pert_idx.shape[0], pert_idx.device
+        mask = pert_idx >= 0
+        if single_rows is None or self.singles == "predicted":
+            single_rows = torch.full_like(pert_idx, PAD)
+        measured = mask & (single_rows >= 0)
+        # network singles, once per distinct gene that needs one
+        need = mask & ~measured
+        genes, inverse = torch.unique(pert_idx[need], return_inverse=True)
+        part = torch.zeros(U, 2, self.n_genes, device=dev)
+        if len(genes):
+            singles = torch.full((len(genes), 2), PAD, dtype=torch.long, device=dev)
+            singles[:, 0] = genes
+            part[need] = self.decode(base, pert_global, singles)["delta"][inverse]
+        if measured.any():
+            part[measured] = self.single_delta[single_rows[measured]]
+        delta = part.sum(1)
+        double = mask.all(1)
+        if double.any():
+            pair = pert_idx[double]
+            za = self.pair_mlp(pert_global[pair[:, 0]])
+            zb = self.pair_mlp(pert_global[pair[:, 1]])
+            delta[double] = delta[double] + self.interaction(za * zb) @ base.T
+        result = {"delta": delta}
+        if self.uncertainty:
+            x = self._hidden(base, self._fused(pert_global, pert_idx))
+            result["logvar"] = self.uncertainty_w(x).reshape(U, self.n_genes)
+        return result
+
+
+@register_model("priorgnn")
+class PriorGNN(PerturbationModel):
+    """User-facing PriorGNN (see the module docstring).
+
+    Hyperparameters
+    ---------------
+    hidden : 64; gene_layers, go_layers : 1 (SGConv layers per graph)
+    use_go, use_coexpression : whether to read each prior (False = that branch without a graph)
+    singles : ``'residual'`` (additive over measured-or-predicted singles plus a learned interaction),
+        ``'predicted'`` (the same over predicted singles only) or ``'none'`` (GEARS)
+    decoder : ``'gene_specific'`` (GEARS) or ``'shared'``
+    loss : ``'autofocus'`` (GEARS, γ = 2, plus a differentiable direction term) or ``'mse'``
+    direction_lambda : weight of the direction term (0.1, GEARS's default λ)
+    uncertainty : add a per-gene log-variance head (reported by :meth:`predict`)
+    allow_prior_free : predict genes that have no GO annotation and were never perturbed in
+        training, marking them ``prior_free`` (otherwise an error)
+    """
+
+    trainable = True
+    uses_priors = ("go", "coexpression")
+
+    def __init__(self, hidden: int = 64, gene_layers: int = 1, go_layers: int = 1, use_go: bool = True,
+                 use_coexpression: bool = True, singles: str = "residual", decoder: str = "gene_specific",
+                 loss: str = "autofocus", direction_lambda: float = 0.1, uncertainty: bool = False,
+                 allow_prior_free: bool = False, **kw) -> None:
+        if singles not in ("residual", "predicted", "none"):
+            raise ConfigError(f"priorgnn: singles must be 'residual', 'predicted' or 'none', not {singles!r}.")
+        if loss not in ("autofocus", "mse"):
+            raise ConfigError(f"priorgnn: loss must be 'autofocus' or 'mse', not {loss!r}.")
+        if decoder not in ("gene_specific", "shared"):
+            raise ConfigError(f"priorgnn: decoder must be 'gene_specific' or 'shared', not {decoder!r}.")
+        super().__init__(hidden=hidden, gene_layers=gene_layers, go_layers=go_layers, use_go=use_go,
+                         use_coexpression=use_coexpression, singles=singles, decoder=decoder, loss=loss,
+                         direction_lambda=direction_lambda, uncertainty=uncertainty,
+                         allow_prior_free=allow_prior_free, **kw)
+        self.net: PriorGNNModule | None = None
+
+    # -- vocabulary and graphs ------------------------------------------------------------------------
+    def _build(self, genes: list[str], pert_genes: list[str], coex, go, single_genes: list[str],
+               single_delta: np.ndarray, annotated: np.ndarray, trained_perts: set[str]) -> None:
+        self.genes = genes
+        self.pert_genes = pert_genes
+        self.pert_index = {g: i for i, g in enumerate(pert_genes)}
+        self.annotated = annotated
+        self.trained_perts = set(trained_perts)
+        self.single_genes = single_genes
+        self.single_row = {g: i for i, g in enumerate(single_genes)}
+        hp = self.hparams
+        self.net = PriorGNNModule(
+            len(genes), len(pert_genes), hidden=hp["hidden"],
+            coexpression=None if coex is None else (torch.as_tensor(coex[0]), torch.as_tensor(coex[1])),
+            go=None if go is None else (torch.as_tensor(go[0]), torch.as_tensor(go[1])),
+            gene_layers=hp["gene_layers"], go_layers=hp["go_layers"], decoder=hp["decoder"],
+            uncertainty=hp["uncertainty"], singles=hp["singles"],
+            single_pert_idx=torch.as_tensor([self.pert_index[g] for g in single_genes], dtype=torch.long),
+            single_delta=torch.as_tensor(single_delta, dtype=torch.float32),
+        )
+
+    def fit(self, data, split, *, graphs: PriorGraphs | None = None, train: TrainConfig | None = None):
+        from priorgnn.training.fit import train_delta_module
+
+        hp = self.hparams
+        graphs = graphs or PriorGraphs()
+        self._remember_data(data, split)
+        genes = list(self.genes)
+        go_graph = graphs.go if hp["use_go"] else None
+        coex_graph = graphs.coexpression if hp["use_coexpression"] else None
+        if hp["use_go"] and graphs.go is None:
+            raise GraphError("priorgnn: use_go=True but no GO graph was given. Build one "
+                             "(python -m knowledge build-go) or set use_go=False.")
+        if hp["use_coexpression"] and graphs.coexpression is None:
+            raise GraphError("priorgnn: use_coexpression=True but no co-expression graph was given. "
+                             "Build one (python -m knowledge build-coexpression) or set use_coexpression=False.")
+        vocab = set(genes) | set(data.perturbed_genes)
+        if go_graph is not None:
+            vocab |= set(go_graph.genes)
+        pert_genes = sorted(vocab)
+        go_arrays, annotated = None, np.zeros(len(pert_genes), bool)
+        if go_graph is not None:
+            aligned, report = go_graph.align(pert_genes, self_loops=True)
+            go_arrays = (aligned.edge_index, aligned.edge_weight)
+            annotated = aligned.annotated()
+            self.fit_info["go_alignment"] = str(report)
+        coex_arrays = None
+        if coex_graph is not None:
+            aligned, report = coex_graph.align(genes, self_loops=True)
+            coex_arrays = (aligned.edge_index, aligned.edge_weight)
+            self.fit_info["coexpression_alignment"] = str(report)
+        train_genes = {g for c in split.train for g in parse_condition(c)}
+        singles = {parse_condition(c)[0]: c for c in split.train if len(parse_condition(c)) == 1}
+        single_genes = sorted(singles) if hp["singles"] == "residual" else []
+        s = data.summaries
+        single_delta = (np.stack([s.delta(singles[g]) for g in single_genes]) if single_genes
+                        else np.zeros((0, len(genes))))
+        self._build(genes, pert_genes, coex_arrays, go_arrays, single_genes, single_delta, annotated, train_genes)
+        unannotated = sorted(g for g in train_genes if not annotated[self.pert_index[g]])
+        if go_graph is not None and unannotated:
+            log.warning("%d trained perturbation gene(s) have no GO annotation: %s", len(unannotated), unannotated[:10])
+
+        inputs = {name: self._encode_conditions(conds)
+                  for name, conds in (("train", split.train), ("val", split.val))}
+
+        def encode(split_name: str, rows: torch.Tensor):
+            enc = inputs[split_name]
+            return {k: v[rows] for k, v in enc.items()}
+
+        plan_kwargs = {"loss": hp["loss"], "direction_lambda": hp["direction_lambda"]}
+        self.fit_info["training"] = train_delta_module(self.net, encode, data, split, train, plan_kwargs)
+        return self
+
+    def _encode_conditions(self, conditions: Sequence[str]) -> dict[str, torch.Tensor]:
+        pert_idx = torch.full((len(conditions), 2), PAD, dtype=torch.long)
+        single_rows = torch.full((len(conditions), 2), PAD, dtype=torch.long)
+        for i, c in enumerate(conditions):
+            genes = parse_condition(c)
+            for j, g in enumerate(genes):
+                if g not in self.pert_index:
+                    raise GraphError(
+                        f"cannot predict {c!r}: gene {g!r} is not in the model's perturbation vocabulary "
+                        "(neither measured, perturbed in training, nor in the GO graph). Add it to the GO "
+                        "graph or choose another gene."
+                    )
+                pert_idx[i, j] = self.pert_index[g]
+                if len(genes) == 2 and g in self.single_row:  # singles are the network's own
+                    single_rows[i, j] = self.single_row[g]
+        return {"pert_idx": pert_idx, "single_rows": single_rows}
+
+    def _prior_free(self, conditions: Sequence[str]) -> list[bool]:
+        out = []
+        for c in conditions:
+            genes = parse_condition(c)
+            out.append(any(g not in self.trained_perts and not self.annotated[self.pert_index[g]]
+                           for g in genes if g in self.pert_index))
+        return out
+
+    def predict_delta(self, conditions: Sequence[str]) -> np.ndarray:
+        self._check_fitted()
+        conditions = list(conditions)
+        enc = self._encode_conditions(conditions)
+        free = self._prior_free(conditions)
+        if any(free) and not self.hparams["allow_prior_free"] and self.hparams["use_go"]:
+            bad = [c for c, f in zip(conditions, free) if f]
+            raise GraphError(
+                f"{len(bad)} condition(s) involve genes with no GO annotation that were never perturbed in "
+                f"training: {bad[:5]}. The model has no basis for them. Pass allow_prior_free=True "
+                "(CLI: --allow-prior-free) to predict them anyway, marked prior_free."
+            )
+        self.net.eval()
+        outs, logvars = [], []
+        with torch.no_grad():
+            for start in range(0, len(conditions), 64):
+                sl = slice(start, start + 64)
+                res = self.net(enc["pert_idx"][sl], enc["single_rows"][sl])
+                outs.append(res["delta"].double().numpy())
+                if "logvar" in res:
+                    logvars.append(res["logvar"].double().numpy())
+        self._last_logvar = np.concatenate(logvars) if logvars else None
+        return np.concatenate(outs) if outs else np.zeros((0, len(self.genes)))
+
+    def predict(self, conditions):
+        out = super().predict(conditions)
+        if self._last_logvar is not None:
+            out.layers["variance"] = np.exp(self._last_logvar).astype(np.float32)
+        return out
+
+    def _prediction_obs(self, conditions):
+        return {"prior_free": self._prior_free(conditions)}
+
+    # -- persistence ---------------------------------------------------------------------------------
+    def _state(self):
+        net = self.net
+        return {
+            "pert_genes": np.array(self.pert_genes, dtype=str),
+            "annotated": self.annotated,
+            "trained_perts": np.array(sorted(self.trained_perts), dtype=str),
+            "single_genes": np.array(self.single_genes, dtype=str),
+            "single_delta": net.single_delta.numpy(),
+            "go_index": net.go_index.numpy() if net.has_go else np.zeros((2, 0), np.int64),
+            "go_weight": net.go_weight.numpy() if net.has_go else np.zeros(0, np.float32),
+            "coex_index": net.coex_index.numpy() if net.has_coexpression else np.zeros((2, 0), np.int64),
+            "coex_weight": net.coex_weight.numpy() if net.has_coexpression else np.zeros(0, np.float32),
+            "has_go": np.array(net.has_go), "has_coexpression": np.array(net.has_coexpression),
+        }
+
+    def save(self, directory):
+        directory = super().save(directory)
+        from priorgnn._io import atomic_path
+
+        with atomic_path(Path(directory) / "weights.pt", ".pt") as tmp:
+            torch.save(self.net.state_dict(), tmp)
+        return directory
+
+    def _load_state(self, arrays, directory):
+        coex = (arrays["coex_index"], arrays["coex_weight"]) if bool(arrays["has_coexpression"]) else None
+        go = (arrays["go_index"], arrays["go_weight"]) if bool(arrays["has_go"]) else None
+        self._build(self.genes, [str(g) for g in arrays["pert_genes"]], coex, go,
+                    [str(g) for g in arrays["single_genes"]], arrays["single_delta"], arrays["annotated"],
+                    {str(g) for g in arrays["trained_perts"]})
+        try:
+            state = torch.load(Path(directory) / "weights.pt", map_location="cpu", weights_only=True)
+            self.net.load_state_dict(state)
+        except (RuntimeError, KeyError) as exc:
+            raise CheckpointError(f"{directory}: weights do not fit this PriorGNN configuration ({exc}).") from None
+        self.net.eval()
+
+    _last_logvar = None

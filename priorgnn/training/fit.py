@@ -1,0 +1,94 @@
+"""Run Lightning training for a delta-predicting module: checkpoints, early stopping, CSV log, resume."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger
+
+from priorgnn.errors import CheckpointError
+from priorgnn.models.base import TrainConfig
+from priorgnn.training.plan import ConditionDataModule, PerturbationTrainingPlan
+from priorgnn.training.targets import ConditionTargets
+
+log = logging.getLogger(__name__)
+
+__all__ = ["train_delta_module", "load_checkpoint_weights"]
+
+
+def load_checkpoint_weights(path: str | Path, prefix: str = "net.") -> dict[str, torch.Tensor]:
+    """The ``net`` weights of a Lightning checkpoint, read with ``torch.load(weights_only=True)``."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc}).") from None
+    state = ckpt.get("state_dict", ckpt)
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def train_delta_module(net: torch.nn.Module, encode, data, split, train: TrainConfig | None,
+                       plan_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Train ``net`` on ``split.train`` with model selection on ``split.val``; load the best weights.
+
+    Checkpoints (``best.ckpt``, ``last.ckpt``) and the CSV training curve go to
+    ``train.run_dir`` (a temporary folder if unset). ``train.resume`` continues from a checkpoint.
+    Returns a summary (epochs run, best score, paths).
+    """
+    train = train or TrainConfig()
+    pl.seed_everything(train.seed, workers=True, verbose=False)
+    targets_train = ConditionTargets.from_data(data, split.train)
+    targets_val = ConditionTargets.from_data(data, split.val) if split.val else None
+    dm = ConditionDataModule(targets_train, targets_val, batch_size=train.batch_size, seed=train.seed)
+    plan = PerturbationTrainingPlan(net, encode, lr=train.lr, weight_decay=train.weight_decay,
+                                    seed=train.seed, **plan_kwargs)
+    tmp = None
+    if train.run_dir is None:
+        tmp = tempfile.mkdtemp(prefix="priorgnn-train-")
+    run_dir = Path(train.run_dir or tmp)
+    ckpt_dir = run_dir / "checkpoints"
+    monitor, mode = ("val_mse_top20_de", "min") if targets_val is not None else ("train_loss", "min")
+    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode=mode,
+                                 save_last=True, save_top_k=1, enable_version_counter=False)
+    callbacks: list = [checkpoint]
+    if train.patience and train.patience > 0:
+        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=train.patience))
+    if train.progress_bar:
+        callbacks.append(TQDMProgressBar(refresh_rate=1))
+    logger = CSVLogger(save_dir=str(run_dir), name="", version="logs")
+    trainer = pl.Trainer(
+        max_epochs=train.max_epochs, max_steps=train.max_steps, accelerator=train.accelerator,
+        devices=train.devices, callbacks=callbacks, logger=logger, deterministic=True,
+        enable_progress_bar=train.progress_bar, enable_model_summary=False, log_every_n_steps=1,
+        num_sanity_val_steps=0, default_root_dir=str(run_dir),
+    )
+    resume = train.resume
+    if resume is not None and not Path(resume).exists():
+        raise CheckpointError(f"cannot resume: {resume} does not exist.")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        trainer.fit(plan, datamodule=dm, ckpt_path=resume, weights_only=True)
+    best = checkpoint.best_model_path or checkpoint.last_model_path
+    if best and Path(best).exists():
+        net.load_state_dict(load_checkpoint_weights(best))
+    net.eval()
+    metrics_csv = run_dir / "logs" / "metrics.csv"
+    summary = {
+        "epochs": int(trainer.current_epoch), "global_steps": int(trainer.global_step),
+        "monitor": monitor,
+        "best_score": float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None,
+        "best_checkpoint": os.path.relpath(best, run_dir) if best and tmp is None else None,
+        "metrics_csv": os.path.relpath(metrics_csv, run_dir) if metrics_csv.exists() and tmp is None else None,
+    }
+    if tmp is not None:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return summary
