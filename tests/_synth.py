@@ -18,9 +18,11 @@ def synth_counts(
     ctrl_cells: int = 120,
     seed: int = 0,
     effect: float = 3.0,
+    shared_gene: int | None = None,
 ) -> ad.AnnData:
     """Poisson counts. Perturbing gene ``Gk`` multiplies gene ``k`` by ``effect`` and gene ``k+10`` by
-    ``1/effect``; a double multiplies both genes' effects (additive in log space before noise)."""
+    ``1/effect``; a double multiplies both genes' effects (additive in log space before noise).
+    ``shared_gene``: every perturbation also multiplies that gene by 4 (a systematic response)."""
     rng = np.random.default_rng(seed)
     genes = [f"G{i}" for i in range(n_genes)]
     base = rng.uniform(2, 20, n_genes)
@@ -32,6 +34,8 @@ def synth_counts(
             k = int(g[1:])
             r[k] *= effect
             r[(k + 10) % n_genes] /= effect
+        if shared_gene is not None:
+            r[shared_gene] *= 4
         rates.append(np.tile(r, (cells, 1)))
         conds += [make_condition(combo)] * cells
     lam = np.vstack(rates)

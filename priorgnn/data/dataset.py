@@ -15,6 +15,7 @@ content:
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -75,10 +76,13 @@ def rank_de_genes(adata: ad.AnnData, conditions: list[str], method: str = "t-tes
         return {"rank": rank, "scores": scores, "logfc": logfc, "pvals_adj": padj}
     tmp = ad.AnnData(X=adata.X, obs=adata.obs[["condition"]].copy(), var=pd.DataFrame(index=genes))
     tmp.uns["log1p"] = {"base": None}
-    sc.tl.rank_genes_groups(
-        tmp, groupby="condition", reference=CTRL, groups=pert, rankby_abs=True, n_genes=G,
-        use_raw=False, method=method,
-    )
+    with warnings.catch_warnings():
+        # scanpy fills its result frame column by column; pandas warns about fragmentation
+        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+        sc.tl.rank_genes_groups(
+            tmp, groupby="condition", reference=CTRL, groups=pert, rankby_abs=True, n_genes=G,
+            use_raw=False, method=method,
+        )
     res = tmp.uns["rank_genes_groups"]
     row_of = {c: i for i, c in enumerate(conditions)}
     for cond in res["names"].dtype.names:

@@ -292,6 +292,8 @@ class PriorGNN(PerturbationModel):
 
         hp = self.hparams
         graphs = graphs or PriorGraphs()
+        train = train or TrainConfig()
+        torch.manual_seed(train.seed)  # the initial weights depend on the seed only
         self._remember_data(data, split)
         genes = list(self.genes)
         go_graph = graphs.go if hp["use_go"] else None

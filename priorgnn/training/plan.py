@@ -131,13 +131,15 @@ class PerturbationTrainingPlan(pl.LightningModule):
     def __init__(self, net: torch.nn.Module, encode: Callable[[str, torch.Tensor], dict[str, Any]], *,
                  loss: str = "autofocus", gamma: int = 2, direction_lambda: float = 0.1,
                  direction_tau: float = 0.1, uncertainty_lambda: float = 1.0, lr: float = 1e-3,
-                 weight_decay: float = 5e-4, lr_patience: int = 5, seed: int = 0) -> None:
+                 weight_decay: float = 5e-4, lr_schedule: str = "none", lr_patience: int = 20,
+                 seed: int = 0) -> None:
         super().__init__()
         self.net = net
         self.encode = encode
         self.loss_kwargs = dict(gamma=0 if loss == "mse" else gamma, direction_lambda=direction_lambda,
                                 direction_tau=direction_tau, uncertainty_lambda=uncertainty_lambda)
-        self.lr, self.weight_decay, self.lr_patience, self.seed = lr, weight_decay, lr_patience, seed
+        self.lr, self.weight_decay, self.seed = lr, weight_decay, seed
+        self.lr_schedule, self.lr_patience = lr_schedule, lr_patience
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         return self.net(**self.encode(batch["split"], batch["rows"]))
@@ -181,7 +183,9 @@ class PerturbationTrainingPlan(pl.LightningModule):
 
     def configure_optimizers(self):
         opt = torch.optim.Adam(self.net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        if not self.trainer.val_dataloaders:
+        # An epoch here is one pass over the training *conditions* (a few optimiser steps), so a
+        # schedule in epochs decays far faster than GEARS's per-epoch halving over thousands of cells.
+        if self.lr_schedule == "none" or not self.trainer.val_dataloaders:
             return opt
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=self.lr_patience)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_mse_top20_de"}}
