@@ -65,12 +65,12 @@ class PriorGraphs:
 class TrainConfig:
     """Options of gradient-trained models; baselines ignore them."""
 
-    max_epochs: int = 20
+    max_epochs: int = 200
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 5e-4
     seed: int = 0
-    patience: int = 5
+    patience: int = 20
     accelerator: str = "cpu"
     devices: int | str = 1
     num_workers: int = 0

@@ -12,12 +12,13 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from priorgnn.errors import CheckpointError
 from priorgnn.models.base import TrainConfig
 from priorgnn.training.plan import ConditionDataModule, PerturbationTrainingPlan
+from priorgnn.training.progress import EpochProgressBar
 from priorgnn.training.targets import ConditionTargets
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def train_delta_module(net: torch.nn.Module, encode, data, split, train: TrainCo
     if train.patience and train.patience > 0:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=train.patience))
     if train.progress_bar:
-        callbacks.append(TQDMProgressBar(refresh_rate=1))
+        callbacks.append(EpochProgressBar())
     logger = CSVLogger(save_dir=str(run_dir), name="", version="logs")
     trainer = pl.Trainer(
         max_epochs=train.max_epochs, max_steps=train.max_steps, accelerator=train.accelerator,

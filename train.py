@@ -1,0 +1,201 @@
+#!/usr/bin/env python
+"""Train a perturbation-outcome model and write a run directory; or predict with a trained run.
+
+    python train.py                                   # simulate the demo data, train PriorGNN
+    python train.py --model additive --data my.h5ad --go-obo go-basic.obo --go-gaf goa_human.gaf.gz
+    python train.py --config run.yaml --out runs/x    # options from YAML; flags override them
+    python train.py --out runs/x --resume             # continue an interrupted run
+    python train.py predict RUN --conditions "A+B,C+ctrl"
+    python train.py predict RUN --all-pairs "A,B,C,D" # every pair, plus a table of interactions
+
+Run ``python train.py --help`` or ``python train.py predict --help`` for every option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from priorgnn.cli import parse_key_values, run_main, setup_logging
+
+
+def _train_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="train.py", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train a model on a data set and split; write a run directory "
+                    "(config, split, priors, checkpoints, training curve, test predictions).\n"
+                    "Subcommand: `train.py predict RUN ...` predicts conditions with a trained run.",
+        epilog="With no options: simulate (or reuse) the built-in demo data and train PriorGNN.",
+    )
+    p.add_argument("--config", help="YAML config (keys as in priorgnn.pipeline.RunConfig); flags override it")
+    g = p.add_argument_group("data")
+    g.add_argument("--data", help="simulator preset (demo, norman), simulation folder, .h5ad path, or a "
+                                  "downloaded data set name (default: demo)")
+    g.add_argument("--data-seed", type=int, help="simulation seed (default 0)")
+    g.add_argument("--sim-dir", help="where a simulated data set is written (default runs/sim/PRESET-seedN)")
+    g.add_argument("--sim-set", action="append", metavar="KEY=VALUE", help="simulator option override")
+    g.add_argument("--normalize", action="store_true", default=None,
+                   help="raw counts given: apply normalize_total + log1p")
+    g.add_argument("--n-top-genes", type=int, help="keep this many highly variable genes (+ perturbed genes)")
+    g.add_argument("--style", choices=["auto", "gears", "scperturb"], help="AnnData layout (default auto)")
+    g.add_argument("--condition-column", help="GEARS-style obs column (default condition)")
+    g.add_argument("--perturbation-column", help="scPerturb-style obs column (default perturbation)")
+    g.add_argument("--separator", help="scPerturb gene separator (default _)")
+    g.add_argument("--control-label", help="scPerturb control label (default control)")
+    g.add_argument("--layer", help="use this AnnData layer as expression")
+    g.add_argument("--drop-small-conditions", action="store_true", default=None,
+                   help="drop conditions with fewer than 2 cells (logged) instead of failing")
+    g.add_argument("--allow-unmeasured-perturbations", action="store_true", default=None,
+                   help="allow perturbed genes absent from the measured genes")
+    g = p.add_argument_group("split")
+    g.add_argument("--split", choices=["simulation", "combo", "random"], help="split kind (default simulation)")
+    g.add_argument("--split-seed", type=int, help="split seed (default 1)")
+    g.add_argument("--split-file", help="use a saved split (split.json)")
+    g.add_argument("--split-set", action="append", metavar="KEY=VALUE",
+                   help="split option, e.g. train_gene_frac=0.75, test_frac=0.5")
+    g = p.add_argument_group("model")
+    g.add_argument("--model", help="registered model name (default priorgnn); see --list-models")
+    g.add_argument("--model-set", action="append", metavar="KEY=VALUE",
+                   help="model hyperparameter, e.g. hidden=64, singles=none, loss=mse")
+    g.add_argument("--list-models", action="store_true", help="list registered models and exit")
+    g = p.add_argument_group("priors")
+    g.add_argument("--go", help="GO graph: auto (from annotations / the simulation), none, or a saved graph .npz")
+    g.add_argument("--go-obo", help="GO ontology (OBO)")
+    g.add_argument("--go-gaf", help="gene annotations (GAF)")
+    g.add_argument("--go-gene2go", help="GEARS's gene2go_all.pkl (read with a restricted unpickler)")
+    g.add_argument("--go-tsv", help="gene<TAB>GO-id table")
+    g.add_argument("--go-propagate", action="store_true", default=None, help="propagate annotations to ancestors")
+    g.add_argument("--go-degrade", metavar="OP[:FRAC]",
+                   help="degrade the GO graph: dropout:0.5, rewire, permute, random, empty")
+    g.add_argument("--go-degrade-seed", type=int)
+    g.add_argument("--coexpression", help="co-expression graph: auto (training cells), none, or a saved graph .npz")
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int, dest="max_epochs", help="maximum epochs (one epoch = every training condition once)")
+    g.add_argument("--batch-size", type=int, help="conditions per batch (default 32)")
+    g.add_argument("--lr", type=float)
+    g.add_argument("--weight-decay", type=float)
+    g.add_argument("--patience", type=int, help="early-stopping patience in epochs (0: off)")
+    g.add_argument("--seed", type=int, help="training seed (default 0)")
+    g.add_argument("--accelerator", help="Lightning accelerator (cpu, gpu, auto)")
+    g.add_argument("--devices", help="Lightning devices (e.g. 1, 4, auto)")
+    g.add_argument("--max-steps", type=int)
+    g = p.add_argument_group("output")
+    g.add_argument("--out", help="run directory (default runs/DATA-MODEL-SPLIT-sSEED)")
+    g.add_argument("--name", help="run name")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g.add_argument("-q", "--quiet", action="store_true", help="warnings only")
+    g.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def _predict_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="train.py predict",
+        description="Predict mean expression (and delta from control) for conditions with a trained run. "
+                    "Writes an AnnData (.h5ad, delta in layers['delta']) and a CSV of deltas.",
+    )
+    p.add_argument("run", help="run directory written by train.py")
+    p.add_argument("--conditions", help='comma-separated, e.g. "A+B,C+ctrl"')
+    p.add_argument("--conditions-file", help="one condition per line")
+    p.add_argument("--all-pairs", metavar="GENES", help="comma-separated genes: predict every single and pair, "
+                                                       "and write a table of the top predicted interactions")
+    p.add_argument("--top", type=int, default=50, help="rows of the interaction table (default 50)")
+    p.add_argument("--out", help="output folder (default RUN/predictions)")
+    p.add_argument("--name", default="predict", help="output file stem (default predict)")
+    p.add_argument("--allow-prior-free", action="store_true",
+                   help="predict genes without GO annotation that were never perturbed, marked prior_free")
+    p.add_argument("--debug", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    return p
+
+
+def _config(args):
+    from priorgnn.pipeline import RunConfig
+
+    cfg = RunConfig.from_yaml(args.config) if args.config else RunConfig()
+    for key in ("data", "data_seed", "sim_dir", "split_file", "model", "out", "name"):
+        value = getattr(args, key)
+        if value is not None:
+            setattr(cfg, key, value)
+    cfg.simulate.update(parse_key_values(args.sim_set, "--sim-set"))
+    for key in ("normalize", "n_top_genes", "style", "condition_column", "perturbation_column", "separator",
+                "control_label", "layer", "drop_small_conditions", "allow_unmeasured_perturbations"):
+        value = getattr(args, key)
+        if value is not None:
+            cfg.load[key] = value
+    if args.split is not None:
+        cfg.split["kind"] = args.split
+    if args.split_seed is not None:
+        cfg.split["seed"] = args.split_seed
+    cfg.split.update(parse_key_values(args.split_set, "--split-set"))
+    cfg.model_options.update(parse_key_values(args.model_set, "--model-set"))
+    for key in ("go", "go_obo", "go_gaf", "go_gene2go", "go_tsv", "go_propagate", "go_degrade",
+                "go_degrade_seed", "coexpression"):
+        value = getattr(args, key)
+        if value is not None:
+            cfg.priors[key] = value
+    for key in ("max_epochs", "batch_size", "lr", "weight_decay", "patience", "seed", "accelerator",
+                "max_steps"):
+        value = getattr(args, key)
+        if value is not None:
+            cfg.train[key] = value
+    if args.devices is not None:
+        cfg.train["devices"] = int(args.devices) if args.devices.isdigit() else args.devices
+    if args.no_progress:
+        cfg.train["progress_bar"] = False
+    return cfg
+
+
+def main_train(argv: list[str]) -> int:
+    args = _train_parser().parse_args(argv)
+    setup_logging(-1 if args.quiet else 0, args.debug)
+
+    def run() -> int:
+        from priorgnn.models import available_models
+        from priorgnn.pipeline import train_run
+
+        if args.list_models:
+            print("\n".join(available_models()))
+            return 0
+        cfg = _config(args)
+        run_ = train_run(cfg, overwrite=args.overwrite, resume=args.resume, progress=not args.no_progress)
+        info = run_.info
+        print(f"run written to {run_.path}  (model {info['model']}, {info['timings']['total_s']:.1f} s)")
+        print(f"evaluate it with: python evaluate.py {run_.path}")
+        return 0
+
+    return run_main(run, args.debug)
+
+
+def main_predict(argv: list[str]) -> int:
+    args = _predict_parser().parse_args(argv)
+    setup_logging(-1 if args.quiet else 0, args.debug)
+
+    def run() -> int:
+        from priorgnn.pipeline import parse_conditions, predict_run
+
+        conds = parse_conditions(args.conditions, args.conditions_file, args.all_pairs)
+        written = predict_run(args.run, conds, out=args.out, name=args.name,
+                              allow_prior_free=args.allow_prior_free, interactions=bool(args.all_pairs),
+                              top=args.top)
+        print(f"predicted {len(conds)} condition(s):")
+        for kind, path in written.items():
+            print(f"  {kind}: {path}")
+        return 0
+
+    return run_main(run, args.debug)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "predict":
+        return main_predict(argv[1:])
+    if argv and argv[0] == "train":
+        argv = argv[1:]
+    return main_train(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
