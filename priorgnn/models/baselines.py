@@ -87,7 +87,10 @@ class Additive(PerturbationModel):
 
     @property
     def _index(self) -> dict[str, int]:
-        return {g: i for i, g in enumerate(self.single_genes)}
+        if getattr(self, "_index_genes", None) is not self.single_genes:
+            self._index_cache = {g: i for i, g in enumerate(self.single_genes)}
+            self._index_genes = self.single_genes
+        return self._index_cache
 
     def _fallbacks(self, conditions):
         idx = self._index
