@@ -70,6 +70,7 @@ def train_delta_module(net: torch.nn.Module, encode, data, split, train: TrainCo
         devices=train.devices, callbacks=callbacks, logger=logger, deterministic=True,
         enable_progress_bar=train.progress_bar, enable_model_summary=False, log_every_n_steps=1,
         num_sanity_val_steps=0, default_root_dir=str(run_dir),
+        limit_val_batches=1.0 if targets_val is not None else 0,
     )
     resume = train.resume
     if resume is not None and not Path(resume).exists():

@@ -111,9 +111,9 @@ class ConditionDataModule(pl.LightningDataModule):
                           collate_fn=self._collate(self._train, "train"))
 
     def val_dataloader(self) -> DataLoader | list:
-        if self._val is None:
-            return []
-        n = len(self.val_targets.conditions)
+        n = len(self.val_targets.conditions) if self._val is not None else 0
+        if n == 0:
+            return DataLoader(_Rows(0))
         return DataLoader(_Rows(n), batch_size=n, shuffle=False, collate_fn=self._collate(self._val, "val"))
 
 
