@@ -156,3 +156,11 @@ def test_resume_continues_where_it_stopped(demo, tmp_path):
         max_epochs=6, run_dir=str(tmp_path / "b"), resume=str(tmp_path / "b/checkpoints/last.ckpt"), **cfg))
     assert resumed.fit_info["training"]["global_steps"] == full.fit_info["training"]["global_steps"]
     np.testing.assert_allclose(resumed.predict_delta(split.test), full.predict_delta(split.test), atol=1e-6)
+    import pandas as pd
+
+    a = pd.read_csv(tmp_path / "a/logs/metrics.csv")
+    b = pd.read_csv(tmp_path / "b/logs/metrics.csv")
+    # the resumed curve holds each epoch once and equals the uninterrupted one
+    cols = ["epoch", "val_mse_top20_de"]
+    pd.testing.assert_frame_equal(a[cols].dropna().reset_index(drop=True), b[cols].dropna().reset_index(drop=True),
+                                  rtol=1e-6)

@@ -13,10 +13,10 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
 
 from priorgnn.errors import CheckpointError
 from priorgnn.models.base import TrainConfig
+from priorgnn.training.io import AtomicCheckpointIO, AtomicCSVLogger
 from priorgnn.training.plan import ConditionDataModule, PerturbationTrainingPlan
 from priorgnn.training.progress import EpochProgressBar
 from priorgnn.training.targets import ConditionTargets
@@ -64,17 +64,23 @@ def train_delta_module(net: torch.nn.Module, encode, data, split, train: TrainCo
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=train.patience))
     if train.progress_bar:
         callbacks.append(EpochProgressBar())
-    logger = CSVLogger(save_dir=str(run_dir), name="", version="logs")
+    resume = train.resume
+    if resume is not None and not Path(resume).exists():
+        raise CheckpointError(f"cannot resume: {resume} does not exist.")
+    resume_epoch = None
+    if resume is not None:
+        ckpt = torch.load(resume, map_location="cpu", weights_only=True)
+        # the checkpoint of a completed epoch e stores epoch e; rows after it are recomputed
+        resume_epoch = int(ckpt.get("epoch", -1))
+        del ckpt
+    logger = AtomicCSVLogger(run_dir / "logs", resume_from_epoch=resume_epoch)
     trainer = pl.Trainer(
         max_epochs=train.max_epochs, max_steps=train.max_steps, accelerator=train.accelerator,
         devices=train.devices, callbacks=callbacks, logger=logger, deterministic=True,
         enable_progress_bar=train.progress_bar, enable_model_summary=False, log_every_n_steps=1,
         num_sanity_val_steps=0, default_root_dir=str(run_dir),
-        limit_val_batches=1.0 if targets_val is not None else 0,
+        limit_val_batches=1.0 if targets_val is not None else 0, plugins=[AtomicCheckpointIO()],
     )
-    resume = train.resume
-    if resume is not None and not Path(resume).exists():
-        raise CheckpointError(f"cannot resume: {resume} does not exist.")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
