@@ -1,0 +1,129 @@
+"""The report's opening summary, generated from the numbers.
+
+For each subgroup and headline metric: which model is best, and whether the best model's difference
+from the ``additive`` baseline is supported by the data (the paired bootstrap 95% CI of the mean
+difference excludes 0 *and* the Wilcoxon signed-rank p is below 0.05), with the noise ceiling for
+scale. When ``additive`` itself is best, the best non-baseline model's difference from it is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from priorgnn.metrics.evaluation import BASELINE_ORDER
+from priorgnn.metrics.registry import get_metric
+from priorgnn.metrics.stats import REFERENCE_ROWS, SUBGROUP_ORDER
+from priorgnn.report.tables import fmt, fmt_p
+
+__all__ = ["best_models", "summary_lines", "verdict"]
+
+
+def best_models(result, metric: str, *, reference: str = "observed") -> dict[str, tuple[str, float]]:
+    """Subgroup → (best model, its mean) for ``metric`` (limits excluded). Tied models are joined
+    with ``' = '`` in report order."""
+    spec = get_metric(metric)
+    s = result.summary
+    s = s[(s["metric"] == metric) & (s["reference"] == reference) & ~s["model"].isin(REFERENCE_ROWS)]
+    out = {}
+    order = {m: i for i, m in enumerate(result.models)}
+    for sg, part in s.groupby("subgroup", sort=False):
+        part = part.assign(_o=part["model"].map(order).fillna(len(order))).sort_values("_o", kind="stable")
+        idx = spec.best_indices(part["mean"].to_numpy(dtype=float))
+        if idx:
+            names = [str(part.iloc[i]["model"]) for i in idx]
+            out[sg] = (" = ".join(names), float(part.iloc[idx[0]]["mean"]))
+    return out
+
+
+def verdict(row, alpha: float = 0.05) -> str:
+    """From a comparison row (oriented Δ): ``'better'`` / ``'worse'`` when the CI excludes 0 and the
+    Wilcoxon p < ``alpha``; ``'inconclusive'`` when only one of the two says so;
+    ``'indistinguishable'`` when neither does."""
+    lo, hi, p = row["diff_ci_lo"], row["diff_ci_hi"], row["p_value"]
+    ci_pos = bool(np.isfinite(lo) and lo > 0)
+    ci_neg = bool(np.isfinite(hi) and hi < 0)
+    sig = bool(np.isfinite(p) and p < alpha)
+    if sig and ci_pos:
+        return "better"
+    if sig and ci_neg:
+        return "worse"
+    if sig or ci_pos or ci_neg:
+        return "inconclusive"
+    return "indistinguishable"
+
+
+def _cmp_text(row) -> str:
+    return (f"Δ = {fmt(row['mean_diff'])} (95% CI [{fmt(row['diff_ci_lo'])}, {fmt(row['diff_ci_hi'])}], "
+            f"Wilcoxon p = {fmt_p(row['p_value'])}, {row['wins']}/{row['losses']}/{row['ties']} "
+            "wins/losses/ties over conditions)")
+
+
+def _comparison(result, model: str, baseline: str, metric: str, subgroup: str, reference: str):
+    c = result.comparisons
+    c = c[(c["model"] == model) & (c["baseline"] == baseline) & (c["metric"] == metric)
+          & (c["subgroup"] == subgroup) & (c["reference"] == reference)]
+    return None if c.empty else c.iloc[0]
+
+
+def summary_lines(result, metrics: Sequence[str], *, reference: str = "observed") -> list[str]:
+    """Markdown bullet lines: per subgroup, the best model per headline metric and the verdict
+    against ``additive``."""
+    lines = []
+    s = result.summary[result.summary["reference"] == reference]
+    present = list(dict.fromkeys(s["subgroup"]))
+    subgroups = [g for g in SUBGROUP_ORDER if g in present] + [g for g in present if g not in SUBGROUP_ORDER]
+    limit = "ceiling" if reference == "observed" else "observed_data"
+    has_additive = "additive" in result.models
+    learned = [m for m in result.models if m not in BASELINE_ORDER]
+    for sg in subgroups:
+        part = s[s["subgroup"] == sg]
+        n = int(part["n_conditions"].max()) if len(part) else 0
+        seeds = int(part["n_seeds"].max()) if len(part) else 0
+        bits = []
+        for metric in metrics:
+            spec = get_metric(metric)
+            best = best_models(result, metric, reference=reference).get(sg)
+            if best is None:
+                continue
+            model, mean = best
+            tied = " = " in model
+            model_txt = " = ".join(f"`{m}`" for m in model.split(" = "))
+            arrow = "higher" if spec.higher_is_better else "lower"
+            txt = f"{spec.label} ({arrow} is better): best {model_txt} {fmt(mean)}" + (" (tied)" if tied else "")
+            lim = part[(part["model"] == limit) & (part["metric"] == metric)]
+            if len(lim) and np.isfinite(lim["mean"].iloc[0]):
+                txt += f" ({'ceiling' if limit == 'ceiling' else 'observed data'} {fmt(lim['mean'].iloc[0])})"
+            first = model.split(" = ")[0]
+            if has_additive and "additive" not in model.split(" = "):
+                row = _comparison(result, first, "additive", metric, sg, reference)
+                if row is not None:
+                    v = verdict(row)
+                    word = {"better": "better than `additive`", "worse": "worse than `additive`",
+                            "inconclusive": "not clearly different from `additive` (CI and test disagree)",
+                            "indistinguishable": "not distinguishable from `additive`"}[v]
+                    txt += f"; {word}: {_cmp_text(row)}"
+            elif has_additive and learned:
+                cands = {m: part[(part["model"] == m) & (part["metric"] == metric)]["mean"] for m in learned}
+                cands = {m: float(v.iloc[0]) for m, v in cands.items() if len(v) and np.isfinite(v.iloc[0])}
+                if cands:
+                    names = list(cands)
+                    i = spec.best_index([cands[m] for m in names])
+                    other = names[i]
+                    row = _comparison(result, other, "additive", metric, sg, reference)
+                    if row is not None:
+                        v = verdict(row)
+                        word = {"better": "better than it", "worse": "worse than it",
+                                "inconclusive": "not clearly different from it (CI and test disagree)",
+                                "indistinguishable": "not distinguishable from it"}[v]
+                        txt += f"; the best learned model, `{other}`, is {word}: {_cmp_text(row)}"
+            bits.append(txt)
+        if bits:
+            head = f"**{sg}** ({n} condition-seed pairs, {seeds} seed{'s' if seeds != 1 else ''})"
+            lines.append(f"- {head}:")
+            lines.extend(f"  - {b}." for b in bits)
+            if n < 10:
+                lines.append(f"  - Only {n} condition-seed pair{'s' if n != 1 else ''}: intervals are wide or "
+                             "missing and the test has little power.")
+    return lines
