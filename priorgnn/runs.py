@@ -146,7 +146,13 @@ class Run:
     def model(self):
         from priorgnn.models.base import load_model
 
-        return load_model(self.path / "model")
+        model = load_model(self.path / "model")
+        if model.name != self.model_name:
+            raise CheckpointError(
+                f"{self.path}: run.json names model {self.model_name!r} but model/ holds a {model.name!r} "
+                "model (copied from another run?). Restore the run's own model folder or re-train."
+            )
+        return model
 
     def simulation(self):
         """The simulation the data came from, or ``None`` for real data."""

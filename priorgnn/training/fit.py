@@ -84,7 +84,17 @@ def train_delta_module(net: torch.nn.Module, encode, data, split, train: TrainCo
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-        trainer.fit(plan, datamodule=dm, ckpt_path=resume, weights_only=True)
+        try:
+            trainer.fit(plan, datamodule=dm, ckpt_path=resume, weights_only=True)
+        except (RuntimeError, KeyError) as exc:
+            if resume is None or not any(s in str(exc) for s in ("state_dict", "size mismatch", "Missing key",
+                                                                   "Unexpected key")):
+                raise
+            raise CheckpointError(
+                f"the checkpoint {resume} does not fit this model: it was written by another model or "
+                f"configuration ({str(exc).splitlines()[0][:200]}). Resume with the run's own config.yaml "
+                "unchanged, or start a new run."
+            ) from None
     best = checkpoint.best_model_path or checkpoint.last_model_path
     if best and Path(best).exists():
         net.load_state_dict(load_checkpoint_weights(best))
