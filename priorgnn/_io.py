@@ -37,12 +37,24 @@ __all__ = [
 ]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fresh_file_mode(fd: int) -> None:
+    """mkstemp creates files readable by the owner only; give them the usual mode (0666 & ~umask)."""
+    os.fchmod(fd, 0o666 & ~_umask())
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
     """Open a temporary file beside ``path``; rename it over ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    _fresh_file_mode(fd)
     try:
         with os.fdopen(fd, mode, **kwargs) as fh:
             yield fh
@@ -65,6 +77,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix if suffix is None else suffix
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{suffix}")
+    _fresh_file_mode(fd)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -244,3 +244,21 @@ def test_summaries_cached_and_verified(tmp_path, monkeypatch):
     again = from_anndata(synth_lognorm()).summaries.means
     np.testing.assert_array_equal(first, again)
     assert _cache.cache_load("summaries", files[0].stem) is not None
+
+
+def test_atomic_writes_leave_no_partial_file_and_usual_mode(tmp_path):
+    import os
+
+    from priorgnn._io import atomic_write, write_json
+
+    target = tmp_path / "out.json"
+    write_json(target, {"a": 1})
+    with pytest.raises(RuntimeError):
+        with atomic_write(target, "w") as fh:
+            fh.write("partial")
+            raise RuntimeError("killed mid-write")
+    assert target.read_text().strip().startswith("{")  # the old complete file is untouched
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]  # no temporary left behind
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
