@@ -86,8 +86,10 @@ def test_zeroed_output_layer(demo):
     data, split, graphs = demo
     s = data.summaries
     conds = ["G0+ctrl", "G2+G3", "G0+G1", "ctrl", "G0+G7"]  # G7 was never perturbed
-    for singles in ("none", "residual"):
-        m = get_model_class("priorgnn")(hidden=8, singles=singles, allow_prior_free=True)
+    train_singles = [c for c in split.train if c.endswith("+ctrl")]
+    mean_single = np.mean([s.delta(c) for c in train_singles], axis=0)
+    for singles, center in (("none", "mean"), ("residual", "none"), ("residual", "mean")):
+        m = get_model_class("priorgnn")(hidden=8, singles=singles, center=center, allow_prior_free=True)
         m.fit(data, split, graphs=graphs, train=TrainConfig(max_epochs=1, progress_bar=False))
         with torch.no_grad():
             m.net.indv_w2.zero_()
@@ -95,14 +97,16 @@ def test_zeroed_output_layer(demo):
             if singles == "residual":
                 m.net.interaction.weight.zero_()
         delta = m.predict_delta(conds)
-        assert np.all(delta[[0, 3]] == 0)
+        base = mean_single if (singles == "residual" and center == "mean") else 0.0
+        np.testing.assert_allclose(delta[0], np.broadcast_to(base, delta[0].shape), atol=1e-6)
+        assert np.all(delta[3] == 0)  # control is no change by construction
         if singles == "none":
             assert np.all(delta == 0)
         else:
-            # a zero network leaves only the measured singles: exactly the additive expectation,
-            # with the unmeasured gene contributing nothing
+            # a zero network leaves the measured singles (plus the centring for unmeasured genes):
+            # exactly the additive expectation
             np.testing.assert_allclose(delta[2], s.delta("G0+ctrl") + s.delta("G1+ctrl"), rtol=1e-6, atol=1e-6)
-            np.testing.assert_allclose(delta[4], s.delta("G0+ctrl"), rtol=1e-6, atol=1e-6)
+            np.testing.assert_allclose(delta[4], s.delta("G0+ctrl") + base, rtol=1e-6, atol=1e-6)
 
 
 def test_training_reduces_validation_loss_and_predicts(demo, tmp_path):

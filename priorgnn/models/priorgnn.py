@@ -27,6 +27,14 @@ interaction head (``I_g = Σ_h base_{g,h} (W z_AB)_h`` with ``z_AB = f(e_A) ⊙ 
 initialisation, trained on the training doubles. Singles are always predicted by the network.
 ``singles='predicted'`` uses the network's singles even when measured (an ablation), and
 ``singles='none'`` is GEARS (the network sees the combination).
+
+**Unseen genes.** Two departures from GEARS help a gene never perturbed in training: its
+perturbation embedding starts at zero (``pert_init='zero'``; GEARS draws it at random, and an
+untrained random embedding is noise at prediction time), so it is described by its GO neighbours
+alone; and in the additive modes the network predicts a single as the mean training single plus a
+residual (``center='mean'``), so that with no information it falls back to the ``mean`` baseline
+rather than to an arbitrary output. ``pert_dropout`` optionally hides a share of the trained genes'
+own embeddings at each step, as if they were unseen.
 """
 
 from __future__ import annotations
@@ -85,9 +93,10 @@ class PriorGNNModule(nn.Module):
                  coexpression: tuple[torch.Tensor, torch.Tensor] | None = None,
                  go: tuple[torch.Tensor, torch.Tensor] | None = None, gene_layers: int = 1,
                  go_layers: int = 1, decoder: Literal["gene_specific", "shared"] = "gene_specific",
-                 uncertainty: bool = False, singles: str = "residual",
+                 uncertainty: bool = False, singles: str = "residual", pert_init: str = "normal",
+                 pert_dropout: float = 0.0, trained_pert_idx: torch.Tensor | None = None,
                  single_pert_idx: torch.Tensor | None = None,
-                 single_delta: torch.Tensor | None = None) -> None:
+                 single_delta: torch.Tensor | None = None, mean_delta: torch.Tensor | None = None) -> None:
         super().__init__()
         H = hidden
         if singles not in ("residual", "predicted", "none"):
@@ -104,6 +113,16 @@ class PriorGNNModule(nn.Module):
             self.emb_pos = nn.Embedding(n_genes, H, max_norm=True)
             self.layers_emb_pos = nn.ModuleList([SGConv(H, H, 1) for _ in range(gene_layers)])
         self.pert_emb = nn.Embedding(n_perts, H, max_norm=True)
+        if pert_init == "zero":
+            # a gene never perturbed in training keeps a zero embedding: it is described by its GO
+            # neighbours only, not by random noise
+            nn.init.zeros_(self.pert_emb.weight)
+        elif pert_init != "normal":
+            raise ConfigError(f"pert_init must be 'normal' or 'zero', not {pert_init!r}.")
+        self.pert_dropout = float(pert_dropout)
+        if trained_pert_idx is None:
+            trained_pert_idx = torch.zeros(0, dtype=torch.long)
+        self.register_buffer("trained_pert_idx", trained_pert_idx.long())
         self.has_go = go is not None
         if go is not None:
             self.register_buffer("go_index", go[0].long())
@@ -136,6 +155,8 @@ class PriorGNNModule(nn.Module):
             single_delta = torch.zeros(0, n_genes)
         self.register_buffer("single_pert_idx", single_pert_idx.long())
         self.register_buffer("single_delta", single_delta.float())
+        # the network's singles are residuals from the mean training single (zeros: no centring)
+        self.register_buffer("mean_delta", (mean_delta if mean_delta is not None else torch.zeros(n_genes)).float())
 
     # -- branches ------------------------------------------------------------------------------------
     def gene_branch(self) -> torch.Tensor:
@@ -155,6 +176,13 @@ class PriorGNNModule(nn.Module):
         """``[P, H]`` perturbation embeddings, once per batch."""
         ids = torch.arange(self.n_perts, device=self.pert_emb.weight.device)
         emb = self.pert_emb(ids)
+        if self.training and self.pert_dropout > 0 and len(self.trained_pert_idx):
+            # hide a random share of the trained genes' own embeddings, as if they were unseen, so the
+            # network learns to predict a gene from its GO neighbours
+            hide = self.trained_pert_idx[torch.rand(len(self.trained_pert_idx), device=emb.device) < self.pert_dropout]
+            keep = torch.ones(self.n_perts, 1, device=emb.device)
+            keep[hide] = 0.0
+            emb = emb * keep
         if self.has_go:
             for i, layer in enumerate(self.sim_layers):
                 emb = layer(emb, self.go_index, self.go_weight)
@@ -212,7 +240,7 @@ class PriorGNNModule(nn.Module):
         if len(genes):
             singles = torch.full((len(genes), 2), PAD, dtype=torch.long, device=dev)
             singles[:, 0] = genes
-            part[need] = self.decode(base, pert_global, singles)["delta"][inverse]
+            part[need] = self.decode(base, pert_global, singles)["delta"][inverse] + self.mean_delta
         if measured.any():
             part[measured] = self.single_delta[single_rows[measured]]
         delta = part.sum(1)
@@ -245,6 +273,9 @@ class PriorGNN(PerturbationModel):
     uncertainty : add a per-gene log-variance head (reported by :meth:`predict`)
     allow_prior_free : predict genes that have no GO annotation and were never perturbed in
         training, marking them ``prior_free`` (otherwise an error)
+    pert_init : ``'zero'`` (default) or ``'normal'`` (GEARS) initial perturbation embeddings
+    pert_dropout : share of trained genes' own embeddings hidden per step (0: off)
+    center : ``'mean'`` (network singles are residuals from the mean training single) or ``'none'``
     """
 
     trainable = True
@@ -253,7 +284,10 @@ class PriorGNN(PerturbationModel):
     def __init__(self, hidden: int = 64, gene_layers: int = 1, go_layers: int = 1, use_go: bool = True,
                  use_coexpression: bool = True, singles: str = "residual", decoder: str = "gene_specific",
                  loss: str = "autofocus", direction_lambda: float = 0.1, uncertainty: bool = False,
-                 allow_prior_free: bool = False, **kw) -> None:
+                 allow_prior_free: bool = False, pert_init: str = "zero", pert_dropout: float = 0.0,
+                 center: str = "mean", **kw) -> None:
+        if center not in ("mean", "none"):
+            raise ConfigError(f"priorgnn: center must be 'mean' or 'none', not {center!r}.")
         if singles not in ("residual", "predicted", "none"):
             raise ConfigError(f"priorgnn: singles must be 'residual', 'predicted' or 'none', not {singles!r}.")
         if loss not in ("autofocus", "mse"):
@@ -263,12 +297,14 @@ class PriorGNN(PerturbationModel):
         super().__init__(hidden=hidden, gene_layers=gene_layers, go_layers=go_layers, use_go=use_go,
                          use_coexpression=use_coexpression, singles=singles, decoder=decoder, loss=loss,
                          direction_lambda=direction_lambda, uncertainty=uncertainty,
-                         allow_prior_free=allow_prior_free, **kw)
+                         allow_prior_free=allow_prior_free, pert_init=pert_init, pert_dropout=pert_dropout,
+                         center=center, **kw)
         self.net: PriorGNNModule | None = None
 
     # -- vocabulary and graphs ------------------------------------------------------------------------
     def _build(self, genes: list[str], pert_genes: list[str], coex, go, single_genes: list[str],
-               single_delta: np.ndarray, annotated: np.ndarray, trained_perts: set[str]) -> None:
+               single_delta: np.ndarray, annotated: np.ndarray, trained_perts: set[str],
+               mean_delta: np.ndarray | None = None) -> None:
         self.genes = genes
         self.pert_genes = pert_genes
         self.pert_index = {g: i for i, g in enumerate(pert_genes)}
@@ -282,9 +318,12 @@ class PriorGNN(PerturbationModel):
             coexpression=None if coex is None else (torch.as_tensor(coex[0]), torch.as_tensor(coex[1])),
             go=None if go is None else (torch.as_tensor(go[0]), torch.as_tensor(go[1])),
             gene_layers=hp["gene_layers"], go_layers=hp["go_layers"], decoder=hp["decoder"],
-            uncertainty=hp["uncertainty"], singles=hp["singles"],
+            uncertainty=hp["uncertainty"], singles=hp["singles"], pert_init=hp.get("pert_init", "normal"),
+            pert_dropout=hp.get("pert_dropout", 0.0),
+            trained_pert_idx=torch.as_tensor(sorted(self.pert_index[g] for g in trained_perts), dtype=torch.long),
             single_pert_idx=torch.as_tensor([self.pert_index[g] for g in single_genes], dtype=torch.long),
             single_delta=torch.as_tensor(single_delta, dtype=torch.float32),
+            mean_delta=torch.as_tensor(mean_delta, dtype=torch.float32) if mean_delta is not None else None,
         )
 
     def fit(self, data, split, *, graphs: PriorGraphs | None = None, train: TrainConfig | None = None):
@@ -325,7 +364,11 @@ class PriorGNN(PerturbationModel):
         s = data.summaries
         single_delta = (np.stack([s.delta(singles[g]) for g in single_genes]) if single_genes
                         else np.zeros((0, len(genes))))
-        self._build(genes, pert_genes, coex_arrays, go_arrays, single_genes, single_delta, annotated, train_genes)
+        mean_delta = None
+        if hp.get("center", "mean") == "mean" and singles and hp["singles"] != "none":
+            mean_delta = np.mean([s.delta(c) for c in singles.values()], axis=0)
+        self._build(genes, pert_genes, coex_arrays, go_arrays, single_genes, single_delta, annotated, train_genes,
+                    mean_delta)
         unannotated = sorted(g for g in train_genes if not annotated[self.pert_index[g]])
         if go_graph is not None and unannotated:
             log.warning("%d trained perturbation gene(s) have no GO annotation: %s", len(unannotated), unannotated[:10])
@@ -413,6 +456,7 @@ class PriorGNN(PerturbationModel):
             "coex_index": net.coex_index.numpy() if net.has_coexpression else np.zeros((2, 0), np.int64),
             "coex_weight": net.coex_weight.numpy() if net.has_coexpression else np.zeros(0, np.float32),
             "has_go": np.array(net.has_go), "has_coexpression": np.array(net.has_coexpression),
+            "mean_delta": net.mean_delta.numpy(),
         }
 
     def save(self, directory):
@@ -428,7 +472,7 @@ class PriorGNN(PerturbationModel):
         go = (arrays["go_index"], arrays["go_weight"]) if bool(arrays["has_go"]) else None
         self._build(self.genes, [str(g) for g in arrays["pert_genes"]], coex, go,
                     [str(g) for g in arrays["single_genes"]], arrays["single_delta"], arrays["annotated"],
-                    {str(g) for g in arrays["trained_perts"]})
+                    {str(g) for g in arrays["trained_perts"]}, arrays.get("mean_delta"))
         try:
             state = torch.load(Path(directory) / "weights.pt", map_location="cpu", weights_only=True)
             self.net.load_state_dict(state)
