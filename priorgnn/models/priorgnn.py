@@ -95,6 +95,7 @@ class PriorGNNModule(nn.Module):
                  go_layers: int = 1, decoder: Literal["gene_specific", "shared"] = "gene_specific",
                  uncertainty: bool = False, singles: str = "residual", pert_init: str = "normal",
                  pert_dropout: float = 0.0, trained_pert_idx: torch.Tensor | None = None,
+                 pert_gene_idx: torch.Tensor | None = None,
                  single_pert_idx: torch.Tensor | None = None,
                  single_delta: torch.Tensor | None = None, mean_delta: torch.Tensor | None = None) -> None:
         super().__init__()
@@ -120,6 +121,13 @@ class PriorGNNModule(nn.Module):
         elif pert_init != "normal":
             raise ConfigError(f"pert_init must be 'normal' or 'zero', not {pert_init!r}.")
         self.pert_dropout = float(pert_dropout)
+        # GEARS defines (but never uses) a perturbation embedding added only to the perturbed genes
+        # (``pert_w``); here it is used: the perturbed gene itself learns to respond to being targeted
+        if pert_gene_idx is not None:
+            self.register_buffer("pert_gene_idx", pert_gene_idx.long())
+            self.pert_flag = nn.Parameter(torch.zeros(1, H))
+        else:
+            self.pert_flag = None
         if trained_pert_idx is None:
             trained_pert_idx = torch.zeros(0, dtype=torch.long)
         self.register_buffer("trained_pert_idx", trained_pert_idx.long())
@@ -200,16 +208,24 @@ class PriorGNNModule(nn.Module):
             fused[has_pert] = _bn_safe(self.pert_fuse, summed[has_pert])
         return fused
 
-    def _hidden(self, base: torch.Tensor, fused: torch.Tensor) -> torch.Tensor:
-        """``[U*G, H]``: every gene's embedding plus its condition's, normalised."""
+    def _hidden(self, base: torch.Tensor, fused: torch.Tensor, pert_idx: torch.Tensor) -> torch.Tensor:
+        """``[U*G, H]``: every gene's embedding plus its condition's, plus the perturbation flag on the
+        perturbed genes themselves; normalised."""
         U, (G, H) = fused.shape[0], base.shape
-        x = base[None, :, :] + fused[:, None, :]
-        return torch.relu(self.bn_pert_base(x.reshape(U * G, H)))
+        x = (base[None, :, :] + fused[:, None, :]).reshape(U * G, H)
+        if self.pert_flag is not None:
+            gene = self.pert_gene_idx[pert_idx.clamp_min(0)]
+            hit = (pert_idx >= 0) & (gene >= 0)
+            if hit.any():
+                rows = torch.arange(U, device=x.device)[:, None].expand_as(pert_idx)[hit]
+                flat = rows * G + gene[hit]
+                x = x.index_add(0, flat, self.pert_flag.expand(len(flat), H))
+        return torch.relu(self.bn_pert_base(x))
 
     def decode(self, base: torch.Tensor, pert_global: torch.Tensor, pert_idx: torch.Tensor) -> dict:
         """GEARS's network for each condition row: ``{'delta': [U, G]}`` (+ ``'logvar'``)."""
         U, G, H = pert_idx.shape[0], self.n_genes, self.hidden
-        x = self._hidden(base, self._fused(pert_global, pert_idx))
+        x = self._hidden(base, self._fused(pert_global, pert_idx), pert_idx)
         h3 = self.recovery_w(x).reshape(U, G, H)
         if self.decoder == "gene_specific":
             out = (h3 * self.indv_w1[None, :, :, 0]).sum(-1) + self.indv_b1[:, 0]  # [U, G]
@@ -252,7 +268,7 @@ class PriorGNNModule(nn.Module):
             delta[double] = delta[double] + self.interaction(za * zb) @ base.T
         result = {"delta": delta}
         if self.uncertainty:
-            x = self._hidden(base, self._fused(pert_global, pert_idx))
+            x = self._hidden(base, self._fused(pert_global, pert_idx), pert_idx)
             result["logvar"] = self.uncertainty_w(x).reshape(U, self.n_genes)
         return result
 
@@ -276,6 +292,8 @@ class PriorGNN(PerturbationModel):
     pert_init : ``'zero'`` (default) or ``'normal'`` (GEARS) initial perturbation embeddings
     pert_dropout : share of trained genes' own embeddings hidden per step (0: off)
     center : ``'mean'`` (network singles are residuals from the mean training single) or ``'none'``
+    pert_flag : add a learned perturbation embedding to the perturbed genes' own embeddings (so the
+        target itself can respond to CRISPRa/CRISPRi); GEARS defines it but never uses it
     """
 
     trainable = True
@@ -285,7 +303,7 @@ class PriorGNN(PerturbationModel):
                  use_coexpression: bool = True, singles: str = "residual", decoder: str = "gene_specific",
                  loss: str = "autofocus", direction_lambda: float = 0.1, uncertainty: bool = False,
                  allow_prior_free: bool = False, pert_init: str = "zero", pert_dropout: float = 0.0,
-                 center: str = "mean", **kw) -> None:
+                 center: str = "mean", pert_flag: bool = True, **kw) -> None:
         if center not in ("mean", "none"):
             raise ConfigError(f"priorgnn: center must be 'mean' or 'none', not {center!r}.")
         if singles not in ("residual", "predicted", "none"):
@@ -298,7 +316,7 @@ class PriorGNN(PerturbationModel):
                          use_coexpression=use_coexpression, singles=singles, decoder=decoder, loss=loss,
                          direction_lambda=direction_lambda, uncertainty=uncertainty,
                          allow_prior_free=allow_prior_free, pert_init=pert_init, pert_dropout=pert_dropout,
-                         center=center, **kw)
+                         center=center, pert_flag=pert_flag, **kw)
         self.net: PriorGNNModule | None = None
 
     # -- vocabulary and graphs ------------------------------------------------------------------------
@@ -312,6 +330,7 @@ class PriorGNN(PerturbationModel):
         self.trained_perts = set(trained_perts)
         self.single_genes = single_genes
         self.single_row = {g: i for i, g in enumerate(single_genes)}
+        gene_pos = {g: i for i, g in enumerate(genes)}
         hp = self.hparams
         self.net = PriorGNNModule(
             len(genes), len(pert_genes), hidden=hp["hidden"],
@@ -321,6 +340,8 @@ class PriorGNN(PerturbationModel):
             uncertainty=hp["uncertainty"], singles=hp["singles"], pert_init=hp.get("pert_init", "normal"),
             pert_dropout=hp.get("pert_dropout", 0.0),
             trained_pert_idx=torch.as_tensor(sorted(self.pert_index[g] for g in trained_perts), dtype=torch.long),
+            pert_gene_idx=torch.as_tensor([gene_pos.get(g, -1) for g in pert_genes], dtype=torch.long)
+            if hp.get("pert_flag", True) else None,
             single_pert_idx=torch.as_tensor([self.pert_index[g] for g in single_genes], dtype=torch.long),
             single_delta=torch.as_tensor(single_delta, dtype=torch.float32),
             mean_delta=torch.as_tensor(mean_delta, dtype=torch.float32) if mean_delta is not None else None,
