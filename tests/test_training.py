@@ -99,3 +99,20 @@ def test_batch_sampler_covers_each_condition_once_and_replays_by_epoch():
     # batch size 1 would leave lone conditions (BatchNorm cannot train on one row): 3 rows -> one batch
     assert [len(b) for b in ConditionBatchSampler(3, 1)] == [3]
     assert [len(b) for b in ConditionBatchSampler(4, 1)] == [2, 2]
+
+
+def test_condition_moments_chunked_match_direct_central_moments():
+    import scipy.sparse as sp
+
+    from priorgnn.training.targets import condition_moments
+
+    rng = np.random.default_rng(0)
+    X = sp.random(500, 30, density=0.3, random_state=1, format="csr")
+    labels = rng.choice(["a", "b", "c", "other"], 500)
+    m = condition_moments(X, labels, ["a", "b", "c"], chunk_rows=37)  # chunks cut across groups
+    dense = X.toarray()
+    for i, g in enumerate("abc"):
+        Y = dense[labels == g]
+        mu = Y.mean(0)
+        for k, ref in enumerate([mu, ((Y - mu) ** 2).mean(0), ((Y - mu) ** 3).mean(0), ((Y - mu) ** 4).mean(0)]):
+            np.testing.assert_allclose(m[k, i], ref, atol=1e-12)

@@ -28,22 +28,38 @@ import scipy.sparse as sp
 from priorgnn._cache import cache_load, cache_save
 from priorgnn._io import hash_arrays
 from priorgnn.data.conditions import CTRL
-from priorgnn.data.dataset import PerturbationData, pseudobulk
+from priorgnn.data.dataset import PerturbationData
 
 log = logging.getLogger(__name__)
 
 __all__ = ["ConditionTargets", "condition_moments"]
 
 
-def condition_moments(X, labels: np.ndarray, groups: list[str]) -> np.ndarray:
-    """Central moments ``[4, len(groups), G]``: mean, c2, c3, c4 of each group's rows (float64)."""
-    X = sp.csr_matrix(X, dtype=np.float64)
-    raw = []
-    for k in (1, 2, 3, 4):
-        Xk = X if k == 1 else X.power(k)
-        m, _ = pseudobulk(Xk, labels, groups)
-        raw.append(m)
-    m1, m2, m3, m4 = raw
+def condition_moments(X, labels: np.ndarray, groups: list[str], chunk_rows: int = 20_000) -> np.ndarray:
+    """Central moments ``[4, len(groups), G]``: mean, c2, c3, c4 of each group's rows (float64).
+
+    Raw power sums are accumulated over row chunks, so only one chunk is ever held in float64.
+    """
+    X = sp.csr_matrix(X)
+    index = {g: i for i, g in enumerate(groups)}
+    rows = np.array([index.get(lab, -1) for lab in labels])
+    sums = np.zeros((4, len(groups), X.shape[1]))
+    counts = np.bincount(rows[rows >= 0], minlength=len(groups)).astype(np.float64)
+    for start in range(0, X.shape[0], chunk_rows):
+        r = rows[start:start + chunk_rows]
+        keep = r >= 0
+        if not keep.any():
+            continue
+        block = X[start:start + chunk_rows][keep].astype(np.float64)
+        ind = sp.csr_matrix((np.ones(int(keep.sum())), (r[keep], np.arange(int(keep.sum())))),
+                            shape=(len(groups), int(keep.sum())))
+        power = block.copy()
+        for k in range(4):
+            if k:
+                power.data *= block.data
+            sums[k] += (ind @ power).toarray()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m1, m2, m3, m4 = sums / counts[None, :, None]
     c2 = np.maximum(m2 - m1**2, 0.0)
     c3 = m3 - 3 * m1 * m2 + 2 * m1**3
     c4 = np.maximum(m4 - 4 * m1 * m3 + 6 * m1**2 * m2 - 3 * m1**4, 0.0)
