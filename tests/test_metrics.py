@@ -296,3 +296,12 @@ def test_ceiling_of_a_one_cell_condition_is_nan(data_split, monkeypatch):
     small = from_anndata(a[keep].copy(), min_cells=1)
     h1, h2, n = real(small, ["G1+ctrl", "G2+ctrl"])
     assert np.isnan(h1[0]).all() and np.isnan(h2[0]).all() and list(n[0]) == [0, 0] and n[1].sum() == 12
+
+
+def test_pearson_delta_excl_target_3_genes():
+    # gene 0 is the target and is left out: δp = [0.5, −1] vs δr = [0, −2]; two points on a line
+    # with positive slope -> r = 1; leaving out gene 2 instead: [0.5, 0.5] is constant -> 0
+    ctx = ctx3(exclude_idx=[np.array([0])])
+    assert one("pearson_delta_excl_target", ctx) == pytest.approx(1.0)
+    assert one("pearson_delta_excl_target", ctx3(exclude_idx=[np.array([2])])) == 0.0
+    assert one("pearson_delta_excl_target", ctx3()) == pytest.approx(2.5 / np.sqrt(7))

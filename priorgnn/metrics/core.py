@@ -340,6 +340,21 @@ def pearson_delta(b: MetricBatch) -> np.ndarray:
 
 
 @register_metric(
+    "pearson_delta_excl_target", BestValue.ONE, label="Pearson Δ (targets excluded)",
+    description="Pearson correlation over all genes except the condition's perturbed genes of p - c_p and r - c_r",
+    source="this project: pearson_delta without the targets' own change",
+)
+def pearson_delta_excl_target(b: MetricBatch) -> np.ndarray:
+    """``pearson_delta`` with each condition's perturbed genes left out. Under CRISPRa/CRISPRi the
+    target's own change is large and known in advance from the perturbation type alone; leaving it
+    out measures how well the downstream response is predicted."""
+    mask = np.ones(b.pred_delta.shape, dtype=bool)
+    for i, ex in enumerate(b.ctx.exclude_idx):
+        mask[i, ex] = False
+    return rowwise_pearson(b.pred_delta, b.ref_delta, mask)
+
+
+@register_metric(
     "pearson_delta_top20_de", BestValue.ONE, label="Pearson Δ (top-20 DE)", needs=("de",),
     description="Pearson correlation over the top-20 DE genes of p - c_p and r - c_r",
     source="GEARS (gears.inference.deeper_analysis 'pearson_delta_top20_de')",
@@ -523,6 +538,7 @@ DEFAULT_METRICS = (
     "mse",
     "mse_top20_de",
     "pearson_delta",
+    "pearson_delta_excl_target",
     "pearson_delta_top20_de",
     "direction_top20_de",
     "l2_top1000_expressed",
