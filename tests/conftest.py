@@ -24,3 +24,15 @@ def _isolated_cache(tmp_path_factory):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small test models run fastest on one thread; an oversubscribed CPU makes several threads spin.
+    Subprocesses inherit the setting through OMP_NUM_THREADS. Set per test: importing the numba
+    stack (scanpy) can reset torch's thread count."""
+    import torch
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
+    yield

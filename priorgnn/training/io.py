@@ -52,6 +52,7 @@ class AtomicCSVLogger(Logger):
         self._dir = Path(save_dir)
         self.path = self._dir / "metrics.csv"
         self.rows: list[dict[str, Any]] = []
+        self._dirty = False  # nothing is written until this run logs something
         if resume_from_epoch is not None and self.path.exists():
             with open(self.path, newline="", encoding="utf-8") as fh:
                 for row in csv.DictReader(fh):
@@ -87,10 +88,11 @@ class AtomicCSVLogger(Logger):
         row = {k: (v.item() if hasattr(v, "item") else v) for k, v in metrics.items()}
         row["step"] = step if step is not None else len(self.rows)
         self.rows.append(row)
+        self._dirty = True
 
     @rank_zero_only
     def save(self) -> None:
-        if not self.rows:
+        if not self.rows or not self._dirty:
             return
         keys: list[str] = []
         for row in self.rows:
