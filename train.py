@@ -79,6 +79,7 @@ def _train_parser() -> argparse.ArgumentParser:
     g.add_argument("--accelerator", help="Lightning accelerator (cpu, gpu, auto)")
     g.add_argument("--devices", help="Lightning devices (e.g. 1, 4, auto)")
     g.add_argument("--max-steps", type=int)
+    g.add_argument("--threads", type=int, help="CPU threads for torch (default: $OMP_NUM_THREADS or all cores)")
     g = p.add_argument_group("output")
     g.add_argument("--out", help="run directory (default runs/DATA-MODEL-SPLIT-sSEED)")
     g.add_argument("--name", help="run name")
@@ -137,7 +138,7 @@ def _config(args):
         if value is not None:
             cfg.priors[key] = value
     for key in ("max_epochs", "batch_size", "lr", "weight_decay", "patience", "seed", "accelerator",
-                "max_steps"):
+                "max_steps", "threads"):
         value = getattr(args, key)
         if value is not None:
             cfg.train[key] = value

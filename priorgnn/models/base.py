@@ -78,6 +78,7 @@ class TrainConfig:
     run_dir: str | None = None
     resume: str | None = None
     max_steps: int = -1
+    threads: int | None = None  # torch CPU threads; None: $OMP_NUM_THREADS or all cores
     extra: dict[str, Any] = field(default_factory=dict)
 
 

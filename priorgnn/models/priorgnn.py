@@ -353,6 +353,9 @@ class PriorGNN(PerturbationModel):
         hp = self.hparams
         graphs = graphs or PriorGraphs()
         train = train or TrainConfig()
+        from priorgnn.training.fit import cpu_threads
+
+        torch.set_num_threads(cpu_threads(train.threads))  # fixed reduction order
         torch.manual_seed(train.seed)  # the initial weights depend on the seed only
         self._remember_data(data, split)
         genes = list(self.genes)

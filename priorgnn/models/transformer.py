@@ -359,6 +359,9 @@ class TransformerModel(PerturbationModel):
 
         hp = self.hparams
         train = train or TrainConfig()
+        from priorgnn.training.fit import cpu_threads
+
+        torch.set_num_threads(cpu_threads(train.threads))  # fixed reduction order
         torch.manual_seed(train.seed)  # the initial weights depend on the seed only
         self._remember_data(data, split)
         trained = {g for c in split.train for g in parse_condition(c)}

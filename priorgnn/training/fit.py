@@ -23,7 +23,15 @@ from priorgnn.training.targets import ConditionTargets
 
 log = logging.getLogger(__name__)
 
-__all__ = ["train_delta_module", "load_checkpoint_weights"]
+__all__ = ["train_delta_module", "load_checkpoint_weights", "cpu_threads"]
+
+
+def cpu_threads(requested: int | None = None) -> int:
+    """Threads for torch: ``requested``, else ``$OMP_NUM_THREADS``, else all cores."""
+    if requested:
+        return int(requested)
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    return int(env) if env.isdigit() and int(env) > 0 else (os.cpu_count() or 1)
 
 
 def load_checkpoint_weights(path: str | Path, prefix: str = "net.") -> dict[str, torch.Tensor]:
@@ -45,6 +53,10 @@ def train_delta_module(net: torch.nn.Module, encode, data, split, train: TrainCo
     Returns a summary (epochs run, best score, paths).
     """
     train = train or TrainConfig()
+    # The thread count changes floating-point reduction order; fix it explicitly, since importing
+    # the scanpy/numba stack can change torch's count behind our back.
+    threads = cpu_threads(train.threads)
+    torch.set_num_threads(threads)
     pl.seed_everything(train.seed, workers=True, verbose=False)
     targets_train = ConditionTargets.from_data(data, split.train)
     targets_val = ConditionTargets.from_data(data, split.val) if split.val else None
@@ -101,7 +113,7 @@ def train_delta_module(net: torch.nn.Module, encode, data, split, train: TrainCo
     net.eval()
     metrics_csv = run_dir / "logs" / "metrics.csv"
     summary = {
-        "epochs": int(trainer.current_epoch), "global_steps": int(trainer.global_step),
+        "epochs": int(trainer.current_epoch), "global_steps": int(trainer.global_step), "threads": threads,
         "monitor": monitor,
         "best_score": float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None,
         "best_checkpoint": os.path.relpath(best, run_dir) if best and tmp is None else None,
