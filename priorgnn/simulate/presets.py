@@ -1,0 +1,63 @@
+"""Named simulator presets: overrides of :class:`~priorgnn.simulate.config.SimulatorConfig`'s
+defaults.
+
+``demo``
+    A few hundred genes, ~50 singles and ~50 doubles, a few dozen cells per condition: the whole
+    simulation takes a few seconds, for ``make demo`` and the many re-simulations of the study.
+``norman``
+    The shape of Norman et al. (Science 2019) as processed by GEARS (Roohani et al., Nature
+    Biotechnology 2024): 5,045 genes, 105 single and 131 double CRISPRa perturbations, ~90,000
+    cells of which ~8,000 controls. Its dynamics and measurement defaults are calibrated against
+    Norman's genetic-interaction statistics by ``benchmarks/calibrate_simulator.py`` (results in
+    ``benchmarks/results/simulator_calibration.md``).
+``tiny``
+    Tens of genes and a handful of conditions, for unit tests (well under a second).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["PRESETS"]
+
+_DEMO: dict[str, Any] = {
+    "n_genes": 300,
+    "n_modules": 12,
+    "n_singles": 50,
+    "n_doubles": 50,
+    "n_states": 48,
+    "n_cells_ctrl": 300,
+    "n_cells_per_condition": 60,
+    "library_size": 2500.0,
+}
+
+_NORMAN: dict[str, Any] = {
+    "n_genes": 5045,
+    "n_modules": 24,
+    "modules_per_group": 4,
+    "submodules_per_module": 3,
+    "n_singles": 105,
+    "n_doubles": 131,
+    "n_states": 96,
+    "n_cells_ctrl": 8000,
+    "n_cells_per_condition": 350,
+    "library_size": 8000.0,
+}
+
+_TINY: dict[str, Any] = {
+    "n_genes": 40,
+    "n_modules": 4,
+    "modules_per_group": 2,
+    "submodules_per_module": 2,
+    "regulator_frac": 0.3,
+    "n_singles": 6,
+    "n_doubles": 5,
+    "n_states": 8,
+    "n_cells_ctrl": 40,
+    "n_cells_per_condition": 20,
+    "min_cells": 5,
+    "library_size": 800.0,
+}
+
+#: Named presets: ``{name: {setting: value}}`` overriding the dataclass defaults.
+PRESETS: dict[str, dict[str, Any]] = {"demo": _DEMO, "norman": _NORMAN, "tiny": _TINY}
