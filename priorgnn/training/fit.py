@@ -6,13 +6,14 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 from priorgnn.errors import CheckpointError
 from priorgnn.models.base import TrainConfig
@@ -32,6 +33,32 @@ def cpu_threads(requested: int | None = None) -> int:
         return int(requested)
     env = os.environ.get("OMP_NUM_THREADS", "")
     return int(env) if env.isdigit() and int(env) > 0 else (os.cpu_count() or 1)
+
+
+class EpochClock(Callback):
+    """Wall time of each epoch (its training steps and its validation pass) and the monitored score;
+    after a resume, of the epochs run in this process only."""
+
+    def __init__(self, monitor: str) -> None:
+        self.monitor, self.epochs, self.seconds, self.scores, self._t = monitor, [], [], [], None
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._t = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:  # Lightning calls it after validation
+        if self._t is None:
+            return
+        self.seconds.append(time.perf_counter() - self._t)
+        self.epochs.append(int(trainer.current_epoch) + 1)
+        score = trainer.callback_metrics.get(self.monitor)
+        self.scores.append(float(score) if score is not None else None)
+
+    def summary(self) -> dict[str, Any]:
+        scored = [(s, i) for i, s in enumerate(self.scores) if s is not None]
+        best = min(scored)[1] if scored else None  # the first epoch reaching the minimum, as ModelCheckpoint
+        return {"epoch_seconds": [round(s, 4) for s in self.seconds],
+                "best_epoch": None if best is None else self.epochs[best],
+                "seconds_to_best": None if best is None else round(sum(self.seconds[:best + 1]), 4)}
 
 
 def load_checkpoint_weights(path: str | Path, prefix: str = "net.") -> dict[str, torch.Tensor]:
@@ -71,7 +98,8 @@ def train_delta_module(net: torch.nn.Module, encode, data, split, train: TrainCo
     monitor, mode = ("val_mse_top20_de", "min") if targets_val is not None else ("train_loss", "min")
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode=mode,
                                  save_last=True, save_top_k=1, enable_version_counter=False)
-    callbacks: list = [checkpoint]
+    clock = EpochClock(monitor)
+    callbacks: list = [checkpoint, clock]
     if train.patience and train.patience > 0:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=train.patience))
     if train.progress_bar:
@@ -118,6 +146,7 @@ def train_delta_module(net: torch.nn.Module, encode, data, split, train: TrainCo
         "best_score": float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None,
         "best_checkpoint": os.path.relpath(best, run_dir) if best and tmp is None else None,
         "metrics_csv": os.path.relpath(metrics_csv, run_dir) if metrics_csv.exists() and tmp is None else None,
+        **clock.summary(),
     }
     if tmp is not None:
         shutil.rmtree(tmp, ignore_errors=True)
