@@ -13,7 +13,15 @@ What the adapter does:
   ``model_initialize(G_go=..., G_coexpress=...)``, so nothing is downloaded and both models see the
   same prior;
 * trains with GEARS's own ``GEARS.train`` (its loss, optimiser, per-epoch learning-rate halving and
-  best-validation selection).
+  best-validation selection). Its end-of-training test pass is skipped (the test loader is removed
+  before training): evaluate.py scores the predictions instead.
+
+**Step budget.** ``steps_per_epoch=N`` limits each epoch to the first ``N`` batches of GEARS's
+shuffled training loader (its per-epoch evaluation of the training set then also covers those ``N``
+batches; validation stays complete). At ``norman`` scale a full GEARS epoch is ~2,800 steps of 32
+cells, too slow for a CPU benchmark; ``fit_info['gears']`` records the time of each part of each epoch
+(training steps, GEARS's training-set evaluation, validation) and the full epoch's step count, so
+benchmarks can extrapolate a full epoch's time, and the best epoch and the time to it.
 
 **The scipy >= 1.15 workaround.** ``GEARS.__init__`` (``gears.py`` line 87) indexes the sparse
 expression matrix with a pandas boolean Series, which scipy >= 1.15 refuses. For the duration of that
@@ -31,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -93,6 +102,88 @@ def to_gears_adata(data):
     return get_dropout_non_zero_genes(a)
 
 
+class _StepBudget:
+    """A GEARS training loader cut to its first ``steps`` batches per pass (all of them if ``None``),
+    which records when each training pass starts and ends."""
+
+    def __init__(self, loader, steps: int | None, clock: _EpochClock) -> None:
+        self.loader, self.steps, self.clock = loader, steps, clock
+
+    def __len__(self) -> int:
+        return len(self.loader) if self.steps is None else min(self.steps, len(self.loader))
+
+    def __iter__(self):
+        training = not self.clock.evaluating
+        if training:
+            self.clock.start_epoch()
+        n = 0
+        for batch in self.loader:
+            if self.steps is not None and n >= self.steps:
+                break
+            n += 1
+            yield batch
+        if training:
+            self.clock.end_steps(n)
+
+
+class _EpochClock:
+    """Times the parts of each ``GEARS.train`` epoch and records its validation scores, by wrapping the
+    ``evaluate`` and ``compute_metrics`` names that ``gears.gears`` calls (restored afterwards)."""
+
+    def __init__(self) -> None:
+        self.evaluating = False
+        self.epochs: list[dict[str, float]] = []
+        self._t0 = None
+
+    def start_epoch(self) -> None:
+        self._t0 = time.perf_counter()
+        self.epochs.append({"steps": 0, "steps_s": 0.0, "train_eval_s": 0.0, "val_s": 0.0})
+
+    def end_steps(self, steps: int) -> None:
+        self.epochs[-1].update(steps=steps, steps_s=time.perf_counter() - self._t0)
+
+    @contextlib.contextmanager
+    def observe(self, module, train_loader) -> Iterator[None]:
+        evaluate, compute_metrics = module.evaluate, module.compute_metrics
+        state = {"part": None, "t": 0.0}
+
+        def timed_evaluate(loader, *a, **k):
+            state["part"] = "train_eval_s" if loader is train_loader else "val_s"
+            state["t"] = time.perf_counter()
+            self.evaluating = True
+            try:
+                return evaluate(loader, *a, **k)
+            finally:
+                self.evaluating = False
+
+        def observed_metrics(results, *a, **k):
+            out = compute_metrics(results, *a, **k)
+            if self.epochs and state["part"]:
+                ep = self.epochs[-1]
+                ep[state["part"]] += time.perf_counter() - state["t"]
+                if state["part"] == "val_s":
+                    ep["val_mse_de"] = float(out[0]["mse_de"])
+                    ep["epoch_s"] = time.perf_counter() - self._t0
+            state["part"] = None
+            return out
+
+        module.evaluate, module.compute_metrics = timed_evaluate, observed_metrics
+        try:
+            yield
+        finally:
+            module.evaluate, module.compute_metrics = evaluate, compute_metrics
+
+    def summary(self, full_steps: int) -> dict:
+        scores = [(e["val_mse_de"], i) for i, e in enumerate(self.epochs) if "val_mse_de" in e]
+        best = min(scores)[1] if scores else None  # GEARS keeps the first epoch with the lowest val mse_de
+        return {"epochs": [{k: round(v, 4) if isinstance(v, float) else v for k, v in e.items()}
+                           for e in self.epochs],
+                "steps_per_full_epoch": int(full_steps),
+                "best_epoch": None if best is None else best + 1,
+                "seconds_to_best": None if best is None else round(
+                    sum(e.get("epoch_s", 0.0) for e in self.epochs[:best + 1]), 4)}
+
+
 def _data_list(x: torch.Tensor, perts: list[list[int]]):
     from torch_geometric.data import Batch, Data
 
@@ -103,17 +194,22 @@ def _data_list(x: torch.Tensor, perts: list[list[int]]):
 class GEARSReference(PerturbationModel):
     """cell-gears on our data, split and priors (see the module docstring).
 
-    Hyperparameters: ``hidden`` (64), ``epochs`` (20, GEARS's default), ``direction_lambda`` (0.1);
-    batch size, learning rate, weight decay and seed come from the training config.
+    Hyperparameters: ``hidden`` (64), ``epochs`` (20, GEARS's default), ``direction_lambda`` (0.1),
+    ``steps_per_epoch`` (``None``: full epochs; see the module docstring); batch size, learning rate,
+    weight decay and seed come from the training config.
     """
 
     trainable = True
     uses_priors = ("go", "coexpression")
 
-    def __init__(self, hidden: int = 64, epochs: int = 20, direction_lambda: float = 0.1, **kw) -> None:
+    def __init__(self, hidden: int = 64, epochs: int = 20, direction_lambda: float = 0.1,
+                 steps_per_epoch: int | None = None, **kw) -> None:
         if epochs < 1:
             raise ConfigError("gears: epochs must be >= 1.")
-        super().__init__(hidden=hidden, epochs=epochs, direction_lambda=direction_lambda, **kw)
+        if steps_per_epoch is not None and int(steps_per_epoch) < 1:
+            raise ConfigError("gears: steps_per_epoch must be >= 1 (or unset for full epochs).")
+        super().__init__(hidden=hidden, epochs=epochs, direction_lambda=direction_lambda,
+                         steps_per_epoch=None if steps_per_epoch is None else int(steps_per_epoch), **kw)
         self.model = None
 
     def prepare(self, data, split, graphs: PriorGraphs, batch_size: int, workdir: str):
@@ -152,18 +248,38 @@ class GEARSReference(PerturbationModel):
 
     def fit(self, data, split, *, graphs=None, train: TrainConfig | None = None):
         GEARS, _, _, _, _ = _import_gears()
+        import gears.gears as gears_module
+
+        from priorgnn.training.fit import cpu_threads
+
         train = train or TrainConfig()
+        torch.set_num_threads(cpu_threads(train.threads))
         torch.manual_seed(train.seed)
         np.random.seed(train.seed)
         self._remember_data(data, split)
+        timings = {}
         with tempfile.TemporaryDirectory(prefix="priorgnn-gears-") as work:
+            t = time.perf_counter()
             pert_data = self.prepare(data, split, graphs, train.batch_size, work)
+            timings["prepare_s"] = time.perf_counter() - t
+            t = time.perf_counter()
             with scipy_series_index_workaround(pert_data.adata):
                 g = GEARS(pert_data, device="cpu")
             go_i, go_w, co_i, co_w = self._graph_tensors(graphs, pert_data.pert_names, data.genes)
             g.model_initialize(hidden_size=self.hparams["hidden"], direction_lambda=self.hparams["direction_lambda"],
                                G_go=go_i, G_go_weight=go_w, G_coexpress=co_i, G_coexpress_weight=co_w)
-            g.train(epochs=self.hparams["epochs"], lr=train.lr, weight_decay=train.weight_decay)
+            timings["initialize_s"] = time.perf_counter() - t
+            g.dataloader.pop("test_loader", None)  # evaluate.py scores the test conditions
+            clock = _EpochClock()
+            loader = g.dataloader["train_loader"]
+            budget = _StepBudget(loader, self.hparams.get("steps_per_epoch"), clock)
+            g.dataloader["train_loader"] = budget
+            t = time.perf_counter()
+            with clock.observe(gears_module, budget):
+                g.train(epochs=self.hparams["epochs"], lr=train.lr, weight_decay=train.weight_decay)
+            timings["train_s"] = time.perf_counter() - t
+            self.fit_info["gears"] = {**clock.summary(len(loader)), **{k: round(v, 4) for k, v in timings.items()},
+                                      "threads": torch.get_num_threads()}
             self.model = g.best_model.cpu().eval()
             self.pert_names = list(map(str, pert_data.pert_names))
             self._config = {k: g.config[k] for k in ("hidden_size", "num_go_gnn_layers", "num_gene_gnn_layers",
