@@ -44,13 +44,19 @@ def _naive_per_cell(net: PriorGNNModule, cell_perts: list[list[int]]) -> torch.T
         if perts:
             total = sum(pert_global[p] for p in perts)
             x = x + net.pert_fuse(total[None])[0]
+        targets = [int(net.pert_gene_idx[p]) for p in perts] if net.pert_flag is not None else []
+        for g in targets:  # the perturbation flag on the targeted genes themselves
+            x = x + net.pert_flag[0] * (torch.arange(G) == g)[:, None]
         x = torch.relu(net.bn_pert_base(x))
         h = net.recovery_w(x)  # [G, H]
         out = torch.stack([h[g] @ net.indv_w1[g, :, 0] + net.indv_b1[g, 0] for g in range(G)])
         cross = net.cross_gene_state(out[None])[0]
-        rows.append(torch.stack([
+        row = torch.stack([
             torch.cat([out[g:g + 1], cross]) @ net.indv_w2[0, g] + net.indv_b2[0, g] for g in range(G)
-        ]))
+        ])
+        for g in targets:  # the shared readout of each target's own change
+            row = row + (h[g] @ net.self_head.weight[0] + net.self_head.bias[0]) * (torch.arange(G) == g)
+        rows.append(row)
     return torch.stack(rows)
 
 
@@ -58,7 +64,12 @@ def test_efficient_path_matches_naive_per_cell_reference():
     torch.manual_seed(0)
     genes = [f"g{i}" for i in range(9)]
     coex, go = _ring(genes, 1), _ring(genes, 2)
-    net = PriorGNNModule(9, 9, hidden=8, coexpression=coex.to_torch(), go=go.to_torch(), singles="none")
+    # perturbation i targets gene (i + 4) mod 9; the flag and its readout get non-trivial values
+    net = PriorGNNModule(9, 9, hidden=8, coexpression=coex.to_torch(), go=go.to_torch(), singles="none",
+                         pert_gene_idx=(torch.arange(9) + 4) % 9, self_init=0.7)
+    with torch.no_grad():
+        net.pert_flag.normal_()
+        net.self_head.weight.normal_()
     # give BatchNorm non-trivial running statistics, then evaluate deterministically
     net.train()
     with torch.no_grad():
@@ -94,6 +105,9 @@ def test_zeroed_output_layer(demo):
         with torch.no_grad():
             m.net.indv_w2.zero_()
             m.net.indv_b2.zero_()
+            if m.net.self_head is not None:
+                m.net.self_head.weight.zero_()
+                m.net.self_head.bias.zero_()
             if singles == "residual":
                 m.net.interaction.weight.zero_()
         delta = m.predict_delta(conds)
@@ -168,3 +182,25 @@ def test_resume_continues_where_it_stopped(demo, tmp_path):
     cols = ["epoch", "val_mse_top20_de"]
     pd.testing.assert_frame_equal(a[cols].dropna().reset_index(drop=True), b[cols].dropna().reset_index(drop=True),
                                   rtol=1e-6)
+
+
+def test_self_head_starts_at_the_mean_own_change_of_training_singles(demo):
+    """The shared readout of a target's own change starts at the training singles' mean own change
+    beyond the centring (worked out here from the summaries), and applies to an unseen target."""
+    data, split, graphs = demo
+    s = data.summaries
+    genes = list(data.genes)
+    singles = {c.split("+")[0]: c for c in split.train if c.endswith("+ctrl")}
+    mean_single = np.mean([s.delta(c) for c in singles.values()], axis=0)
+    expected = np.mean([s.delta(c)[genes.index(g)] - mean_single[genes.index(g)] for g, c in singles.items()])
+    m = get_model_class("priorgnn")(hidden=8, allow_prior_free=True)
+    m.fit(data, split, graphs=graphs, train=TrainConfig(max_epochs=1, lr=0.0, weight_decay=0.0, progress_bar=False))
+    assert m.net.self_head.bias.item() == pytest.approx(expected, rel=1e-5)
+    with torch.no_grad():  # switch every other output off: what is left is the readout at the target
+        m.net.indv_w2.zero_()
+        m.net.indv_b2.zero_()
+    delta = m.predict_delta(["G7+ctrl"])[0]  # G7 was never perturbed
+    i = genes.index("G7")
+    assert delta[i] - mean_single[i] == pytest.approx(expected, rel=1e-4)
+    others = np.delete(delta - mean_single, i)
+    np.testing.assert_allclose(others, 0.0, atol=1e-6)

@@ -95,7 +95,7 @@ class PriorGNNModule(nn.Module):
                  go_layers: int = 1, decoder: Literal["gene_specific", "shared"] = "gene_specific",
                  uncertainty: bool = False, singles: str = "residual", pert_init: str = "normal",
                  pert_dropout: float = 0.0, trained_pert_idx: torch.Tensor | None = None,
-                 pert_gene_idx: torch.Tensor | None = None,
+                 pert_gene_idx: torch.Tensor | None = None, self_init: float = 0.0,
                  single_pert_idx: torch.Tensor | None = None,
                  single_delta: torch.Tensor | None = None, mean_delta: torch.Tensor | None = None) -> None:
         super().__init__()
@@ -126,8 +126,19 @@ class PriorGNNModule(nn.Module):
         if pert_gene_idx is not None:
             self.register_buffer("pert_gene_idx", pert_gene_idx.long())
             self.pert_flag = nn.Parameter(torch.zeros(1, H))
+            # the targeted gene's own change read out by one head shared by all genes: the
+            # gene-specific decoder weights of a gene never perturbed in training have never seen the
+            # flag, so without a shared readout an unseen target could not learn to go up (CRISPRa) or
+            # down (CRISPRi). Its weights start at zero and its bias at ``self_init``, the mean change
+            # of the training singles' own targets (as the network's singles start from the mean
+            # training single): with a few condition batches per epoch, a bias learnt from zero would
+            # need hundreds of steps to reach a typical CRISPRa log fold change.
+            self.self_head = nn.Linear(H, 1)
+            nn.init.zeros_(self.self_head.weight)
+            nn.init.constant_(self.self_head.bias, float(self_init))
         else:
             self.pert_flag = None
+            self.self_head = None
         if trained_pert_idx is None:
             trained_pert_idx = torch.zeros(0, dtype=torch.long)
         self.register_buffer("trained_pert_idx", trained_pert_idx.long())
@@ -214,13 +225,17 @@ class PriorGNNModule(nn.Module):
         U, (G, H) = fused.shape[0], base.shape
         x = (base[None, :, :] + fused[:, None, :]).reshape(U * G, H)
         if self.pert_flag is not None:
-            gene = self.pert_gene_idx[pert_idx.clamp_min(0)]
-            hit = (pert_idx >= 0) & (gene >= 0)
-            if hit.any():
-                rows = torch.arange(U, device=x.device)[:, None].expand_as(pert_idx)[hit]
-                flat = rows * G + gene[hit]
-                x = x.index_add(0, flat, self.pert_flag.expand(len(flat), H))
+            rows, genes = self._targets(pert_idx)
+            if len(rows):
+                x = x.index_add(0, rows * G + genes, self.pert_flag.expand(len(rows), H))
         return torch.relu(self.bn_pert_base(x))
+
+    def _targets(self, pert_idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(row, gene) of every perturbed gene that is also a measured gene."""
+        gene = self.pert_gene_idx[pert_idx.clamp_min(0)]
+        hit = (pert_idx >= 0) & (gene >= 0)
+        rows = torch.arange(pert_idx.shape[0], device=pert_idx.device)[:, None].expand_as(pert_idx)[hit]
+        return rows, gene[hit]
 
     def decode(self, base: torch.Tensor, pert_global: torch.Tensor, pert_idx: torch.Tensor) -> dict:
         """GEARS's network for each condition row: ``{'delta': [U, G]}`` (+ ``'logvar'``)."""
@@ -234,6 +249,10 @@ class PriorGNNModule(nn.Module):
             delta = out * w2[:, 0] + cross @ w2[:, 1:].T + self.indv_b2
         else:
             delta = self.shared_out(h3).squeeze(-1)
+        if self.self_head is not None:
+            rows, genes = self._targets(pert_idx)
+            if len(rows):
+                delta = delta.index_put((rows, genes), self.self_head(h3[rows, genes]).squeeze(-1), accumulate=True)
         result = {"delta": delta}
         if self.uncertainty:
             result["logvar"] = self.uncertainty_w(x).reshape(U, G)
@@ -292,8 +311,9 @@ class PriorGNN(PerturbationModel):
     pert_init : ``'zero'`` (default) or ``'normal'`` (GEARS) initial perturbation embeddings
     pert_dropout : share of trained genes' own embeddings hidden per step (0: off)
     center : ``'mean'`` (network singles are residuals from the mean training single) or ``'none'``
-    pert_flag : add a learned perturbation embedding to the perturbed genes' own embeddings (so the
-        target itself can respond to CRISPRa/CRISPRi); GEARS defines it but never uses it
+    pert_flag : add a learned perturbation embedding to the perturbed genes' own embeddings, read out
+        by a head shared by all genes (so the target itself responds to CRISPRa/CRISPRi, also a gene
+        never perturbed in training); GEARS defines the embedding but never uses it
     """
 
     trainable = True
@@ -322,7 +342,7 @@ class PriorGNN(PerturbationModel):
     # -- vocabulary and graphs ------------------------------------------------------------------------
     def _build(self, genes: list[str], pert_genes: list[str], coex, go, single_genes: list[str],
                single_delta: np.ndarray, annotated: np.ndarray, trained_perts: set[str],
-               mean_delta: np.ndarray | None = None) -> None:
+               mean_delta: np.ndarray | None = None, self_init: float = 0.0) -> None:
         self.genes = genes
         self.pert_genes = pert_genes
         self.pert_index = {g: i for i, g in enumerate(pert_genes)}
@@ -345,6 +365,7 @@ class PriorGNN(PerturbationModel):
             single_pert_idx=torch.as_tensor([self.pert_index[g] for g in single_genes], dtype=torch.long),
             single_delta=torch.as_tensor(single_delta, dtype=torch.float32),
             mean_delta=torch.as_tensor(mean_delta, dtype=torch.float32) if mean_delta is not None else None,
+            self_init=self_init,
         )
 
     def fit(self, data, split, *, graphs: PriorGraphs | None = None, train: TrainConfig | None = None):
@@ -391,8 +412,13 @@ class PriorGNN(PerturbationModel):
         mean_delta = None
         if hp.get("center", "mean") == "mean" and singles and hp["singles"] != "none":
             mean_delta = np.mean([s.delta(c) for c in singles.values()], axis=0)
+        # the training singles' mean change of their own target, beyond the centring (see self_head)
+        gene_pos = {g: i for i, g in enumerate(genes)}
+        own = [s.delta(c)[gene_pos[g]] - (mean_delta[gene_pos[g]] if mean_delta is not None else 0.0)
+               for g, c in singles.items() if g in gene_pos]
+        self_init = float(np.mean(own)) if own else 0.0
         self._build(genes, pert_genes, coex_arrays, go_arrays, single_genes, single_delta, annotated, train_genes,
-                    mean_delta)
+                    mean_delta, self_init)
         unannotated = sorted(g for g in train_genes if not annotated[self.pert_index[g]])
         if go_graph is not None and unannotated:
             log.warning("%d trained perturbation gene(s) have no GO annotation: %s", len(unannotated), unannotated[:10])
