@@ -160,6 +160,12 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _buffer(arr: np.ndarray) -> memoryview:
+    """The bytes of an array without copying them (``tobytes()`` would duplicate a multi-GB matrix)."""
+    arr = np.ascontiguousarray(arr)
+    return memoryview(arr.reshape(-1).view(np.uint8)) if arr.size else memoryview(b"")
+
+
 def hash_arrays(*parts: Any) -> str:
     """A content hash of numpy arrays, scipy sparse matrices, strings and JSON-able values."""
     import scipy.sparse as sp
@@ -169,13 +175,13 @@ def hash_arrays(*parts: Any) -> str:
         if sp.issparse(part):
             part = part.tocsr()
             for arr in (part.indptr, part.indices, part.data):
-                h.update(np.ascontiguousarray(arr).tobytes())
+                h.update(_buffer(arr))
             h.update(str(part.shape).encode())
         elif isinstance(part, np.ndarray):
             if part.dtype == object:
                 h.update("\x1f".join(map(str, part.ravel())).encode())
             else:
-                h.update(np.ascontiguousarray(part).tobytes())
+                h.update(_buffer(part))
             h.update(f"{part.dtype}{part.shape}".encode())
         elif isinstance(part, (bytes, bytearray)):
             h.update(part)

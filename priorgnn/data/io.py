@@ -165,13 +165,19 @@ def from_anndata(
     drop_small_conditions: bool = False,
     allow_unmeasured_perturbations: bool = False,
     source: str | None = None,
+    copy: bool = True,
 ) -> PerturbationData:
     """Validate an in-memory AnnData and wrap it as :class:`PerturbationData`.
 
     See the module docstring for the two layouts. ``normalize=True`` applies ``normalize_total`` +
-    ``log1p`` to raw counts; without it, raw counts are an error. The input object is not modified.
+    ``log1p`` to raw counts; without it, raw counts are an error. The input object is not modified,
+    unless ``copy=False``: then its matrix is reused and ``adata`` must not be used afterwards
+    (this saves one copy of the matrix, which matters for large data).
     """
-    adata = adata.copy() if not adata.isbacked else adata.to_memory()
+    if adata.isbacked:
+        adata = adata.to_memory()
+    elif copy:
+        adata = adata.copy()
     if layer is not None:
         if layer not in adata.layers:
             raise DataValidationError(
@@ -229,7 +235,8 @@ def from_anndata(
                                    allow_unmeasured=allow_unmeasured_perturbations)
 
     X = adata.X
-    X = sp.csr_matrix(X, dtype=np.float32) if not sp.issparse(X) else X.tocsr().astype(np.float32)
+    X = sp.csr_matrix(X, dtype=np.float32) if not sp.issparse(X) else X.tocsr().astype(np.float32, copy=False)
+    del adata.X  # the AnnData no longer holds a second reference to the matrix
     X.sort_indices()
     clean = ad.AnnData(X=X, obs=adata.obs[["condition"]].copy(), var=pd.DataFrame(index=adata.var_names))
     clean.obs["condition"] = clean.obs["condition"].astype("category")
@@ -241,6 +248,7 @@ def read_h5ad(path: str | os.PathLike, *, name: str | None = None, **kwargs) -> 
     :func:`from_anndata`."""
     adata = _read_file(path)
     name = name or Path(path).stem
+    kwargs.setdefault("copy", False)  # the object was just read: no one else holds it
     return from_anndata(adata, name=name, source=str(path), **kwargs)
 
 

@@ -1,0 +1,218 @@
+"""Per-condition summaries of an ``.h5ad`` too large for memory, in one streamed pass.
+
+:func:`priorgnn.data.io.read_h5ad` loads the whole matrix: its limit is the machine's memory (see
+``benchmarks/results/scale_limits.md``). At genome-wide Perturb-seq scale (Replogle et al. 2022,
+K562: about 10,000 genes x 2 million cells) that matrix does not fit in 24 GB, and scanpy's
+``rank_genes_groups`` alone would hold a ``[conditions, cells]`` boolean mask (20 GB there).
+
+:func:`summarise_h5ad` reads the file in backed mode, row chunk by row chunk, validates each chunk
+as :func:`~priorgnn.data.validate.check_matrix_values` does, and accumulates per-condition sums and
+sums of squares. From them it computes the same :class:`~priorgnn.data.dataset.ConditionSummaries`
+as :attr:`PerturbationData.summaries <priorgnn.data.dataset.PerturbationData.summaries>`:
+pseudobulk means, cell counts, and the DE ranking against control by Welch's t-test with
+Benjamini-Hochberg adjusted p-values and log2 fold changes, as scanpy's ``rank_genes_groups``
+(``method='t-test'``, ``reference='ctrl'``, ``rankby_abs=True``) computes them. Memory is bounded
+by the ``[conditions, genes]`` results and one chunk, never by the number of cells.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from priorgnn.data.conditions import CTRL
+from priorgnn.data.dataset import ConditionSummaries
+from priorgnn.data.validate import (
+    MAX_LOG_VALUE,
+    canonicalise_conditions,
+    check_cells_per_condition,
+    check_perturbed_genes_measured,
+    check_unique_names,
+)
+from priorgnn.errors import DataValidationError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["summarise_h5ad", "welch_de"]
+
+
+def _bh_adjust(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values along the last axis (statsmodels' ``fdr_bh``)."""
+    m = p.shape[-1]
+    order = np.argsort(p, axis=-1, kind="stable")
+    ranked = np.take_along_axis(p, order, axis=-1) * (m / np.arange(1, m + 1))
+    ranked = np.minimum.accumulate(ranked[..., ::-1], axis=-1)[..., ::-1]
+    np.minimum(ranked, 1.0, out=ranked)
+    out = np.empty_like(ranked)
+    np.put_along_axis(out, order, ranked, axis=-1)
+    return out
+
+
+def welch_de(means: np.ndarray, variances: np.ndarray, n_cells: np.ndarray, ctrl_row: int,
+             *, block: int = 256) -> dict[str, np.ndarray]:
+    """DE of every row against ``ctrl_row`` from per-group means and variances (``ddof=1``).
+
+    Welch's t-test as scanpy's ``rank_genes_groups(method='t-test')``: a NaN score (equal means,
+    no variance) becomes 0 and its p-value 1. Returns ``rank`` (genes by ``|t|``, most significant
+    first), ``scores``, ``logfc`` and ``pvals_adj``, ``[C, G]``; the control row is ``-1`` / NaN.
+    Rows are processed in blocks, so temporaries stay at ``block x genes``.
+    """
+    from scipy import stats
+
+    C, G = means.shape
+    rank = np.full((C, G), -1, dtype=np.int32)
+    scores = np.full((C, G), np.nan, dtype=np.float32)
+    logfc = np.full((C, G), np.nan, dtype=np.float32)
+    padj = np.full((C, G), np.nan, dtype=np.float32)
+    m_ref, sd_ref, n_ref = means[ctrl_row], np.sqrt(variances[ctrl_row]), int(n_cells[ctrl_row])
+    e_ref = np.expm1(m_ref) + 1e-9
+    rows = np.array([i for i in range(C) if i != ctrl_row], dtype=np.int64)
+    for s in range(0, rows.size, block):
+        r = rows[s:s + block]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            t, p = stats.ttest_ind_from_stats(
+                mean1=means[r], std1=np.sqrt(variances[r]), nobs1=n_cells[r][:, None],
+                mean2=m_ref[None, :], std2=sd_ref[None, :], nobs2=n_ref, equal_var=False,
+            )
+        t = np.asarray(t, dtype=np.float64)
+        p = np.asarray(p, dtype=np.float64)
+        t[np.isnan(t)] = 0.0
+        p[np.isnan(p)] = 1.0
+        scores[r] = t
+        padj[r] = _bh_adjust(p)
+        logfc[r] = np.log2((np.expm1(means[r]) + 1e-9) / e_ref[None, :])
+        rank[r] = np.argsort(-np.abs(t), axis=1, kind="stable")
+    return {"rank": rank, "scores": scores, "logfc": logfc, "pvals_adj": padj}
+
+
+def _add_sparse(out: np.ndarray, rows: np.ndarray, block) -> None:
+    """``out[rows] += block`` for a sparse ``block``, touching only its stored entries (a dense
+    ``[conditions, genes]`` temporary per chunk would cost more than the chunk itself)."""
+    block = block.tocsr()
+    block.sum_duplicates()  # a no-op for the canonical result of a product
+    block = block.tocoo()
+    flat = rows[block.row].astype(np.int64) * out.shape[1] + block.col
+    out.reshape(-1)[flat] += block.data  # one entry per (row, col) after sum_duplicates
+
+
+def _check_chunk(X, start: int, state: dict) -> None:
+    vals = np.asarray(X.data if sp.issparse(X) else X).ravel()
+    if vals.size == 0:
+        return
+    if not np.issubdtype(vals.dtype, np.number):
+        raise DataValidationError(f"the expression matrix has dtype {vals.dtype}; it must be numeric.")
+    bad = ~np.isfinite(vals)
+    if bad.any():
+        raise DataValidationError(
+            f"the expression matrix holds {int(bad.sum())} NaN or infinite values in cells "
+            f"{start}..{start + X.shape[0] - 1}. Impute or remove them upstream and reload."
+        )
+    lo, hi = float(vals.min()), float(vals.max())
+    if lo < 0:
+        raise DataValidationError(
+            f"the expression matrix has negative values (min {lo:.3g}, cells from {start}). priorgnn "
+            "expects log1p of normalised counts; load the unscaled log-normalised layer instead."
+        )
+    if hi > MAX_LOG_VALUE:
+        raise DataValidationError(
+            f"the expression matrix reaches {hi:.4g} (cells from {start}), more than log1p of normalised "
+            "counts can: the data are raw counts or not log-transformed. Normalise and log1p them first."
+        )
+    state["max"] = max(state["max"], hi)
+    if state["integer"]:
+        sample = vals[:: max(1, vals.size // 200_000)]
+        state["integer"] = bool(np.all(sample == np.round(sample)))
+
+
+def summarise_h5ad(
+    path: str | os.PathLike, *, condition_column: str = "condition", gene_column: str | None = "gene_name",
+    chunk_rows: int = 20_000, min_cells: int = 2, allow_unmeasured_perturbations: bool = False,
+    progress: bool = False,
+) -> ConditionSummaries:
+    """Pseudobulk means and DE rankings of a GEARS-style ``.h5ad``, streamed from disk.
+
+    The file must hold log-normalised expression (as :func:`~priorgnn.data.io.read_h5ad` expects,
+    without ``normalize``); it is validated chunk by chunk with the same errors. Conditions are
+    canonicalised; conditions with fewer than ``min_cells`` cells are an error.
+
+    Parameters
+    ----------
+    path
+        The ``.h5ad`` (GEARS style: ``obs[condition_column]``, gene symbols in ``var[gene_column]``
+        or the var index).
+    chunk_rows
+        Cells read per chunk. Peak memory is about the summaries (six ``[conditions, genes]``
+        float64 arrays) plus one chunk.
+    progress
+        Show a progress bar.
+    """
+    from priorgnn.data.io import _read_file
+
+    adata = _read_file(path, backed=True)
+    try:
+        if condition_column not in adata.obs:
+            raise DataValidationError(
+                f"no obs column {condition_column!r} naming each cell's perturbation. Available columns: "
+                f"{', '.join(map(str, adata.obs.columns)) or '(none)'}."
+            )
+        if gene_column and gene_column in adata.var:
+            genes = pd.Index(adata.var[gene_column].astype(str).to_numpy(), dtype=str)
+        else:
+            genes = pd.Index(adata.var_names.astype(str), dtype=str)
+        check_unique_names(genes, "gene")
+        check_unique_names(pd.Index(adata.obs_names.astype(str)), "cell")
+        cond = canonicalise_conditions(adata.obs[condition_column])
+        check_cells_per_condition(cond, min_cells=min_cells)
+        codes, uniques = pd.factorize(cond.to_numpy())
+        conditions = [CTRL] + sorted(set(uniques) - {CTRL})
+        perturbed = sorted({g for c in conditions[1:] for g in c.split("+") if g != CTRL})
+        check_perturbed_genes_measured(perturbed, genes, allow_unmeasured=allow_unmeasured_perturbations)
+        row_of = pd.Series(np.arange(len(conditions)), index=conditions)[list(uniques)].to_numpy()
+        cell_row = row_of[codes]
+
+        C, G = len(conditions), len(genes)
+        sums = np.zeros((C, G))
+        sumsq = np.zeros((C, G))
+        state = {"integer": True, "max": 0.0}
+        n = adata.n_obs
+        spans = range(0, n, chunk_rows)
+        if progress:
+            from tqdm.auto import tqdm
+
+            spans = tqdm(spans, desc="summaries", unit="chunk")
+        for s in spans:
+            e = min(n, s + chunk_rows)
+            X = adata.X[s:e]
+            X = sp.csr_matrix(X, dtype=np.float64) if not sp.issparse(X) else X.tocsr().astype(np.float64)
+            _check_chunk(X, s, state)
+            present, local = np.unique(cell_row[s:e], return_inverse=True)
+            ind = sp.csr_matrix((np.ones(e - s), (local, np.arange(e - s))), shape=(present.size, e - s))
+            _add_sparse(sums, present, ind @ X)
+            X.data **= 2
+            _add_sparse(sumsq, present, ind @ X)
+        if state["integer"] and state["max"] > 1:
+            raise DataValidationError(
+                f"the expression matrix holds integer values up to {state['max']:.0f}: these look like raw "
+                "counts, but log-normalised data are expected. Normalise and log1p them first."
+            )
+    finally:
+        adata.file.close()
+
+    n_cells = np.bincount(cell_row, minlength=C).astype(np.int64)
+    means = sums / n_cells[:, None]
+    # unbiased variance (ddof=1), as scanpy's t-test uses; clipped at 0 against round-off
+    variances = sumsq
+    variances -= sums * means
+    variances /= np.maximum(n_cells - 1, 1)[:, None]
+    np.maximum(variances, 0.0, out=variances)
+    del sums
+    de = welch_de(means, variances, n_cells, ctrl_row=0)
+    log.info("streamed summaries: %d conditions x %d genes from %d cells", C, G, n)
+    return ConditionSummaries(
+        conditions=conditions, genes=genes, means=means, n_cells=n_cells, de_rank=de["rank"],
+        de_scores=de["scores"], de_logfc=de["logfc"], de_pvals_adj=de["pvals_adj"],
+    )
