@@ -706,3 +706,68 @@ print("imported")
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "imported" in proc.stdout
+
+
+# -- no network at run time ---------------------------------------------------------------------------
+# Installed before anything is imported: every way to open a connection or resolve a name is
+# recorded (and refused), and the count is printed at exit. Code that catches the refusal and
+# carries on is still counted.
+NETWORK_GUARD = """
+import atexit, socket, sys
+_attempts = []
+def _refuse(*args, **kwargs):
+    _attempts.append(repr(args[1:2] or args)[:80])
+    raise OSError("network access refused by the test")
+for _obj, _name in [(socket.socket, "connect"), (socket.socket, "connect_ex"), (socket.socket, "sendto"),
+                    (socket, "create_connection"), (socket, "getaddrinfo"), (socket, "gethostbyname"),
+                    (socket, "gethostbyname_ex")]:
+    setattr(_obj, _name, _refuse)
+atexit.register(lambda: print(f"NETWORK-ATTEMPTS {len(_attempts)} {_attempts[:3]}", file=sys.stderr))
+"""
+
+
+def _guarded(body: str, tmp_path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PRIORGNN_CACHE_DIR": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-c", NETWORK_GUARD + body], capture_output=True, text=True,
+                          cwd=REPO, env=env, timeout=600)
+
+
+def test_the_network_guard_catches_a_swallowed_connection(tmp_path):
+    """Control: the guard below would see network use even when the code catches the error."""
+    proc = _guarded(
+        "import urllib.request\n"
+        "try:\n    urllib.request.urlopen('http://192.0.2.1/x', timeout=1)\nexcept Exception:\n    pass\n",
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "NETWORK-ATTEMPTS 1" in proc.stderr
+
+
+@pytest.mark.parametrize("model", [
+    "additive",
+    pytest.param("priorgnn", marks=pytest.mark.slow),  # trains, with GO and co-expression priors
+])
+def test_train_predict_and_evaluate_use_no_network(tmp_path, model):
+    """The main job's steps (load, priors, split, train, predict, evaluate) never touch the network."""
+    from tests._synth import synth_lognorm
+    from tests.robustness_cases import _go_files
+
+    data = tmp_path / "data.h5ad"
+    synth_lognorm().write_h5ad(data)
+    obo, gaf = _go_files(tmp_path)
+    run, report = tmp_path / "run", tmp_path / "report"
+    priors = ["--go-obo", str(obo), "--go-gaf", str(gaf), "--epochs", "1"] if model == "priorgnn" else []
+    body = f"""
+import train, evaluate
+assert train.main(["--data", {str(data)!r}, "--model", {model!r}, "--split", "combo", "--out", {str(run)!r},
+                   "--no-progress", "-q", *{priors!r}]) == 0
+assert train.main(["predict", {str(run)!r}, "--conditions", "G1+G2", "-q"]) == 0
+assert evaluate.main([{str(run)!r}, "--baselines", "no_change,additive", "--out", {str(report)!r}, "--quiet",
+                      "--n-boot", "1000", "--metrics", "mse,pearson_delta", "--no-figures", "--no-ceiling"]) == 0
+print("done")
+"""
+    proc = _guarded(body, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "done" in proc.stdout
+    assert "NETWORK-ATTEMPTS 0 []" in proc.stderr, proc.stderr[-2000:]
+    assert (report / "report.md").exists()
