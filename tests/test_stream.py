@@ -93,3 +93,20 @@ def test_from_anndata_leaves_its_input_alone_unless_copy_false(lognorm_file):
 
     read = read_h5ad(path)
     assert (read.X != data.X).nnz == 0 and read.conditions == data.conditions
+
+
+@pytest.mark.parametrize("chunk_nnz", [7, 300, 1 << 24])
+@pytest.mark.parametrize("dense", [False, True])
+def test_chunked_pseudobulk_equals_per_group_means(chunk_nnz, dense):
+    from priorgnn.data.dataset import pseudobulk
+
+    rng = np.random.default_rng(0)
+    X = sp.random(500, 30, density=0.2, format="csr", dtype=np.float32, random_state=1)
+    labels = rng.choice(["a", "b", "c", "unused-label"], 500)
+    groups = ["a", "b", "c", "absent"]
+    means, counts = pseudobulk(X.toarray() if dense else X, labels, groups, chunk_nnz=chunk_nnz)
+    M = X.toarray().astype(np.float64)
+    for i, g in enumerate(groups[:3]):
+        assert counts[i] == (labels == g).sum()
+        np.testing.assert_allclose(means[i], M[labels == g].mean(axis=0), rtol=0, atol=1e-12)
+    assert counts[3] == 0 and np.isnan(means[3]).all()

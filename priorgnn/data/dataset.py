@@ -37,23 +37,51 @@ __all__ = ["PerturbationData", "ConditionSummaries", "pseudobulk", "rank_de_gene
 _SUMMARY_VERSION = 2
 
 
-def pseudobulk(X, labels: np.ndarray, groups: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def add_sparse_rows(out: np.ndarray, rows: np.ndarray, block) -> None:
+    """``out[rows] += block`` for a sparse ``block``, touching only its stored entries (a dense
+    ``[len(rows), genes]`` temporary per block could cost more than the block itself)."""
+    block = sp.csr_matrix(block)
+    block.sum_duplicates()  # a no-op for the canonical result of a product
+    block = block.tocoo()
+    flat = rows[block.row].astype(np.int64) * out.shape[1] + block.col
+    out.reshape(-1)[flat] += block.data  # one entry per (row, col) after sum_duplicates
+
+
+def pseudobulk(X, labels: np.ndarray, groups: list[str], *, chunk_nnz: int = 1 << 24) -> tuple[np.ndarray, np.ndarray]:
     """Mean of the rows of ``X`` per group, as ``[len(groups), n_genes]`` float64, and the counts.
 
-    A sparse indicator-matrix product: one pass over ``X``.
+    Sparse indicator-matrix products over row chunks of about ``chunk_nnz`` stored values, summed
+    in float64: one pass over ``X``, with extra memory bounded by one chunk (a single product
+    would hold a float64 copy of the whole float32 matrix).
     """
     index = {g: i for i, g in enumerate(groups)}
-    rows = np.array([index.get(lab, -1) for lab in labels])
-    keep = rows >= 0
-    ind = sp.csr_matrix(
-        (np.ones(int(keep.sum())), (rows[keep], np.nonzero(keep)[0])), shape=(len(groups), X.shape[0])
-    )
-    counts = np.asarray(ind.sum(axis=1)).ravel()
-    sums = ind @ X
-    sums = sums.toarray() if sp.issparse(sums) else np.asarray(sums)
+    rows = np.array([index.get(lab, -1) for lab in labels], dtype=np.int64)
+    n, G = X.shape
+    counts = np.bincount(rows[rows >= 0], minlength=len(groups)).astype(np.int64)
+    sums = np.zeros((len(groups), G))
+    if sp.issparse(X):
+        X = X.tocsr()
+        per_row = max(1.0, X.nnz / max(n, 1))
+    else:
+        X = np.asarray(X)
+        per_row = float(max(G, 1))
+    step = max(1, int(chunk_nnz // per_row))
+    for s in range(0, n, step):
+        e = min(n, s + step)
+        r = rows[s:e]
+        keep = np.nonzero(r >= 0)[0]
+        if keep.size == 0:
+            continue
+        present, local = np.unique(r[keep], return_inverse=True)
+        ind = sp.csr_matrix((np.ones(keep.size), (local, keep)), shape=(present.size, e - s))
+        block = X[s:e]
+        if sp.issparse(block):
+            add_sparse_rows(sums, present, ind @ block.astype(np.float64))
+        else:
+            sums[present] += ind @ np.asarray(block, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         means = sums / counts[:, None]
-    return means, counts.astype(np.int64)
+    return means, counts
 
 
 def rank_de_genes(adata: ad.AnnData, conditions: list[str], method: str = "t-test") -> dict[str, np.ndarray]:

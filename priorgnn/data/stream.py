@@ -25,7 +25,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from priorgnn.data.conditions import CTRL
-from priorgnn.data.dataset import ConditionSummaries
+from priorgnn.data.dataset import ConditionSummaries, add_sparse_rows
 from priorgnn.data.validate import (
     MAX_LOG_VALUE,
     canonicalise_conditions,
@@ -87,16 +87,6 @@ def welch_de(means: np.ndarray, variances: np.ndarray, n_cells: np.ndarray, ctrl
         logfc[r] = np.log2((np.expm1(means[r]) + 1e-9) / e_ref[None, :])
         rank[r] = np.argsort(-np.abs(t), axis=1, kind="stable")
     return {"rank": rank, "scores": scores, "logfc": logfc, "pvals_adj": padj}
-
-
-def _add_sparse(out: np.ndarray, rows: np.ndarray, block) -> None:
-    """``out[rows] += block`` for a sparse ``block``, touching only its stored entries (a dense
-    ``[conditions, genes]`` temporary per chunk would cost more than the chunk itself)."""
-    block = block.tocsr()
-    block.sum_duplicates()  # a no-op for the canonical result of a product
-    block = block.tocoo()
-    flat = rows[block.row].astype(np.int64) * out.shape[1] + block.col
-    out.reshape(-1)[flat] += block.data  # one entry per (row, col) after sum_duplicates
 
 
 def _check_chunk(X, start: int, state: dict) -> None:
@@ -191,9 +181,9 @@ def summarise_h5ad(
             _check_chunk(X, s, state)
             present, local = np.unique(cell_row[s:e], return_inverse=True)
             ind = sp.csr_matrix((np.ones(e - s), (local, np.arange(e - s))), shape=(present.size, e - s))
-            _add_sparse(sums, present, ind @ X)
+            add_sparse_rows(sums, present, ind @ X)
             X.data **= 2
-            _add_sparse(sumsq, present, ind @ X)
+            add_sparse_rows(sumsq, present, ind @ X)
         if state["integer"] and state["max"] > 1:
             raise DataValidationError(
                 f"the expression matrix holds integer values up to {state['max']:.0f}: these look like raw "
