@@ -102,6 +102,35 @@ def test_evaluate_runs_tables(runs, result):
     assert set(c[c["baseline"] == "additive"]["model"]) == {"no_change", "mean"}
 
 
+def test_additive_fallbacks_are_counted_and_reported(runs, result, tmp_path):
+    """How often the additive baseline used its fallback for an unseen single, per subgroup: equal to a
+    count from the split itself, and shown in report.md."""
+    from priorgnn.data.conditions import parse_condition
+    from priorgnn.report import write_report
+
+    paths, _ = runs
+    notes = result.info["prediction_notes"]
+    assert set(notes) == {"additive"}  # mean and no_change never fall back: they report nothing
+    expected: dict[str, list[int]] = {}
+    for p in paths[::2]:  # one run per seed
+        split = Run(p).split()
+        trained = {parse_condition(c)[0] for c in split.train if len(parse_condition(c)) == 1}
+        sub = {c: g for g, conds in split.subgroups.items() for c in conds}
+        for c in split.test:
+            n = expected.setdefault(sub.get(c, "other"), [0, 0])
+            n[0] += int(any(g not in trained for g in parse_condition(c)))
+            n[1] += 1
+    assert notes["additive"]["n_fallback"] == expected
+    # unseen singles and combo_seen0/1 need the fallback; combo_seen2 never does
+    assert expected["unseen_single"][0] == expected["unseen_single"][1] > 0
+    assert expected.get("combo_seen2", [0, 0])[0] == 0
+    md = write_report(result, tmp_path / "rep", figures=False).read_text()
+    assert "## Fallbacks" in md
+    k, n = expected["unseen_single"]
+    row = next(line for line in md.splitlines() if line.startswith("| `additive` | `n_fallback`"))
+    assert f"{k} / {n}" in row
+
+
 def test_metrics_equal_direct_computation(runs, result):
     paths, data = runs
     run = Run.load(paths[0])  # additive, seed 1

@@ -56,6 +56,7 @@ __all__ = [
     "evaluate_seed",
     "evaluate_model",
     "predict_conditions",
+    "prediction_notes",
     "model_order",
     "DEFAULT_BASELINES",
     "BASELINE_ORDER",
@@ -151,6 +152,40 @@ def predict_conditions(model: PerturbationModel, conditions: Sequence[str], gene
             raise CheckpointError(f"model {model.name!r} returned predictions in another order.")
         out[s:s + len(chunk)] = np.asarray(pred.layers["delta"], dtype=np.float64)
     return out, np.asarray(model.control_mean, dtype=np.float64)
+
+
+#: Per-condition counts that models attach to their predictions (``_prediction_obs``) and the report
+#: summarises: how often a model had to fall back for a gene it has no measured effect for.
+NOTE_KEYS = ("n_fallback", "n_untrained_genes")
+
+
+def prediction_notes(model: PerturbationModel, conditions: Sequence[str],
+                     subgroups: dict[str, str]) -> dict[str, dict[str, list[int]]]:
+    """For each of :data:`NOTE_KEYS` the model reports: per subgroup, ``[conditions with a count
+    above 0, conditions]``. The additive baseline's ``n_fallback``, for example, counts conditions
+    where a single was not measured in training and its documented fallback was used."""
+    conditions = list(conditions)
+    obs = model._prediction_obs(model.canonical(conditions))
+    out: dict[str, dict[str, list[int]]] = {}
+    for key in NOTE_KEYS:
+        if key not in obs:
+            continue
+        per: dict[str, list[int]] = {}
+        for c, v in zip(conditions, np.asarray(obs[key], dtype=float), strict=True):
+            n = per.setdefault(subgroups.get(c, "other"), [0, 0])
+            n[0] += int(v > 0)
+            n[1] += 1
+        out[key] = per
+    return out
+
+
+def _merge_notes(into: dict, label: str, notes: dict) -> None:
+    for key, per in notes.items():
+        target = into.setdefault(label, {}).setdefault(key, {})
+        for sg, (k, n) in per.items():
+            t = target.setdefault(sg, [0, 0])
+            t[0] += k
+            t[1] += n
 
 
 def _seed_graphs(runs):
@@ -439,14 +474,17 @@ def evaluate_runs(
         except (ImportError, AttributeError) as exc:
             log.warning("the simulator is not available (%s); skipping the truth reference", exc)
 
-    frames, examples = [], {}
+    frames, examples, notes = [], {}, {}
     for seed, members in sorted(by_seed.items()):
         split = splits[seed]
         conditions = list(split.test)
+        subgroups = _subgroup_map(split, conditions)
         preds: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for lab, r in members:
-            preds[lab] = predict_conditions(r.model(), conditions, data.genes, progress=progress,
+            model = r.model()
+            preds[lab] = predict_conditions(model, conditions, data.genes, progress=progress,
                                             desc=f"predicting {lab} (seed {seed})")
+            _merge_notes(notes, lab, prediction_notes(model, conditions, subgroups))
         graphs = _seed_graphs([r for _, r in members])
         for b in baselines:
             if b in preds:
@@ -455,6 +493,7 @@ def evaluate_runs(
             model = get_model_class(b)().fit(data, split, graphs=graphs)
             preds[b] = predict_conditions(model, conditions, data.genes, progress=progress,
                                           desc=f"predicting {b} (seed {seed})")
+            _merge_notes(notes, b, prediction_notes(model, conditions, subgroups))
         table, ex = evaluate_seed(data, split, preds, seed=seed, conditions=conditions, metrics=metrics,
                                   simulation=simulation, ceiling=ceiling, ceiling_seed=ceiling_seed + seed,
                                   ceiling_repeats=ceiling_repeats, gi_thresholds=gi_thresholds)
@@ -486,6 +525,8 @@ def evaluate_runs(
         "ceiling": {"enabled": ceiling, "seed": ceiling_seed, "repeats": ceiling_repeats},
         "gi_thresholds": (gi_thresholds or GIThresholds()).to_dict(),
         "compare_with": [c for c in compare_with if c in models],
+        # per model: NOTE_KEYS count -> subgroup -> [conditions with a fallback, conditions], over seeds
+        "prediction_notes": notes,
     }
     return EvaluationResult(per_condition=per_condition, summary=summary, comparisons=comparisons,
                             metrics=metrics, models=models, references=references, info=info,

@@ -142,6 +142,35 @@ def write_report(
     return out / "report.md"
 
 
+_NOTE_TEXT = {
+    "n_fallback": "a perturbed gene the model has no effect for, predicted by its documented fallback "
+                  "(additive: an unseen single is the mean training single; linear: an unmeasured gene "
+                  "has a zero embedding; go_knn: a gene without a measured GO neighbour is the mean "
+                  "training single)",
+    "n_untrained_genes": "a perturbed gene never perturbed in training, predicted from its learned token",
+}
+
+
+def _notes_markdown(notes: dict) -> list[str]:
+    """How often each model fell back (test conditions, summed over seeds), per subgroup."""
+    if not notes:
+        return []
+    subgroups = sorted({sg for per_key in notes.values() for per in per_key.values() for sg in per},
+                       key=lambda g: (SUBGROUP_ORDER.index(g) if g in SUBGROUP_ORDER else len(SUBGROUP_ORDER), g))
+    L = ["", "## Fallbacks", "",
+         "Test conditions (summed over seeds) that each model predicted for a gene it has no measured effect "
+         "for: " + "; ".join(f"`{k}`: {v}" for k, v in _NOTE_TEXT.items()
+                             if any(k in per_key for per_key in notes.values())) + ".", "",
+         "| model | count | " + " | ".join(subgroups) + " | all |",
+         "|---|---|" + "---:|" * (len(subgroups) + 1)]
+    for model, per_key in notes.items():
+        for key, per in per_key.items():
+            cells = [f"{per[sg][0]} / {per[sg][1]}" if sg in per else "" for sg in subgroups]
+            k, n = sum(v[0] for v in per.values()), sum(v[1] for v in per.values())
+            L.append(f"| `{md_escape(model)}` | `{key}` | " + " | ".join(cells) + f" | {k} / {n} |")
+    return L
+
+
 def _markdown(result, out: Path, headline, lines_obs, lines_truth, figs) -> str:
     info = result.info
     d = info["data"]
@@ -171,6 +200,7 @@ def _markdown(result, out: Path, headline, lines_obs, lines_truth, figs) -> str:
     L += lines_obs or ["- No results."]
     if lines_truth:
         L += ["", "Against the simulator's noise-free truth:", ""] + lines_truth
+    L += _notes_markdown(info.get("prediction_notes") or {})
     for ref in result.references:
         title = "observed data" if ref == "observed" else "noise-free truth (simulation)"
         L += ["", f"## Results against the {title}", ""]
