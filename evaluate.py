@@ -11,7 +11,8 @@ common parent folder).
 
 The command line is a set of subcommands; ``report`` (the above) is the default, so
 ``python evaluate.py RUN`` and ``python evaluate.py report RUN`` are the same. A new subcommand is
-one entry in :data:`SUBCOMMANDS`. Errors in the input print a one-line message and exit with
+one entry in :data:`SUBCOMMANDS`; ``python evaluate.py study [--grid smoke|quick|full] [--out DIR]``
+runs the knowledge-bias study (:mod:`priorgnn.study`). Errors in the input print a one-line message and exit with
 status 2; ``--debug`` shows the traceback instead.
 """
 
@@ -126,10 +127,36 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- study ----------------------------------------------------------------------------------------
+def add_study_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--grid", choices=("smoke", "quick", "full"), default="quick",
+                   help="grid size: smoke (seconds, for CI), quick (minutes), full (3 seeds, hours)")
+    p.add_argument("--out", type=Path, default=Path("study"), metavar="DIR", help="output folder (default: study/)")
+    p.add_argument("--report-only", action="store_true",
+                   help="only re-render study.md, CSVs and figures from the finished fits in --out")
+    p.add_argument("--no-figures", action="store_true", help="write study.md and the CSVs without figures")
+    _common_options(p)
+
+
+def run_study_command(args: argparse.Namespace) -> int:
+    """The knowledge-bias study (see :mod:`priorgnn.study`); resumes fits already in ``--out``."""
+    from priorgnn.study import run_study
+
+    for noisy in ("lightning", "lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    command = "python evaluate.py study --grid " + args.grid + (f" --out {args.out}" if args.out != Path("study") else "")
+    path = run_study(args.grid, args.out, progress=not args.quiet, report_only=args.report_only,
+                     figures=not args.no_figures, command=command)
+    print(f"study: {path}")
+    return 0
+
+
 #: Subcommand name → (help, add_arguments, run). The first is the default.
 SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
                              Callable[[argparse.Namespace], int]]] = {
     "report": ("evaluate runs and baselines, write the report (default)", add_report_arguments, run_report),
+    "study": ("run the knowledge-bias study grid and write study/ (study.md, CSVs, figures)",
+              add_study_arguments, run_study_command),
 }
 
 

@@ -1,0 +1,646 @@
+"""The knowledge-bias study: explicit priors against prior-free models, with known causal truth.
+
+``python evaluate.py study [--grid smoke|quick|full] [--out DIR]`` runs :func:`run_study`. On the
+built-in simulator (whose noise-free truth and regulatory network are known) it fits a grid of models
+and settings, scores every fit with the project's metrics (:func:`priorgnn.metrics.evaluate_seed`,
+against the observed pseudobulk and against the noise-free truth, with the split-half noise ceiling),
+and writes ``study.md`` (every conclusion generated from the measured numbers), CSV tables and PNG
+figures.
+
+The grid
+    *Models* (:data:`MODELS`): PriorGNN with GO + co-expression, without GO, without co-expression,
+    with the GO graph degraded (edge dropout 25/50/75 %, degree-preserving rewiring, permuted gene
+    labels, a random graph), with a shared linear decoder instead of the gene-specific one; the
+    prior-free transformer with and without masked-expression pretraining; ``linear``, ``linear_go``,
+    ``go_knn``, ``additive``, ``mean``, ``no_change``.
+    *Settings* (:class:`Setting`), each a point on one simulator axis: ``base`` (the ``demo``
+    system, exact GO, all training conditions, interaction strength 1), GO annotation fidelity
+    (recall ``f`` of the true annotations plus ``1 - f`` times as many false ones), the share of the
+    training perturbations kept (data scaling), the strength of non-additive interactions (a new
+    simulation per value), and the transformer's pretraining pool (``m`` times its own pretraining
+    cells, the extra ones freshly drawn from the same system, unperturbed or under training
+    perturbations only). Every model runs in ``base``; the axes run the models they concern.
+Analyses
+    Accuracy per subgroup with bootstrap CIs (:func:`priorgnn.metrics.aggregate`) and paired
+    comparisons (:func:`priorgnn.metrics.paired_comparison`); curves along each axis; causal
+    recovery (AUPRC of ``|predicted change of B when A is perturbed|`` for the true downstream
+    targets of ``A`` in the simulator's network, held-out singles); genetic-interaction labels of the
+    test doubles from predicted against true changes (:func:`priorgnn.interactions.score_interactions`);
+    the latent space (Spearman correlation of pairwise cosine similarities of the learned
+    perturbation / gene embeddings with GO Jaccard similarity and with true-effect similarity).
+
+Every fit (a *cell*: setting × model × seed) writes its tables under ``OUT/cells/<setting>/`` as
+soon as it finishes; a rerun skips cells whose tables exist, so an interrupted study loses at most
+the cell it was fitting, and ``--report-only`` re-renders the report from the tables.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from priorgnn._io import read_json, safe_name, write_csv, write_json, write_text
+from priorgnn.data.conditions import CTRL, make_condition, parse_condition
+from priorgnn.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "MODELS",
+    "GRIDS",
+    "ModelSpec",
+    "Setting",
+    "Grid",
+    "average_precision",
+    "run_study",
+    "render_study",
+]
+
+#: Metrics scored for every cell (all from :mod:`priorgnn.metrics`).
+STUDY_METRICS = ("pearson_delta", "pearson_delta_excl_target", "mse", "mse_top20_de",
+                 "pearson_delta_top20_de", "direction_top20_de")
+#: The metric of the curves and of the headline conclusions, and its reference.
+PRIMARY = ("pearson_delta", "truth")
+SUBGROUPS = ("unseen_single", "combo_seen0", "combo_seen1", "combo_seen2")
+
+
+# -- models -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of the grid: a registered model, its options and the priors it is given."""
+
+    label: str
+    family: str
+    model: str
+    options: dict[str, Any] = field(default_factory=dict)
+    priors: dict[str, Any] = field(default_factory=lambda: {"go": "auto", "coexpression": "auto"})
+    description: str = ""
+
+
+def _pg(label: str, description: str, options: dict | None = None, **priors: Any) -> ModelSpec:
+    # allow_prior_free: at low GO fidelity some unseen genes lose every annotation; they are still
+    # predicted (from the mean single), as every other model predicts them
+    return ModelSpec(label, "priorgnn", "priorgnn", {"allow_prior_free": True, **(options or {})},
+                     {"go": "auto", "coexpression": "auto", **priors}, description)
+
+
+#: label → spec. PriorGNN's ablations differ only in the priors (or the decoder) they are given.
+MODELS: dict[str, ModelSpec] = {m.label: m for m in [
+    _pg("priorgnn", "PriorGNN, GO + co-expression"),
+    _pg("priorgnn_no_go", "PriorGNN without GO", go="none"),
+    _pg("priorgnn_no_coex", "PriorGNN without co-expression", coexpression="none"),
+    _pg("priorgnn_go_drop25", "GO edges dropped 25%", go_degrade="dropout:0.25"),
+    _pg("priorgnn_go_drop50", "GO edges dropped 50%", go_degrade="dropout:0.5"),
+    _pg("priorgnn_go_drop75", "GO edges dropped 75%", go_degrade="dropout:0.75"),
+    _pg("priorgnn_go_rewired", "GO degree-preserving rewired", go_degrade="rewire"),
+    _pg("priorgnn_go_permuted", "GO gene labels permuted", go_degrade="permute"),
+    _pg("priorgnn_go_random", "GO replaced by a random graph", go_degrade="random"),
+    _pg("priorgnn_shared_decoder", "PriorGNN, shared linear decoder", {"decoder": "shared"}),
+    ModelSpec("transformer_pretrained", "transformer", "transformer", {"pretrain": True, "pretrain_epochs": 1},
+              {}, "prior-free transformer, masked-expression pretraining"),
+    ModelSpec("transformer_no_pretrain", "transformer", "transformer", {"pretrain": False}, {},
+              "prior-free transformer, no pretraining"),
+    ModelSpec("linear", "linear", "linear", {}, {}, "linear (Ahlmann-Eltze et al. 2025)"),
+    ModelSpec("linear_go", "linear", "linear_go", {}, {"go": "auto"}, "linear with GO gene embedding"),
+    ModelSpec("go_knn", "linear", "go_knn", {}, {"go": "auto"}, "GO nearest-neighbour average"),
+    ModelSpec("additive", "baseline", "additive", {}, {}, "sum of measured singles"),
+    ModelSpec("mean", "baseline", "mean", {}, {}, "mean training perturbation"),
+    ModelSpec("no_change", "baseline", "no_change", {}, {}, "control mean"),
+]}
+GO_DEGRADED = ("priorgnn", "priorgnn_go_drop25", "priorgnn_go_drop50", "priorgnn_go_drop75")
+
+
+# -- settings and grids ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Setting:
+    """A point on one simulator axis, and the models fitted there."""
+
+    name: str
+    axis: str  # base, go_fidelity, train_frac, interaction, pretrain_mult
+    value: float
+    models: tuple[str, ...]
+    go_fidelity: float = 1.0
+    train_frac: float = 1.0
+    interaction: float = 1.0
+    pretrain_mult: float = 1.0
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A study grid: simulator, seeds, training budget, axis values and the models on each axis."""
+
+    name: str
+    preset: str
+    sim_overrides: dict[str, Any]
+    seeds: tuple[int, ...]
+    max_epochs: int
+    patience: int
+    pretrain_batch_size: int
+    fidelities: tuple[float, ...]
+    train_fracs: tuple[float, ...]
+    interactions: tuple[float, ...]
+    pretrain_mults: tuple[float, ...]
+    base_models: tuple[str, ...]
+    fidelity_models: tuple[str, ...]
+    data_models: tuple[str, ...]
+    interaction_models: tuple[str, ...]
+    transformer_options: dict[str, Any] = field(default_factory=dict)
+    n_boot: int = 1000
+    data_seed: int = 0
+
+    def settings(self) -> list[Setting]:
+        out = [Setting("base", "base", 1.0, self.base_models)]
+        out += [Setting(f"go_fidelity_{f:g}", "go_fidelity", f, self.fidelity_models, go_fidelity=f)
+                for f in self.fidelities]
+        out += [Setting(f"train_frac_{f:g}", "train_frac", f, self.data_models, train_frac=f)
+                for f in self.train_fracs]
+        out += [Setting(f"interaction_{s:g}", "interaction", s, self.interaction_models, interaction=s)
+                for s in self.interactions]
+        out += [Setting(f"pretrain_x{m:g}", "pretrain_mult", m, ("transformer_pretrained",), pretrain_mult=m)
+                for m in self.pretrain_mults]
+        return out
+
+    def cells(self) -> list[tuple[Setting, str, int]]:
+        return [(s, m, seed) for s in self.settings() for m in s.models for seed in self.seeds]
+
+
+_ALL_BASE = tuple(MODELS)
+_SMOKE_SIM = {"n_genes": 60, "n_modules": 4, "modules_per_group": 2, "regulator_frac": 0.2,
+              "n_singles": 14, "n_doubles": 14, "n_states": 8, "n_cells_ctrl": 80,
+              "n_cells_per_condition": 16, "min_cells": 8, "library_size": 1500.0}
+#: The grids. ``smoke`` runs in the default test run; ``quick`` in minutes; ``full`` is the paper's.
+GRIDS: dict[str, Grid] = {
+    "smoke": Grid(
+        name="smoke", preset="demo", sim_overrides=_SMOKE_SIM, seeds=(0,), max_epochs=2, patience=0,
+        pretrain_batch_size=32, fidelities=(0.0,), train_fracs=(0.5,), interactions=(0.0,),
+        pretrain_mults=(2.0,),
+        base_models=("priorgnn", "priorgnn_no_go", "priorgnn_go_drop50", "priorgnn_shared_decoder",
+                     "transformer_pretrained", "transformer_no_pretrain", "linear_go", "go_knn", "additive",
+                     "mean", "no_change"),
+        fidelity_models=("priorgnn", "linear_go"), data_models=("priorgnn", "additive"),
+        interaction_models=("priorgnn", "additive"),
+        transformer_options={"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32, "pretrain_steps": 3},
+        n_boot=1000,
+    ),
+    "quick": Grid(
+        name="quick", preset="demo", sim_overrides={}, seeds=(0,), max_epochs=20, patience=0,
+        pretrain_batch_size=64, fidelities=(0.0, 0.5), train_fracs=(0.25, 0.5), interactions=(0.0,),
+        pretrain_mults=(3.0,), base_models=_ALL_BASE,
+        fidelity_models=("priorgnn", "linear_go", "go_knn"),
+        data_models=("priorgnn", "transformer_no_pretrain", "additive", "linear"),
+        interaction_models=("priorgnn", "transformer_no_pretrain", "additive", "linear"),
+        transformer_options={"pretrain_steps": 40},
+    ),
+    "full": Grid(
+        name="full", preset="demo", sim_overrides={}, seeds=(0, 1, 2), max_epochs=60, patience=20,
+        pretrain_batch_size=64, fidelities=(0.0, 0.25, 0.5, 0.75), train_fracs=(0.25, 0.5, 0.75),
+        interactions=(0.0, 0.5), pretrain_mults=(10.0,), base_models=_ALL_BASE,
+        fidelity_models=("priorgnn", "linear_go", "go_knn"),
+        data_models=("priorgnn", "priorgnn_no_go", "transformer_no_pretrain", "additive", "linear"),
+        interaction_models=("priorgnn", "priorgnn_no_go", "transformer_no_pretrain", "additive", "linear"),
+        transformer_options={"pretrain_steps": 120},
+    ),
+}
+
+
+# -- small pure helpers ------------------------------------------------------------------------------
+def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Average precision (area under the precision-recall curve, step-wise): the mean over positives
+    of the precision at the score threshold that admits them. Tied scores form one threshold, so a
+    constant score gives exactly the positive rate. NaN without positives."""
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels, dtype=bool)
+    n_pos = int(labels.sum())
+    if n_pos == 0 or scores.size == 0:
+        return float("nan")
+    order = np.argsort(-scores, kind="stable")
+    s, y = scores[order], labels[order]
+    tp = np.cumsum(y)
+    # the last index of each group of tied scores is a threshold
+    last = np.r_[np.nonzero(np.diff(s))[0], s.size - 1]
+    tp_t = tp[last].astype(np.float64)
+    precision = tp_t / (last + 1)
+    recall_gain = np.diff(np.r_[0.0, tp_t]) / n_pos
+    return float(np.sum(precision * recall_gain))
+
+
+def _upper(m: np.ndarray) -> np.ndarray:
+    return m[np.triu_indices(m.shape[0], k=1)]
+
+
+def _cosine(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    n = np.linalg.norm(x, axis=1, keepdims=True)
+    n[n == 0] = 1.0
+    y = x / n
+    return y @ y.T
+
+
+def _jaccard(sets: list[frozenset]) -> np.ndarray:
+    k = len(sets)
+    out = np.zeros((k, k))
+    for i in range(k):
+        for j in range(i + 1, k):
+            u = len(sets[i] | sets[j])
+            out[i, j] = out[j, i] = len(sets[i] & sets[j]) / u if u else 0.0
+    return out
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3 or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
+        return float("nan")
+    return float(spearmanr(a[ok], b[ok]).statistic)
+
+
+# -- the per-setting context -------------------------------------------------------------------------
+class _Context:
+    """Simulations, knowledge files, splits and reference tables, built once and cached on disk."""
+
+    def __init__(self, grid: Grid, out: Path) -> None:
+        self.grid, self.out = grid, out
+        self._sims: dict[float, Any] = {}
+        self._go: dict[tuple[float, float], str] = {}
+        self._gene2go: dict[tuple[float, float], dict] = {}
+
+    def simulation(self, interaction: float):
+        if interaction not in self._sims:
+            from priorgnn.simulate import simulate
+
+            g = self.grid
+            over = dict(g.sim_overrides)
+            if interaction != 1.0:
+                over["interaction_strength"] = interaction
+            self._sims[interaction] = simulate(g.preset, seed=g.data_seed,
+                                               out=self.out / "sims" / f"interaction_{interaction:g}", **over)
+        return self._sims[interaction]
+
+    def knowledge_files(self, setting: Setting) -> tuple[Path, Path]:
+        """OBO and GAF at the setting's GO fidelity (recall f, false annotations 1 - f)."""
+        from priorgnn.simulate.ontology import write_knowledge
+
+        sim = self.simulation(setting.interaction)
+        f = setting.go_fidelity
+        if f == 1.0:
+            return sim.obo_path, sim.gaf_path
+        folder = self.out / "knowledge" / f"interaction_{setting.interaction:g}_fidelity_{f:g}"
+        obo, gaf = folder / "go.obo", folder / "annotations.gaf"
+        if not (folder / "knowledge.json").exists():
+            write_knowledge(sim, folder, recall=f, false_rate=1.0 - f, seed=self.grid.data_seed)
+        return obo, gaf
+
+    def go_graph_path(self, setting: Setting) -> str:
+        """``'auto'`` at full fidelity; otherwise a saved GO graph of the degraded annotations."""
+        key = (setting.interaction, setting.go_fidelity)
+        if key not in self._go:
+            if setting.go_fidelity == 1.0:
+                self._go[key] = "auto"
+            else:
+                from knowledge.cache import go_graph
+
+                obo, gaf = self.knowledge_files(setting)
+                path = obo.parent / "go_graph.npz"
+                if not path.exists():
+                    go_graph(obo=obo, gaf=gaf, k=20, threshold=0.1).save(path)
+                self._go[key] = str(path)
+        return self._go[key]
+
+    def gene2go(self, setting: Setting) -> dict[str, frozenset]:
+        key = (setting.interaction, setting.go_fidelity)
+        if key not in self._gene2go:
+            from knowledge.go import read_gaf
+
+            obo, gaf = self.knowledge_files(setting)
+            self._gene2go[key] = read_gaf(gaf, obo).gene2go
+        return self._gene2go[key]
+
+    def split(self, setting: Setting, seed: int):
+        """The GEARS simulation split of seed ``1 + seed``; for data scaling, a seeded subsample of
+        its training perturbations (validation and test unchanged)."""
+        from priorgnn.data.splits import Split, make_split
+
+        sim = self.simulation(setting.interaction)
+        split = make_split(sim.data.conditions, "simulation", seed=1 + seed)
+        if setting.train_frac >= 1.0:
+            return split
+        perts = [c for c in split.train if c != CTRL]
+        # one seeded order per seed, so the smaller training sets are nested in the larger ones
+        order = np.random.default_rng([seed, 7]).permutation(len(perts))
+        k = max(2, int(round(setting.train_frac * len(perts))))
+        keep = sorted(perts[i] for i in order[:k])
+        return Split(kind="custom", seed=split.seed, train=[CTRL, *keep], val=split.val, test=split.test,
+                     params={**split.params, "subsampled_from": "simulation", "train_frac": setting.train_frac})
+
+    def extra_pretraining_cells(self, setting: Setting, split, seed: int):
+        """``(pretrain_mult - 1)`` times the data's own pretraining cells (control + training
+        conditions), newly drawn from the same system; ``None`` at 1."""
+        if setting.pretrain_mult <= 1.0:
+            return None
+        sim = self.simulation(setting.interaction)
+        data = sim.data
+        conds = sorted(set(split.train) | {CTRL})
+        counts = pd.Series(data.cell_conditions).value_counts()
+        own = np.array([int(counts.get(c, 0)) for c in conds])
+        n = np.round(own * (setting.pretrain_mult - 1.0)).astype(np.int64)
+        return sim.simulator.sample_cells(conds, n, seed=1000 + seed)
+
+
+# -- one cell -----------------------------------------------------------------------------------------
+def _cell_dir(out: Path, setting: Setting) -> Path:
+    return out / "cells" / safe_name(setting.name)
+
+
+def _cell_stem(label: str, seed: int) -> str:
+    return f"{safe_name(label)}_s{seed}"
+
+
+def _reference_tables(ctx: _Context, setting: Setting, seed: int) -> None:
+    """Ceiling and observed-vs-truth rows of a setting's split, and the reference causal rows."""
+    from priorgnn.metrics import evaluate_seed
+
+    d = _cell_dir(ctx.out, setting)
+    path = d / f"_reference_s{seed}.csv"
+    if path.exists():
+        return
+    sim = ctx.simulation(setting.interaction)
+    split = ctx.split(setting, seed)
+    table, _ = evaluate_seed(sim.data, split, {}, seed=seed, metrics=list(STUDY_METRICS), simulation=sim,
+                             ceiling=True, ceiling_seed=seed)
+    conds = split.subgroups.get("unseen_single", [])
+    s = sim.data.summaries
+    causal = []
+    if conds:
+        obs = np.stack([s.delta(c) for c in conds])
+        causal.append(_causal_rows(sim, conds, obs, "observed_data"))
+        causal.append(_causal_rows(sim, conds, sim.truth_delta(conds), "truth"))
+    latent = _go_vs_effect(ctx, setting)
+    _write_cell(d, f"_reference_s{seed}", setting, seed, table,
+                pd.concat(causal, ignore_index=True) if causal else pd.DataFrame(), pd.DataFrame(),
+                latent, {"model": "_reference"})
+
+
+def _causal_rows(sim, conditions: list[str], delta: np.ndarray, label: str) -> pd.DataFrame:
+    """Per held-out single ``A``: AUPRC of ``|delta_A[B]|`` (B ≠ A) for B downstream of A."""
+    genes = list(sim.simulator.genes)
+    rows = []
+    for k, c in enumerate(conditions):
+        a = parse_condition(c)[0]
+        down = set(sim.simulator.descendants(a)) - {a}
+        keep = np.array([g != a for g in genes])
+        lab = np.array([g in down for g in genes])[keep]
+        score = np.abs(np.asarray(delta[k], dtype=np.float64))[keep]
+        rows.append({"model": label, "condition": c, "gene": a, "n_targets": int(lab.sum()),
+                     "positive_rate": float(lab.mean()) if lab.size else np.nan,
+                     "auprc": average_precision(score, lab) if lab.any() else np.nan})
+    return pd.DataFrame(rows)
+
+
+def _go_vs_effect(ctx: _Context, setting: Setting) -> pd.DataFrame:
+    """Spearman of GO similarity with true-effect similarity over the perturbed genes (the
+    information the GO prior carries about effects)."""
+    genes, effect_sim = _effect_similarity(ctx, setting)
+    go = ctx.gene2go(setting)
+    go_sim = _jaccard([go.get(g, frozenset()) for g in genes])
+    return pd.DataFrame([{"model": "_go_vs_effect", "space": "GO Jaccard", "n_genes": len(genes),
+                          "spearman_go": np.nan,
+                          "spearman_effect": _spearman(_upper(go_sim), _upper(effect_sim))}])
+
+
+def _effect_similarity(ctx: _Context, setting: Setting) -> tuple[list[str], np.ndarray]:
+    sim = ctx.simulation(setting.interaction)
+    genes = sorted(sim.data.perturbed_genes)
+    eff = sim.truth_delta([make_condition([g]) for g in genes]).astype(np.float64)
+    pos = {g: i for i, g in enumerate(sim.simulator.genes)}
+    for i, g in enumerate(genes):  # the target's own change says nothing about its downstream effects
+        eff[i, pos[g]] = 0.0
+    return genes, _cosine(eff)
+
+
+def _latent_rows(ctx: _Context, setting: Setting, label: str, model) -> pd.DataFrame:
+    emb, space = _embeddings(model)
+    if emb is None:
+        return pd.DataFrame()
+    genes, effect_sim = _effect_similarity(ctx, setting)
+    idx = [emb[1].get(g) for g in genes]
+    keep = [i for i, x in enumerate(idx) if x is not None]
+    genes = [genes[i] for i in keep]
+    E = emb[0][[idx[i] for i in keep]]
+    go = ctx.gene2go(setting)
+    go_sim = _jaccard([go.get(g, frozenset()) for g in genes])
+    lat = _upper(_cosine(E))
+    eff = _upper(effect_sim[np.ix_(keep, keep)])
+    return pd.DataFrame([{"model": label, "space": space, "n_genes": len(genes),
+                          "spearman_go": _spearman(lat, _upper(go_sim)), "spearman_effect": _spearman(lat, eff)}])
+
+
+def _embeddings(model):
+    """``((matrix, {gene: row}), space name)`` of a model's perturbation embeddings, or ``(None, '')``."""
+    import torch
+
+    if model.name == "priorgnn":
+        net = model.net
+        net.eval()
+        with torch.no_grad():
+            E = net.pert_branch().double().numpy()
+        return (E, dict(model.pert_index)), "perturbation embedding after GO message passing"
+    if hasattr(model, "gene_embeddings"):
+        return (model.gene_embeddings(), {g: i for i, g in enumerate(model.genes)}), "gene identity embedding"
+    return None, ""
+
+
+def _gi_rows(sim, split, model, label: str) -> pd.DataFrame:
+    """Interaction labels of the test doubles: the model's predicted double against the true one, both
+    scored on the true singles (the convention of the ``gi_label_match`` metric: only the double
+    differs between the two labels)."""
+    from priorgnn.interactions import highly_expressed_genes, score_interactions
+
+    doubles = [c for c in split.test if len(parse_condition(c)) == 2]
+    if not doubles:
+        return pd.DataFrame()
+    genes = sorted({g for c in doubles for g in parse_condition(c)})
+    singles = [make_condition([g]) for g in genes]
+    pred = np.asarray(model.predict_delta(model.canonical(doubles)), dtype=np.float64)
+    truth = sim.truth_delta(doubles + singles)
+    hv = highly_expressed_genes(sim.truth([CTRL])[0])
+    nd = len(doubles)
+    true_singles = dict(zip(genes, truth[nd:]))
+    p = score_interactions(doubles, pred, true_singles, genes=hv)
+    t = score_interactions(doubles, truth[:nd], true_singles, genes=hv)
+    sub = {c: sg for sg, cs in split.subgroups.items() for c in cs}
+    return pd.DataFrame({"model": label, "condition": doubles, "subgroup": [sub.get(c, "other") for c in doubles],
+                         "label_pred": p["label"].to_numpy(), "label_true": t["label"].to_numpy(),
+                         "magnitude_pred": p["magnitude"].to_numpy(), "magnitude_true": t["magnitude"].to_numpy()})
+
+
+def _write_cell(d: Path, stem: str, setting: Setting, seed: int, metrics: pd.DataFrame, causal: pd.DataFrame,
+                gi: pd.DataFrame, latent: pd.DataFrame, info: dict) -> None:
+    for name, df in (("causal", causal), ("gi", gi), ("latent", latent)):
+        if len(df):
+            df = df.copy()
+            df.insert(0, "setting", setting.name)
+            df.insert(1, "seed", seed)
+            write_csv(d / f"{stem}.{name}.csv", df, index=False)
+    write_json(d / f"{stem}.json", {"setting": asdict(setting), "seed": seed, **info})
+    metrics = metrics.copy()
+    metrics.insert(0, "setting", setting.name)
+    write_csv(d / f"{stem}.csv", metrics, index=False)  # written last: marks the cell complete
+
+
+def run_cell(ctx: _Context, setting: Setting, label: str, seed: int) -> bool:
+    """Fit one model in one setting with one seed and write its tables; ``False`` if they existed."""
+    from priorgnn.metrics import evaluate_seed, predict_conditions
+    from priorgnn.models.base import TrainConfig, get_model_class
+    from priorgnn.pipeline import RunConfig, build_priors
+
+    d = _cell_dir(ctx.out, setting)
+    stem = _cell_stem(label, seed)
+    if (d / f"{stem}.csv").exists():
+        return False
+    _reference_tables(ctx, setting, seed)
+    spec = MODELS[label]
+    g = ctx.grid
+    sim = ctx.simulation(setting.interaction)
+    data = sim.data
+    split = ctx.split(setting, seed)
+    cls = get_model_class(spec.model)
+    options = dict(spec.options)
+    if spec.model == "transformer":
+        options.update(g.transformer_options)
+        if options.get("pretrain"):
+            options["pretrain_batch_size"] = g.pretrain_batch_size
+            options["pretrain_extra_labels"] = True
+    priors = dict(spec.priors)
+    if priors.get("go", "none") == "auto":
+        priors["go"] = ctx.go_graph_path(setting)
+    if "go_degrade" in priors:
+        priors["go_degrade_seed"] = seed
+    cfg = RunConfig(data=g.preset, model=spec.model, model_options=options, priors=priors)
+    graphs = build_priors(cfg, data, split, sim, cls, progress=False)
+    model = cls(**cfg.model_options)
+    extra = {}
+    if spec.model == "transformer" and options.get("pretrain"):
+        cells = ctx.extra_pretraining_cells(setting, split, seed)
+        if cells is not None:
+            extra["pretrain_cells"] = cells
+    train = TrainConfig(seed=seed, max_epochs=g.max_epochs, patience=g.patience, progress_bar=False, threads=1,
+                        run_dir=str(ctx.out / "_train" / safe_name(setting.name) / stem), extra=extra)
+    t0 = time.perf_counter()
+    if cls.trainable:
+        model.fit(data, split, graphs=graphs, train=train)
+    else:
+        model.fit(data, split, graphs=graphs)
+    fit_s = time.perf_counter() - t0
+    delta, control = predict_conditions(model, split.test, data.genes, progress=False)
+    table, _ = evaluate_seed(data, split, {label: (delta, control)}, seed=seed, metrics=list(STUDY_METRICS),
+                             simulation=sim, ceiling=False)
+    table = table[table["model"] == label]  # the limits (observed_data) live in the setting's reference table
+    unseen = split.subgroups.get("unseen_single", [])
+    if unseen:
+        pos = {c: i for i, c in enumerate(split.test)}
+        causal = _causal_rows(sim, unseen, delta[[pos[c] for c in unseen]], label)
+    else:
+        causal = pd.DataFrame()
+    gi = _gi_rows(sim, split, model, label)
+    latent = _latent_rows(ctx, setting, label, model)
+    training = model.fit_info.get("training", {}) or {}
+    pre = model.fit_info.get("pretraining", {}) or {}
+    info = {"model": label, "registered": spec.model, "options": options, "priors": priors, "fit_s": fit_s,
+            "epochs": training.get("epochs"), "pretrain_cells": (pre.get("data_cells", 0) + pre.get("extra_cells", 0))
+            if pre else 0, "pretrain_steps": pre.get("steps")}
+    _write_cell(d, stem, setting, seed, table, causal, gi, latent, info)
+    import shutil
+
+    shutil.rmtree(ctx.out / "_train" / safe_name(setting.name) / stem, ignore_errors=True)
+    return True
+
+
+# -- the whole study -----------------------------------------------------------------------------------
+def run_study(grid: str | Grid = "quick", out: str | Path = "study", *, progress: bool = True,
+              report_only: bool = False, render: bool = True, figures: bool = True,
+              command: str | None = None) -> Path:
+    """Run (or resume) the grid into ``out`` and write ``study.md`` (unless ``render=False``; without
+    figures if ``figures=False``); returns its path."""
+    if isinstance(grid, str):
+        if grid not in GRIDS:
+            raise ConfigError(f"unknown study grid {grid!r}; choose one of {', '.join(GRIDS)}.")
+        grid = GRIDS[grid]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cells = grid.cells()
+    t0 = time.perf_counter()
+    n_run = 0
+    if not report_only:
+        from tqdm.auto import tqdm
+
+        ctx = _Context(grid, out)
+        bar = tqdm(cells, desc=f"study ({grid.name})", unit="cell", disable=not progress)
+        for setting, label, seed in bar:
+            bar.set_postfix_str(f"{setting.name} {label} s{seed}")
+            n_run += run_cell(ctx, setting, label, seed)
+        bar.close()
+    wall = time.perf_counter() - t0
+    if n_run:
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024  # GiB (Linux: KiB)
+        prev = read_json(out / "timing.json") if (out / "timing.json").exists() else {}
+        write_json(out / "timing.json", {"grid": grid.name, "cells_run": n_run + prev.get("cells_run", 0),
+                                         "wall_s": wall + prev.get("wall_s", 0.0),
+                                         "peak_rss_gib": max(rss, prev.get("peak_rss_gib", 0.0)),
+                                         "command": command or prev.get("command")})
+    if not render:
+        return out / "study.md"
+    return render_study(grid, out, command=command, figures=figures)
+
+
+def _read_tables(out: Path, grid: Grid) -> dict[str, pd.DataFrame]:
+    frames: dict[str, list[pd.DataFrame]] = {"metrics": [], "causal": [], "gi": [], "latent": []}
+    infos = []
+    missing = 0
+    for setting in grid.settings():
+        d = _cell_dir(out, setting)
+        for seed in grid.seeds:
+            stems = [f"_reference_s{seed}"] + [_cell_stem(m, seed) for m in setting.models]
+            for stem in stems:
+                if not (d / f"{stem}.csv").exists():
+                    missing += stem != f"_reference_s{seed}"
+                    continue
+                frames["metrics"].append(pd.read_csv(d / f"{stem}.csv"))
+                for name in ("causal", "gi", "latent"):
+                    p = d / f"{stem}.{name}.csv"
+                    if p.exists():
+                        frames[name].append(pd.read_csv(p))
+                if not stem.startswith("_"):
+                    infos.append({**read_json(d / f"{stem}.json"), "setting": setting.name, "seed": seed})
+    if not frames["metrics"]:
+        raise ConfigError(f"{out} holds no study results yet; run the study first.")
+    tables = {k: (pd.concat(v, ignore_index=True) if v else pd.DataFrame()) for k, v in frames.items()}
+    tables["fits"] = pd.DataFrame(infos)
+    tables["missing"] = pd.DataFrame({"n": [missing]})
+    return tables
+
+
+def render_study(grid: Grid, out: Path, *, command: str | None = None, figures: bool = True) -> Path:
+    """Aggregate the cell tables in ``out`` and write the CSVs, figures and ``study.md``."""
+    from priorgnn.report.study import write_study_report
+
+    tables = _read_tables(out, grid)
+    return write_study_report(grid, out, tables, command=command, figures=figures)
+
+
+def grid_summary(grid: Grid) -> dict[str, Any]:
+    return {"name": grid.name, "seeds": list(grid.seeds), "max_epochs": grid.max_epochs,
+            "patience": grid.patience, "n_cells": len(grid.cells()),
+            "settings": [s.name for s in grid.settings()]}
+
+
+def with_seeds(grid: Grid, seeds: Sequence[int]) -> Grid:
+    return replace(grid, seeds=tuple(int(s) for s in seeds))
