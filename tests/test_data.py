@@ -161,10 +161,20 @@ def test_scperturb_style_conversion():
 
 
 def test_hvg_keeps_perturbed_genes():
+    import scanpy as sc
+
     a = synth_counts(n_genes=30)
     data = from_anndata(a, normalize=True, n_top_genes=5)
-    assert set(data.perturbed_genes) <= set(data.genes)
-    assert data.n_genes >= 5
+    # the genes are exactly scanpy's highly variable genes plus the perturbed genes outside them
+    ref = a.copy()
+    sc.pp.normalize_total(ref, target_sum=1e4)
+    sc.pp.log1p(ref)
+    sc.pp.highly_variable_genes(ref, n_top_genes=5, flavor="seurat")
+    hvg = set(ref.var_names[ref.var["highly_variable"].to_numpy()])
+    perturbed = set(data.perturbed_genes)
+    assert perturbed - hvg, "the example must have perturbed genes that are not highly variable"
+    assert set(data.genes) == hvg | perturbed
+    assert data.n_genes < a.n_vars
 
 
 def test_read_h5ad_errors(tmp_path):

@@ -138,11 +138,12 @@ def preprocess(
     if n_top_genes is not None and n_top_genes < adata.n_vars:
         sc.pp.highly_variable_genes(adata, n_top_genes=n_top_genes, flavor="seurat")
         keep = adata.var["highly_variable"].to_numpy().copy()
+        n_hvg = int(keep.sum())  # scanpy's 'seurat' flavour can return more than n_top_genes on ties
         if keep_genes:
             keep |= adata.var_names.isin(keep_genes)
         log.info(
             "keeping %d highly variable genes plus %d perturbed genes outside them",
-            n_top_genes, int(keep.sum()) - n_top_genes,
+            n_hvg, int(keep.sum()) - n_hvg,
         )
         adata = adata[:, keep].copy()
     return adata
