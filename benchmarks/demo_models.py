@@ -1,9 +1,13 @@
 #!/usr/bin/env python
 """The prior-free transformer (with and without pretraining) against PriorGNN and the simple
-baselines on the ``demo`` simulation: one data set, one GEARS simulation split, training seeds 0, 1, 2.
+baselines on the ``demo`` simulation: GEARS simulation splits, seeds 0, 1, 2.
 
-    python benchmarks/demo_models.py --out runs/bench-demo-models
+    python benchmarks/demo_models.py --out runs/bench-demo-models --vary-data
     python benchmarks/demo_models.py --out runs/bench-demo-models --table   # only rebuild the table
+
+With ``--vary-data`` seed ``s`` simulates its own demo data set (simulation seed ``s``) and trains
+with seed ``s``, so the spread covers data, split and training; without it one data set
+(``--data-seed``) is fitted with each training seed.
 
 Every model is fitted with the library calls ``train.py`` uses (same data, split, priors and
 ``TrainConfig`` defaults) and scored with :mod:`priorgnn.metrics` (``pearson_delta`` and
@@ -30,7 +34,11 @@ MODELS = {
     "no_change": ("no_change", {}),
     "mean": ("mean", {}),
     "additive": ("additive", {}),
+    "linear": ("linear", {}),
+    "linear_go": ("linear_go", {}),
+    "go_knn": ("go_knn", {}),
     "priorgnn": ("priorgnn", {}),
+    "priorgnn_gears_mode": ("priorgnn", {"singles": "none", "pert_init": "normal", "pert_flag": False}),
     "transformer_pretrained": ("transformer", {"pretrain": True}),
     "transformer_no_pretrain": ("transformer", {"pretrain": False}),
 }
@@ -45,7 +53,7 @@ def fit_and_score(label: str, seed: int, out: Path, data, split, sim, train_kw: 
 
     name, hp = MODELS[label]
     cls = get_model_class(name)
-    cfg = RunConfig(data="demo", model=name, model_options=dict(hp))
+    cfg = RunConfig(data="demo", data_seed=sim.config.seed, model=name, model_options=dict(hp))
     graphs = build_priors(cfg, data, split, sim, cls, progress=False)
     model = cls(**cfg.model_options)
     run_dir = out / "runs" / f"{label}_s{seed}"
@@ -97,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", default="0,1,2", help="training seeds (default 0,1,2)")
     p.add_argument("--models", default=",".join(MODELS), help=f"labels among {', '.join(MODELS)}")
     p.add_argument("--data-seed", type=int, default=0, help="simulation seed of the demo data (default 0)")
+    p.add_argument("--vary-data", action="store_true", help="seed s also simulates its own data set (seed s)")
     p.add_argument("--sim-dir", help="simulation folder (default OUT/sim)")
     p.add_argument("--max-epochs", type=int, help="override TrainConfig.max_epochs")
     p.add_argument("--table", action="store_true", help="only summarise the per-condition tables in OUT")
@@ -114,12 +123,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.table:
         from priorgnn.pipeline import RunConfig, make_or_load_split, resolve_data
 
-        cfg = RunConfig(data="demo", data_seed=args.data_seed, sim_dir=args.sim_dir or str(out / "sim"))
-        data, _, sim = resolve_data(cfg, progress=False)
-        split = make_or_load_split(cfg, data)
-        split.save(out / "split.json")
         train_kw = {} if args.max_epochs is None else {"max_epochs": args.max_epochs}
         for seed in seeds:
+            data_seed = seed if args.vary_data else args.data_seed
+            sim_dir = args.sim_dir or str(out / (f"sim-s{data_seed}" if args.vary_data else "sim"))
+            cfg = RunConfig(data="demo", data_seed=data_seed, sim_dir=sim_dir)
+            data, _, sim = resolve_data(cfg, progress=False)
+            split = make_or_load_split(cfg, data)
+            split.save(out / f"split-s{data_seed}.json")
             for label in labels:
                 path = out / f"per_condition_{label}_s{seed}.csv"
                 if path.exists():
