@@ -81,7 +81,7 @@ def test_smoke_study_writes_the_report(smoke):
                  "latent.csv", "fits.csv", "timing.json"):
         assert (out / name).stat().st_size > 0, name
     pngs = sorted(p.name for p in (out / "figures").glob("*.png"))
-    for name in ("base_truth_pearson_delta.png", "go_degradation.png", "curve_go_fidelity.png",
+    for name in ("base_truth_pearson_delta.png", "heatmap_truth_pearson_delta.png", "go_degradation.png", "curve_go_fidelity.png",
                  "curve_train_frac.png", "curve_interaction.png", "curve_pretrain_mult.png", "causal_auprc.png",
                  "latent_spearman.png"):
         assert name in pngs

@@ -185,6 +185,33 @@ def _bars(view: _View, setting: str, metric: str, ref: str, path: Path) -> Path 
     return plot_metric_bars(res, metric, path, reference=ref)
 
 
+def _heatmap(view: _View, setting: str, metric: str, ref: str, path: Path) -> Path | None:
+    """Model × subgroup table of a metric's means as an annotated heatmap (with the limit row)."""
+    models = _models_in(view.s, setting) + ["ceiling" if ref == "observed" else "observed_data"]
+    M = np.array([[view.mean(setting, m, metric, ref, sub) for sub in _SUBS] for m in models])
+    if not np.isfinite(M).any():
+        return None
+    spec = get_metric(metric)
+    fig, ax = plt.subplots(figsize=(6.2, 0.28 * len(models) + 1.3))
+    cmap = "viridis" if spec.higher_is_better else "viridis_r"
+    ax.imshow(np.ma.masked_invalid(M), aspect="auto", cmap=cmap)
+    for i in range(M.shape[0]):
+        for j in range(M.shape[1]):
+            if np.isfinite(M[i, j]):
+                ax.text(j, i, fmt(M[i, j]), ha="center", va="center", fontsize=6.5, color="white"
+                        if (M[i, j] - np.nanmin(M)) / (np.ptp(M[np.isfinite(M)]) or 1) < 0.5 else "black")
+    ax.set_xticks(range(len(_SUBS)))
+    ax.set_xticklabels(_SUBS, fontsize=7)
+    ax.set_yticks(range(len(models)))
+    ax.set_yticklabels(models, fontsize=7)
+    ax.set_title(f"{spec.label} vs {ref} ({setting}; {'higher' if spec.higher_is_better else 'lower'} is better)",
+                 fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def _axis_points(grid, axis: str) -> list[tuple[float, str]]:
     pts = [(st.value, st.name) for st in grid.settings() if st.axis == axis]
     base = {"go_fidelity": 1.0, "train_frac": 1.0, "interaction": 1.0, "pretrain_mult": 1.0}[axis]
@@ -339,9 +366,17 @@ def _timing_text(out: Path) -> list[str]:
         wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", txt)
         rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", txt)
         cmd = re.search(r'Command being timed: "(.*)"', txt)
+        user = re.search(r"User time \(seconds\): ([\d.]+)", txt)
+        system = re.search(r"System time \(seconds\): ([\d.]+)", txt)
+        share = re.search(r"Percent of CPU this job got: (\d+)%", txt)
         if wall and rss:
+            cpu = ""
+            if user and system and share:
+                cpu = (f"; CPU time {float(user.group(1)) + float(system.group(1)):.0f} s, i.e. the job got "
+                       f"{share.group(1)}% of one core on average (the machine's cores were shared with other "
+                       "jobs, so the wall time is mostly waiting)")
             L.append(f"**Measured with `/usr/bin/time -v`:** wall time {wall.group(1)}, peak RSS "
-                     f"{int(rss.group(1)) / 1024 ** 2:.2f} GiB"
+                     f"{int(rss.group(1)) / 1024 ** 2:.2f} GiB{cpu}"
                      + (f" (`{cmd.group(1)}`)" if cmd else "") + ".  ")
     j = out / "timing.json"
     if j.exists():
@@ -406,11 +441,13 @@ def _figures(grid, view: _View, summary: pd.DataFrame, causal: pd.DataFrame, lat
 
     pm, pref = PRIMARY
     figs: dict[str, Path] = {}
-    for m in (pm, "pearson_delta_excl_target", "mse_top20_de"):
-        for ref in ("truth", "observed"):
-            p = _bars(view, "base", m, ref, fig_dir / f"base_{ref}_{m}.png")
-            if p is not None:
-                figs[f"bars:{ref}:{m}"] = p
+    p = _bars(view, "base", pm, pref, fig_dir / f"base_{pref}_{pm}.png")
+    if p is not None:
+        figs[f"bars:{pref}:{pm}"] = p
+    for m, ref in ((pm, "truth"), (pm, "observed"), ("pearson_delta_excl_target", "truth"), ("mse_top20_de", "truth")):
+        p = _heatmap(view, "base", m, ref, fig_dir / f"heatmap_{ref}_{m}.png")
+        if p is not None:
+            figs[f"heatmap:{ref}:{m}"] = p
     p = _plot_degradation(view, fig_dir / "go_degradation.png", pm, pref)
     if p:
         figs["degradation"] = p
@@ -437,7 +474,21 @@ def _figures(grid, view: _View, summary: pd.DataFrame, causal: pd.DataFrame, lat
     p = _plot_latent(lb, fig_dir / "latent_spearman.png") if len(lb) else None
     if p:
         figs["latent"] = p
+    for path in figs.values():
+        _shrink_png(path)
     return figs
+
+
+def _shrink_png(path: Path) -> None:
+    """Re-save a figure with a 256-colour palette (plots have few colours): about 3x smaller files."""
+    from PIL import Image
+
+    from priorgnn._io import atomic_path
+
+    with Image.open(path) as im:
+        small = im.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    with atomic_path(path, ".png") as tmp:
+        small.save(tmp, format="PNG", optimize=True)
 
 
 def _rel(p: Path, out: Path) -> str:
@@ -512,7 +563,8 @@ def _markdown(grid, out, view, summary, comparisons, causal, gi, lat, tables, fi
         rows.append([m, *[view.cell("base", m, pm, "observed", sub) for sub in cols[1:]]])
     L += [f"`{pm}` vs the observed data; `ceiling` = split-half noise ceiling.", "",
           markdown_table(pd.DataFrame(rows, columns=cols)), ""]
-    for key in (f"bars:truth:{pm}", "bars:truth:pearson_delta_excl_target", "bars:truth:mse_top20_de"):
+    for key in (f"heatmap:truth:{pm}", "heatmap:truth:pearson_delta_excl_target", "heatmap:truth:mse_top20_de",
+                f"heatmap:observed:{pm}", f"bars:truth:{pm}"):
         if key in figs:
             L += [f"![{key}]({_rel(figs[key], out)})", ""]
 
@@ -680,8 +732,9 @@ def _markdown(grid, out, view, summary, comparisons, causal, gi, lat, tables, fi
 
     # genetic interactions
     L += ["### Genetic-interaction labels of the test doubles (base)", "",
-          "Norman et al.'s scores and GEARS-style labels (`priorgnn.interactions`) from the predicted double and "
-          "the model's own predicted singles, against the labels from the noise-free truth. Accuracy: share "
+          "Norman et al.'s scores and GEARS-style labels (`priorgnn.interactions`) of each test double: the "
+          "model's predicted double against the true double, both fitted on the true singles (as the "
+          "`gi_label_match` metric does: only the double differs). Accuracy: share "
           "of doubles with the true label; precision: share of the model's non-additive calls whose label is "
           "the true one; recall: share of truly non-additive doubles labelled correctly.", ""]
     gb = gi[gi["setting"] == "base"] if len(gi) else gi
@@ -745,9 +798,14 @@ def _markdown(grid, out, view, summary, comparisons, causal, gi, lat, tables, fi
           "validation or test conditions), one pass capped at the `pretrain_steps` above; the pool multiples "
           f"run here are {', '.join(f'{m:g}x' for m in grid.pretrain_mults) or 'none'}. 100x pools were not "
           "run: at the measured pretraining speed on this machine they exceed the grids' time budgets.",
-          "- Data scaling subsamples the training perturbations with a seeded draw; conditions left out are "
-          "not moved to the test set, so test sets are identical across fractions (their subgroup labels "
-          "follow the remaining training singles).",
+          "- Data scaling subsamples the training perturbations with a seeded draw (nested: each smaller set "
+          "is part of the larger ones); conditions left out are not moved to the test set, so test sets are "
+          "identical across fractions (their subgroup labels follow the remaining training singles). The epoch "
+          "budget is fixed and a batch holds 32 conditions, so a training set of 32 or fewer conditions gets "
+          "one gradient step per epoch, against two for the full set: slow learners (the transformer) are "
+          "partly limited by steps, not only by data, at the small fractions.",
+          "- PriorGNN's latent rows are labelled 'after GO message passing'; for `priorgnn_no_go` there is no "
+          "GO graph, so they are its raw perturbation embeddings.",
           "", "## Files", "",
           "`summary.csv` (every metric, setting, model, reference and subgroup: mean, CI, n), "
           "`comparisons.csv` (paired comparisons with `additive` and `priorgnn` per setting), "
