@@ -579,6 +579,9 @@ def run_study(grid: str | Grid = "quick", out: str | Path = "study", *, progress
     cells = grid.cells()
     t0 = time.perf_counter()
     n_run = 0
+    from priorgnn.runs import environment_info
+
+    env = environment_info()  # at the start: the code that fits the cells
     if not report_only:
         from tqdm.auto import tqdm
 
@@ -595,7 +598,9 @@ def run_study(grid: str | Grid = "quick", out: str | Path = "study", *, progress
         write_json(out / "timing.json", {"grid": grid.name, "cells_run": n_run + prev.get("cells_run", 0),
                                          "wall_s": wall + prev.get("wall_s", 0.0),
                                          "peak_rss_gib": max(rss, prev.get("peak_rss_gib", 0.0)),
-                                         "command": command or prev.get("command")})
+                                         "command": command or prev.get("command"),
+                                         "git_revision": env.get("git_revision"),
+                                         "environment": env})
     if not render:
         return out / "study.md"
     return render_study(grid, out, command=command, figures=figures)

@@ -383,6 +383,8 @@ def _timing_text(out: Path) -> list[str]:
         tj = read_json(j)
         L.append(f"**In-process timing:** {tj['cells_run']} cells fitted in {tj['wall_s'] / 60:.1f} min; peak "
                  f"RSS {tj['peak_rss_gib']:.2f} GiB.  ")
+        if tj.get("git_revision"):
+            L.append(f"**Code:** git revision `{tj['git_revision']}` at the start of the run.  ")
     return L
 
 
