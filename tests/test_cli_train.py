@@ -90,3 +90,27 @@ def test_help_lists_subcommand():
     assert res.returncode == 0 and "predict" in res.stdout and "--model" in res.stdout
     res = subprocess.run([sys.executable, str(ROOT / "train.py"), "predict", "--help"], capture_output=True, text=True)
     assert res.returncode == 0 and "--all-pairs" in res.stdout
+
+
+@pytest.mark.slow
+def test_default_main_job_on_the_demo_data(tmp_path, monkeypatch):
+    """`python train.py` without data or model options (what `make demo` runs): simulates the demo
+    preset, builds its GO and co-expression priors, splits, trains PriorGNN and writes a run that
+    `evaluate.py RUN --baselines` reports on, figures included."""
+    import evaluate
+
+    monkeypatch.chdir(tmp_path)  # the default folders (runs/...) are relative
+    assert train.main(["--epochs", "2", "--no-progress", "-q"]) == 0  # epochs only, to keep it short
+    runs = [p for p in (tmp_path / "runs").iterdir() if p.name != "sim"]
+    assert len(runs) == 1
+    run = runs[0]
+    info = json.loads((run / "run.json").read_text())
+    assert info["model"] == "priorgnn" and info["data"]["kind"] == "simulation"
+    assert (tmp_path / "runs" / "sim").is_dir()
+    for f in ("graphs/go.npz", "graphs/coexpression.npz", "split.json", "predictions/test.h5ad",
+              "checkpoints/last.ckpt"):
+        assert (run / f).exists(), f
+    assert evaluate.main([str(run), "--baselines", "--out", str(tmp_path / "report"), "--quiet"]) == 0
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "`priorgnn`" in md and "`additive`" in md and "## Fallbacks" in md
+    assert list((tmp_path / "report" / "figures").glob("*.png"))

@@ -96,4 +96,6 @@ def test_same_inputs_and_seed_give_identical_results(data_file, tmp_path):
     (p1, c1, i1), (p2, c2, i2) = (_result(o) for o in outs)
     np.testing.assert_array_equal(p1.layers["delta"], p2.layers["delta"])
     assert i1["fit_info"]["training"]["best_score"] == i2["fit_info"]["training"]["best_score"]
-    assert i1["versions"]["torch"] and i1["git_revision"] is None or isinstance(i1["git_revision"], str)
+    # each run records its package versions and git revision (None outside a git checkout)
+    assert i1["versions"]["torch"] and i1["versions"] == i2["versions"]
+    assert i1["git_revision"] is None or (isinstance(i1["git_revision"], str) and len(i1["git_revision"]) >= 7)
