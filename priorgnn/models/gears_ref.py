@@ -144,27 +144,34 @@ class _EpochClock:
 
     @contextlib.contextmanager
     def observe(self, module, train_loader) -> Iterator[None]:
+        # Each epoch GEARS calls evaluate(train), evaluate(val), then compute_metrics on the train
+        # results and compute_metrics on the validation results, in that order.
         evaluate, compute_metrics = module.evaluate, module.compute_metrics
-        state = {"part": None, "t": 0.0}
+        parts: dict[int, str] = {}  # id(results) -> the part it belongs to
 
         def timed_evaluate(loader, *a, **k):
-            state["part"] = "train_eval_s" if loader is train_loader else "val_s"
-            state["t"] = time.perf_counter()
+            part = "train_eval_s" if loader is train_loader else "val_s"
+            t = time.perf_counter()
             self.evaluating = True
             try:
-                return evaluate(loader, *a, **k)
+                res = evaluate(loader, *a, **k)
             finally:
                 self.evaluating = False
+            if self.epochs:
+                self.epochs[-1][part] += time.perf_counter() - t
+            parts[id(res)] = part
+            return res
 
         def observed_metrics(results, *a, **k):
+            t = time.perf_counter()
             out = compute_metrics(results, *a, **k)
-            if self.epochs and state["part"]:
+            part = parts.pop(id(results), None)
+            if self.epochs and part:
                 ep = self.epochs[-1]
-                ep[state["part"]] += time.perf_counter() - state["t"]
-                if state["part"] == "val_s":
+                ep[part] += time.perf_counter() - t
+                if part == "val_s":
                     ep["val_mse_de"] = float(out[0]["mse_de"])
                     ep["epoch_s"] = time.perf_counter() - self._t0
-            state["part"] = None
             return out
 
         module.evaluate, module.compute_metrics = timed_evaluate, observed_metrics
