@@ -130,6 +130,20 @@ def child_env(threads: int, cache: str | None) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------
+# the shared data layer alone (child): what every training process does before any model code
+# ---------------------------------------------------------------------------------------------------
+def stage_data(args) -> int:
+    from priorgnn.pipeline import RunConfig, resolve_data
+
+    t = time.perf_counter()
+    data, _, _ = resolve_data(RunConfig(data=args.data_path), progress=False)
+    data.summaries  # noqa: B018 - as train.py's data step
+    out = Path(args.out) / "graphs" / "data_layer.json"
+    out.write_text(json.dumps({"load_and_summaries_s": time.perf_counter() - t}))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------
 # step 1 (child): data, split and the prior graphs, built without the cache
 # ---------------------------------------------------------------------------------------------------
 def stage_graphs(args) -> int:
@@ -217,6 +231,12 @@ def summarise_run(model: str, seed: int, run_dir: Path, meas: dict) -> dict:
     if model == "gears":
         g = fit["gears"]
         eps = g["epochs"]
+        # An earlier version of the adapter's epoch clock (before commit "GEARS adapter epoch clock:
+        # attribute ...") left GEARS's training-set evaluation at 0 and its end time in the epoch's end;
+        # for such records it is the epoch's time less its steps and validation.
+        corrected = any(e["steps"] and not e["train_eval_s"] for e in eps)
+        eps = [{**e, "train_eval_s": e["epoch_s"] - e["steps_s"] - e["val_s"]}
+               if e["steps"] and not e["train_eval_s"] else e for e in eps]
         full = g["steps_per_full_epoch"]
         row.update(
             model_prep_s=g["prepare_s"] + g["initialize_s"],
@@ -227,7 +247,7 @@ def summarise_run(model: str, seed: int, run_dir: Path, meas: dict) -> dict:
             val_s=sum(e["val_s"] for e in eps) / len(eps),
             epochs=len(eps), best_epoch=g["best_epoch"], to_best_s_measured=g["seconds_to_best"],
             to_best_s=sum(full_epoch_seconds(e, full) for e in eps[:g["best_epoch"]]),
-            extrapolated=eps[0]["steps"] < full,
+            extrapolated=eps[0]["steps"] < full, clock_corrected=corrected,
         )
     else:
         tr = fit["training"]
@@ -420,6 +440,11 @@ def write_tables(args, graphs: dict, rows: list[dict], machine: dict, started: d
     L.append(f"| – read the two saved graphs | {fmt_s(pg['load_graphs_s'])} | {fmt_s(ge['load_graphs_s'])} | | | | {d('load_graphs_s')} |")
     L.append(f"| – the model's own preparation | {fmt_s(pg['model_prep_s'])} | {fmt_s(ge['model_prep_s'])} | "
              f"{ge['model_prep_s'] / pg['model_prep_s']:,.0f}× | | | {d('model_prep_s')} |")
+    dl = graphs["data_layer"]
+    L.append(f"| the data layer alone (load + summaries, separate process; peak memory) | "
+             f"{dl['maxrss_bytes'] / GIB:.2f} GiB | {dl['maxrss_bytes'] / GIB:.2f} GiB | | | | |")
+    L.append(f"| peak memory above the data layer alone | {pg['peak_rss_gib'] - dl['maxrss_bytes'] / GIB:.2f} GiB | "
+             f"{ge['peak_rss_gib'] - dl['maxrss_bytes'] / GIB:.2f} GiB | | | | |")
     L.append(f"| whole training process (wall) | {fmt_s(pg['process_wall_s'])} | {fmt_s(ge['process_wall_s'])} | | | | {d('process_wall_s')} |")
     L.append("")
     L.append(f"Standard deviations over seeds: epoch time {fmt_s(sds.loc['priorgnn', 'epoch_s'])} / "
@@ -475,6 +500,13 @@ def write_tables(args, graphs: dict, rows: list[dict], machine: dict, started: d
         L.append(f"| {r['model']} | {r['seed']} | {fmt_s(r['epoch_s'])} | {fmt_s(r['epoch_s_measured'])} | "
                  f"{fmt_s(r['seconds_per_step'])} | {r['best_epoch']} | {fmt_s(r['to_best_s'])} | "
                  f"{r['peak_rss_gib']:.2f} GiB | {fmt_s(r['data_prep_s'])} | {fmt_s(r['process_wall_s'])} |")
+    fixed = [str(r["seed"]) for r in rows if r.get("clock_corrected")]
+    if fixed:
+        L.append(f"\ncell-gears seed(s) {', '.join(fixed)} ran with an earlier version of the adapter's epoch "
+                 "clock, which missed the time of GEARS's training-set evaluation (it ran between two "
+                 "recorded points); it is derived there as the epoch's time less its steps and its validation "
+                 "pass (exact up to GEARS's metric computation, about a second). The same clock recorded the "
+                 "training metrics as the validation score, which does not matter for one epoch.")
     L.append("")
     md_path = Path(args.results) / "vs_gears.md"
     md_path.write_text("\n".join(L) + "\n")
@@ -507,6 +539,7 @@ def parse_args(argv=None):
     p.add_argument("--fresh", action="store_true", help="redo runs already finished in OUT")
     p.add_argument("--table", action="store_true", help="only rebuild the tables from OUT")
     p.add_argument("--stage", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--data-path", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
         args.data, args.seeds, args.epochs, args.gears_steps = "demo", "0", 2, 5
@@ -525,6 +558,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.stage == "graphs":
         return stage_graphs(args)
+    if args.stage == "data":
+        return stage_data(args)
     t_start = time.perf_counter()
     started = {"time": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load": load_average()}
     out = Path(args.out)
@@ -546,6 +581,19 @@ def main(argv=None) -> int:
         (out / "graphs" / "measure.json").write_text(json.dumps(m))
     graphs = {**json.loads(gpath.read_text()), **json.loads((out / "graphs" / "measure.json").read_text())}
     args.data_path = graphs["data_path"]
+    dpath = out / "graphs" / "data_layer_measure.json"
+    if not dpath.exists():  # peak memory of loading the data and computing our summaries, nothing else
+        print("data layer alone: load + summaries", flush=True)
+        cache = tempfile.mkdtemp(prefix="vs-gears-cache-")
+        try:
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--stage", "data", "--data", args.data,
+                   "--out", str(out), "--data-path", args.data_path]
+            m = run_measured(cmd, out / "logs" / "data_layer.log", child_env(args.threads, cache))
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+        dpath.write_text(json.dumps(m))
+    graphs["data_layer"] = {**json.loads((out / "graphs" / "data_layer.json").read_text()),
+                            **json.loads(dpath.read_text())}
 
     rows, run_dirs = [], []
     for seed in args.seed_list:
@@ -564,6 +612,7 @@ def main(argv=None) -> int:
     if args.table and (out / "result.json").exists():
         prev = json.loads((out / "result.json").read_text())
         started, ended, machine = prev["started"], prev["ended"], prev["machine"]
+        args.command_line = prev.get("command", args.command_line)
     summary = write_tables(args, graphs, rows, machine, started, ended)
     (out / "result.json").write_text(json.dumps({"started": started, "ended": ended, "machine": machine,
                                                  "graphs": graphs, "runs": rows, "summary": summary,
