@@ -10,7 +10,8 @@ resident memory (``VmHWM``) is recorded; the parent stops a child whose RSS exce
 Steps measured:
 
 * **in memory** (the path ``train.py`` takes), per size: ``read_h5ad`` (load + validation), the
-  per-condition summaries (pseudobulk means + scanpy's DE t-test), a split;
+  content hash, pseudobulk means, scanpy's DE t-test (up to ``--scanpy-de-max-cells``: its time
+  grows with conditions x cells), a split;
 * **co-expression** graph from the training cells, at one size: its memory is ``genes^2`` and does
   not grow with cells; its time grows linearly with cells and is extrapolated;
 * **streamed** (``priorgnn.data.stream.summarise_h5ad``): validation, pseudobulk and DE in one
@@ -18,9 +19,11 @@ Steps measured:
 
 Usage (the committed table)::
 
-    OMP_NUM_THREADS=1 python benchmarks/scale_limits.py --workdir /tmp/scale \\
+    OMP_NUM_THREADS=1 python benchmarks/scale_limits.py --workdir SCRATCH_DIR \\
         --out benchmarks/results/scale_limits.md
 
+``--append`` adds a run's measurements to those already in ``--out`` (same job and size: replaced);
+``--render-only`` rewrites the table from the ``.json``, keeping the hand-written reading at its end.
 ``--quick`` runs a small ladder (a minute) to check the script itself.
 """
 
@@ -139,8 +142,7 @@ def child(job: str, path: str, extra: dict) -> None:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
-    os.environ.setdefault("PRIORGNN_CACHE_DIR", extra.get("cache", "/tmp"))
-    from priorgnn._cache import cache_dir  # noqa: F401 - honours the environment above
+    os.environ.setdefault("PRIORGNN_CACHE_DIR", extra["cache"])  # the parent's scratch cache
 
     try:  # on a shared machine, let the kernel pick this job, not a neighbour's, when memory runs out
         with open("/proc/self/oom_score_adj", "w") as fh:
@@ -324,8 +326,16 @@ def main(argv=None) -> None:
     if args.out:
         store = Path(args.out).with_suffix(".json")
         if args.append and store.exists():
-            new_keys = {(r["job"], r["n_cells"]) for r in results}
-            results = [r for r in json.loads(store.read_text()) if (r["job"], r["n_cells"]) not in new_keys] + results
+            # a new measurement replaces an old one of the same job and size, unless it failed where
+            # the old one succeeded (e.g. stopped because other jobs had taken the memory)
+            previous = {(r["job"], r["n_cells"]): r for r in json.loads(store.read_text())}
+            for r in results:
+                old = previous.get((r["job"], r["n_cells"]))
+                if old is None or r["ok"] or not old["ok"]:
+                    previous[(r["job"], r["n_cells"])] = r
+                else:
+                    print(f"kept the earlier successful {r['job']} at {r['n_cells']} cells: {r['stopped']}")
+            results = list(previous.values())
             results.sort(key=lambda r: (r["n_cells"], ["in_memory", "coexpression", "stream"].index(r["job"])))
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         store.write_text(json.dumps(results, indent=1))
