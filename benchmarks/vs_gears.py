@@ -227,7 +227,8 @@ def summarise_run(model: str, seed: int, run_dir: Path, meas: dict) -> dict:
     timings, fit = info["timings"], info["fit_info"]
     row = {"model": model, "seed": seed, "peak_rss_gib": meas["maxrss_bytes"] / GIB, "process_wall_s": meas["wall_s"],
            "load_and_summaries_s": timings["data_s"], "load_graphs_s": timings["priors_s"],
-           "train_s": timings["train_s"]}
+           "train_s": timings["train_s"], "git_revision": info.get("git_revision"),
+           "load_average_end": meas.get("load_average_end")}
     if model == "gears":
         g = fit["gears"]
         eps = g["epochs"]
@@ -287,6 +288,10 @@ def accuracy_table(per_condition: Path):
     mean = per_seed.groupby(["model", "subgroup"])[metrics].mean()
     sd = per_seed.groupby(["model", "subgroup"])[metrics].std(ddof=1)
     return per_seed, mean, sd, n, metrics
+
+
+def n_epochs(n: int, adjective: str = "") -> str:
+    return f"{n} {adjective}epoch" + ("" if n == 1 else "s")
 
 
 def fmt(x, digits=3):
@@ -353,30 +358,32 @@ def write_tables(args, graphs: dict, rows: list[dict], machine: dict, started: d
     L.append(f"Started {started['time']} (load average {started['load']}), ended {ended['time']} "
              f"(load average {ended['load']}); total {ended['elapsed_s'] / 60:.0f} min. The cores are shared with "
              "other jobs, so wall times are noisy (both models ran in the same session, one after the other, "
-             f"each on {args.threads} torch thread(s)); memory is not affected.\n")
+             f"each on {args.threads} torch thread{'s' if args.threads > 1 else ''}); memory is not affected. "
+             "Times and load averages of the last invocation; runs finished by an earlier invocation of the "
+             "same command are reused (see the per-run table).\n")
     n_train, n_val, n_test = (graphs["n_conditions"][k] for k in ("train", "val", "test"))
     L.append(f"Data: `{graphs['data']}` ({graphs['n_cells']:,} cells × {graphs['n_genes']:,} genes), GEARS "
              f"simulation split (seed 1): {n_train} / {n_val} / {n_test} train / val / test conditions, the same "
              f"split file for every run. Both models: hidden size {args.hidden}, batch size {args.batch_size}, "
-             f"{args.epochs} epochs, seeds {', '.join(map(str, seeds))}, the same GO graph "
+             f"{n_epochs(args.epochs)}, seeds {', '.join(map(str, seeds))}, the same GO graph "
              f"({graphs['go_edges']:,} edges) and co-expression graph ({graphs['coexpression_edges']:,} edges), "
              "passed in as files.\n")
     L.append("## Protocol\n")
-    L.append(f"* **PriorGNN** (`--model priorgnn`, defaults otherwise): {args.epochs} full epochs, no early "
+    L.append(f"* **PriorGNN** (`--model priorgnn`, defaults otherwise): {n_epochs(args.epochs, 'full ')}, no early "
              "stopping; one training example is one condition (its pseudobulk change), so an epoch is "
              f"{int(pg['steps_per_full_epoch'])} steps of 32 conditions; the best validation epoch "
              "(`val_mse_top20_de`) is kept.")
     if extrapolated:
         frac = gsteps / full_steps
         L.append(f"* **cell-gears** (`--model gears`): GEARS's own training loop (Adam, learning rate halved "
-                 f"every epoch, best epoch by validation top-20-DE MSE) for {args.epochs} epochs, **each cut to "
+                 f"every epoch, best epoch by validation top-20-DE MSE) for {n_epochs(args.epochs)}, **{'each ' if args.epochs > 1 else ''}cut to "
                  f"{gsteps} of its {full_steps:,} steps** (batches of 32 cells), i.e. {frac:.1%} of an epoch, "
                  f"{gsteps * int(args.epochs) * args.batch_size:,} training cells seen in all. Its validation "
                  "pass is complete every epoch. **Its time per full epoch is extrapolated** from the measured "
                  "steps: (training steps + GEARS's per-epoch training-set evaluation, both measured over the "
                  f"same {gsteps} batches) × {full_steps:,} / {gsteps} + the measured validation pass.")
         L.append("* **What limits the accuracy comparison.** A full cell-gears epoch at this scale takes "
-                 f"~{ge['epoch_s'] / 60:.0f} min on one core here, so {args.epochs} full epochs × "
+                 f"~{ge['epoch_s'] / 60:.0f} min on one core here, so {n_epochs(args.epochs, 'full ')} × "
                  f"{len(seeds)} seeds would take ~{ge['epoch_s'] * args.epochs * len(seeds) / 3600:.1f} h. "
                  "cell-gears is therefore compared after the same number of epochs but far fewer optimiser "
                  f"updates on far less data ({frac:.1%} of each epoch's cells) than GEARS's published protocol "
@@ -384,7 +391,7 @@ def write_tables(args, graphs: dict, rows: list[dict], machine: dict, started: d
                  "its converged accuracy; the accuracy rows below answer \"which is more accurate at this "
                  "compute\", not \"which is more accurate when both are trained to convergence\".")
     else:
-        L.append(f"* **cell-gears** (`--model gears`): GEARS's own training loop, {args.epochs} full epochs "
+        L.append(f"* **cell-gears** (`--model gears`): GEARS's own training loop, {n_epochs(args.epochs, 'full ')} "
                  f"of {full_steps:,} steps; nothing extrapolated.")
     if dflt is not None:
         L.append("* **PriorGNN, default schedule** (extra column, same seeds): `train.py`'s defaults, up to 200 "
@@ -494,12 +501,14 @@ def write_tables(args, graphs: dict, rows: list[dict], machine: dict, started: d
              + (" (under the compute-limited protocol above)." if extrapolated else "."))
     L.append("")
     L.append("## Per run\n")
-    L.append("| model | seed | epoch | epoch as measured | s/step | best epoch | to best | peak RSS | data prep | process wall |")
-    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    L.append("| model | seed | epoch | epoch as measured | s/step | best epoch | to best | peak RSS | data prep | "
+             "process wall | load average at its end (1, 5, 15 min) |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in sorted(rows, key=lambda r: (r["model"], r["seed"])):
         L.append(f"| {r['model']} | {r['seed']} | {fmt_s(r['epoch_s'])} | {fmt_s(r['epoch_s_measured'])} | "
                  f"{fmt_s(r['seconds_per_step'])} | {r['best_epoch']} | {fmt_s(r['to_best_s'])} | "
-                 f"{r['peak_rss_gib']:.2f} GiB | {fmt_s(r['data_prep_s'])} | {fmt_s(r['process_wall_s'])} |")
+                 f"{r['peak_rss_gib']:.2f} GiB | {fmt_s(r['data_prep_s'])} | {fmt_s(r['process_wall_s'])} | "
+                 f"{r.get('load_average_end') or '–'} |")
     fixed = [str(r["seed"]) for r in rows if r.get("clock_corrected")]
     if fixed:
         L.append(f"\ncell-gears seed(s) {', '.join(fixed)} ran with an earlier version of the adapter's epoch "
