@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from priorgnn.cli import run_main
 from priorgnn.errors import ConfigError, PriorGNNError
 
 log = logging.getLogger(__name__)
@@ -361,22 +362,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv
     if argv and argv[0] == "download-go":
         _setup_logging(False, debug)
-        return _guard(lambda: _cmd_download_go(argv[1:]), debug)
+        return run_main(lambda: int(_cmd_download_go(argv[1:]) or 0), debug)
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.quiet, args.debug)
-    return _guard(lambda: args.func(args), args.debug)
-
-
-def _guard(run, debug: bool) -> int:
-    try:
-        return int(run() or 0)
-    except PriorGNNError as exc:
-        if debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_main(lambda: int(args.func(args) or 0), args.debug)
 
