@@ -133,6 +133,12 @@ class SimulatorConfig:
     double_overlap_bias
         Exponent of the weight ``0.01 + J`` (Jaccard overlap of the sets of genes the two singles
         change by more than 10%) with which pairs are drawn (0: uniform).
+    double_interaction_bias
+        Exponent of a further weight ``0.001 + (1 - r)``, with ``r`` the Pearson correlation, over
+        all genes, of the pair's nominal log-change with the sum of its singles' (0: off). Norman et
+        al. (2019) profiled pairs picked from a genetic-interaction growth screen (Horlbeck et al.,
+        Cell 2018), so their doubles are enriched for genuine interactions; most random pairs of a
+        sparse network act on disjoint genes and are exactly additive.
 
     Cells and measurement
     ---------------------
@@ -205,6 +211,7 @@ class SimulatorConfig:
     perturb_impact_bias: float = 2.0
     double_within_module_frac: float = 0.4
     double_overlap_bias: float = 2.0
+    double_interaction_bias: float = 0.0
     # cells and measurement
     n_states: int = 48
     state_sd: float = 0.25
@@ -341,6 +348,7 @@ class SimulatorConfig:
         need(self.perturb_impact_bias >= 0, "perturb_impact_bias must be >= 0.")
         need(0 <= self.double_within_module_frac <= 1, "double_within_module_frac must be in [0, 1].")
         need(self.double_overlap_bias >= 0, "double_overlap_bias must be >= 0.")
+        need(self.double_interaction_bias >= 0, "double_interaction_bias must be >= 0.")
         need(self.n_states >= 1, "n_states must be >= 1.")
         need(self.min_cells >= 2, "min_cells must be >= 2 (differential expression needs 2 cells).")
         need(self.n_cells_ctrl >= self.min_cells,

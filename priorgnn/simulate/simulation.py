@@ -255,6 +255,9 @@ def design_conditions(simulator: Simulator, cfg: SimulatorConfig) -> tuple[list[
     n_a = min(len(across), cfg.n_doubles - n_w)
     n_w = cfg.n_doubles - n_a  # fill from within-module pairs when cross pairs run out
     weight = _pair_weights(simulator, genes, cfg.double_overlap_bias)
+    if cfg.double_interaction_bias > 0:
+        nonadd = _pair_nonadditivity(simulator, genes)
+        weight = {p: w * (0.001 + nonadd[p]) ** cfg.double_interaction_bias for p, w in weight.items()}
     chosen: list[tuple[str, str]] = []
     for pool, k in ((within, n_w), (across, n_a)):
         if k:
@@ -288,6 +291,29 @@ def _pair_weights(simulator: Simulator, genes: list[str], bias: float) -> dict[t
     jac = inter / (size[:, None] + size[None, :] - inter)
     return {(genes[i], genes[j]): float((0.01 + jac[i, j]) ** bias)
             for i, j in combinations(range(len(genes)), 2)}
+
+
+def _pair_nonadditivity(simulator: Simulator, genes: list[str]) -> dict[tuple[str, str], float]:
+    """``1 - r`` for every pair of perturbed genes, ``r`` the Pearson correlation (over all genes but
+    the two perturbed ones) of the double's nominal log-change with the sum of the singles'. Uses the
+    nominal steady state (one cell state, no measurement), which is cheap: all pairs of the
+    ``norman`` preset's 105 genes take seconds, and it ranks pairs like the noise-free
+    log-normalised truth does (Spearman 0.95 on the ``norman`` preset, seed 0)."""
+    gi = np.array([simulator.gene_index[g] for g in genes])
+    lu_s = simulator._solve_log_u([make_condition([g]) for g in genes], None)
+    pairs = list(combinations(range(len(genes)), 2))
+    out: dict[tuple[str, str], float] = {}
+    step = 512
+    for a in range(0, len(pairs), step):
+        chunk = pairs[a:a + step]
+        lu = simulator._solve_log_u([make_condition([genes[i], genes[j]]) for i, j in chunk], None)
+        for k, (i, j) in enumerate(chunk):
+            keep = np.ones(simulator.n_genes, dtype=bool)
+            keep[[gi[i], gi[j]]] = False
+            y, s = lu[k, keep], lu_s[i, keep] + lu_s[j, keep]
+            r = np.corrcoef(y, s)[0, 1] if y.std() > 0 and s.std() > 0 else 1.0
+            out[(genes[i], genes[j])] = float(1.0 - r)
+    return out
 
 
 def _cell_numbers(cfg: SimulatorConfig, n_pert: int) -> np.ndarray:
