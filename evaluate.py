@@ -135,6 +135,12 @@ def add_study_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report-only", action="store_true",
                    help="only re-render study.md, CSVs and figures from the finished fits in --out")
     p.add_argument("--no-figures", action="store_true", help="write study.md and the CSVs without figures")
+    p.add_argument("--only", default=None, metavar="NAMES",
+                   help="comma-separated settings or axes to fit now (e.g. pretrain_mult, or base,go_fidelity_0.5); "
+                        "the report still covers every finished fit in --out")
+    p.add_argument("--accelerator", default="cpu", choices=("cpu", "gpu", "auto"),
+                   help="Lightning accelerator of the gradient-trained models (default cpu)")
+    p.add_argument("--no-report", action="store_true", help="fit only; do not render study.md")
     _common_options(p)
 
 
@@ -145,8 +151,14 @@ def run_study_command(args: argparse.Namespace) -> int:
     for noisy in ("lightning", "lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     command = "python evaluate.py study --grid " + args.grid + (f" --out {args.out}" if args.out != Path("study") else "")
+    only = [x.strip() for x in args.only.split(",") if x.strip()] if args.only else None
+    if only:
+        command += f" --only {','.join(only)}"
+    if args.accelerator != "cpu":
+        command += f" --accelerator {args.accelerator}"
     path = run_study(args.grid, args.out, progress=not args.quiet, report_only=args.report_only,
-                     figures=not args.no_figures, command=command)
+                     figures=not args.no_figures, command=command, only=only, accelerator=args.accelerator,
+                     render=not args.no_report)
     print(f"study: {path}")
     return 0
 

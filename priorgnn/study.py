@@ -153,6 +153,9 @@ class Grid:
     data_models: tuple[str, ...]
     interaction_models: tuple[str, ...]
     transformer_options: dict[str, Any] = field(default_factory=dict)
+    #: transformer options of the pretraining-pool axis only, over ``transformer_options`` (the full grid
+    #: pretrains one uncapped pass over each pool there, so that a larger pool means more updates)
+    pretrain_arm_options: dict[str, Any] = field(default_factory=dict)
     n_boot: int = 1000
     data_seed: int = 0
 
@@ -202,11 +205,14 @@ GRIDS: dict[str, Grid] = {
     "full": Grid(
         name="full", preset="demo", sim_overrides={}, seeds=(0, 1, 2), max_epochs=60, patience=20,
         pretrain_batch_size=64, fidelities=(0.0, 0.25, 0.5, 0.75), train_fracs=(0.25, 0.5, 0.75),
-        interactions=(0.0, 0.5), pretrain_mults=(10.0,), base_models=_ALL_BASE,
+        interactions=(0.0, 0.5), pretrain_mults=(1.0, 10.0, 100.0), base_models=_ALL_BASE,
         fidelity_models=("priorgnn", "linear_go", "go_knn"),
         data_models=("priorgnn", "priorgnn_no_go", "transformer_no_pretrain", "additive", "linear"),
         interaction_models=("priorgnn", "priorgnn_no_go", "transformer_no_pretrain", "additive", "linear"),
         transformer_options={"pretrain_steps": 120},
+        # one full pass over each pool (x100: ~6,000 steps of 64 cells per seed; hours on 2 CPU cores,
+        # about a minute on one GPU: run that axis with --only pretrain --accelerator gpu)
+        pretrain_arm_options={"pretrain_steps": None, "pretrain_epochs": 1},
     ),
 }
 
@@ -267,8 +273,8 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 class _Context:
     """Simulations, knowledge files, splits and reference tables, built once and cached on disk."""
 
-    def __init__(self, grid: Grid, out: Path) -> None:
-        self.grid, self.out = grid, out
+    def __init__(self, grid: Grid, out: Path, accelerator: str = "cpu") -> None:
+        self.grid, self.out, self.accelerator = grid, out, accelerator
         self._sims: dict[float, Any] = {}
         self._go: dict[tuple[float, float], str] = {}
         self._gene2go: dict[tuple[float, float], dict] = {}
@@ -516,6 +522,8 @@ def run_cell(ctx: _Context, setting: Setting, label: str, seed: int) -> bool:
     options = dict(spec.options)
     if spec.model == "transformer":
         options.update(g.transformer_options)
+        if setting.axis == "pretrain_mult":
+            options.update(g.pretrain_arm_options)
         if options.get("pretrain"):
             options["pretrain_batch_size"] = g.pretrain_batch_size
             options["pretrain_extra_labels"] = True
@@ -533,7 +541,8 @@ def run_cell(ctx: _Context, setting: Setting, label: str, seed: int) -> bool:
         if cells is not None:
             extra["pretrain_cells"] = cells
     train = TrainConfig(seed=seed, max_epochs=g.max_epochs, patience=g.patience, progress_bar=False, threads=1,
-                        run_dir=str(ctx.out / "_train" / safe_name(setting.name) / stem), extra=extra)
+                        run_dir=str(ctx.out / "_train" / safe_name(setting.name) / stem), extra=extra,
+                        accelerator=ctx.accelerator)
     t0 = time.perf_counter()
     if cls.trainable:
         model.fit(data, split, graphs=graphs, train=train)
@@ -555,6 +564,7 @@ def run_cell(ctx: _Context, setting: Setting, label: str, seed: int) -> bool:
     training = model.fit_info.get("training", {}) or {}
     pre = model.fit_info.get("pretraining", {}) or {}
     info = {"model": label, "registered": spec.model, "options": options, "priors": priors, "fit_s": fit_s,
+            "accelerator": ctx.accelerator if cls.trainable else "cpu",
             "epochs": training.get("epochs"), "pretrain_cells": (pre.get("data_cells", 0) + pre.get("extra_cells", 0))
             if pre else 0, "pretrain_steps": pre.get("steps")}
     _write_cell(d, stem, setting, seed, table, causal, gi, latent, info)
@@ -567,9 +577,15 @@ def run_cell(ctx: _Context, setting: Setting, label: str, seed: int) -> bool:
 # -- the whole study -----------------------------------------------------------------------------------
 def run_study(grid: str | Grid = "quick", out: str | Path = "study", *, progress: bool = True,
               report_only: bool = False, render: bool = True, figures: bool = True,
-              command: str | None = None) -> Path:
+              command: str | None = None, only: Sequence[str] | None = None,
+              accelerator: str = "cpu") -> Path:
     """Run (or resume) the grid into ``out`` and write ``study.md`` (unless ``render=False``; without
-    figures if ``figures=False``); returns its path."""
+    figures if ``figures=False``); returns its path.
+
+    ``only`` restricts the fits run now to settings whose name or axis is listed (e.g. ``["pretrain_mult"]``
+    or ``["base", "go_fidelity_0.5"]``); the report still covers every finished fit in ``out`` and counts the
+    missing ones. ``accelerator`` is Lightning's (``cpu``, ``gpu``, ``auto``) for the gradient-trained
+    models; each fit records the one it used."""
     if isinstance(grid, str):
         if grid not in GRIDS:
             raise ConfigError(f"unknown study grid {grid!r}; choose one of {', '.join(GRIDS)}.")
@@ -577,6 +593,13 @@ def run_study(grid: str | Grid = "quick", out: str | Path = "study", *, progress
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cells = grid.cells()
+    if only:
+        known = {st.name for st in grid.settings()} | {st.axis for st in grid.settings()}
+        unknown = sorted(set(only) - known)
+        if unknown:
+            raise ConfigError(f"--only {', '.join(unknown)}: not a setting or axis of grid {grid.name!r}; choose "
+                              f"among {', '.join(sorted(known))}.")
+        cells = [c for c in cells if c[0].name in only or c[0].axis in only]
     t0 = time.perf_counter()
     n_run = 0
     from priorgnn.runs import environment_info
@@ -585,7 +608,7 @@ def run_study(grid: str | Grid = "quick", out: str | Path = "study", *, progress
     if not report_only:
         from tqdm.auto import tqdm
 
-        ctx = _Context(grid, out)
+        ctx = _Context(grid, out, accelerator)
         bar = tqdm(cells, desc=f"study ({grid.name})", unit="cell", disable=not progress)
         for setting, label, seed in bar:
             bar.set_postfix_str(f"{setting.name} {label} s{seed}")
@@ -599,11 +622,20 @@ def run_study(grid: str | Grid = "quick", out: str | Path = "study", *, progress
                                          "wall_s": wall + prev.get("wall_s", 0.0),
                                          "peak_rss_gib": max(rss, prev.get("peak_rss_gib", 0.0)),
                                          "command": command or prev.get("command"),
+                                         "accelerator": accelerator, "device": _device_name(accelerator),
                                          "git_revision": env.get("git_revision"),
                                          "environment": env})
     if not render:
         return out / "study.md"
     return render_study(grid, out, command=command, figures=figures)
+
+
+def _device_name(accelerator: str) -> str | None:
+    if accelerator == "cpu":
+        return None
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
 
 
 def _read_tables(out: Path, grid: Grid) -> dict[str, pd.DataFrame]:

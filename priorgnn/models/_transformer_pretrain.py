@@ -278,7 +278,8 @@ def pretrain_masked(net: torch.nn.Module, cells: CellSet, *, tokens: int, mask_f
     trainer = pl.Trainer(
         max_epochs=epochs, max_steps=-1 if max_steps is None else max_steps, accelerator=accelerator,
         devices=devices, logger=CSVLogger(save_dir=str(out), name="", version="logs"),
-        enable_checkpointing=False, deterministic=True, enable_progress_bar=progress_bar,
+        enable_checkpointing=False, deterministic=True if accelerator == "cpu" else "warn",
+        enable_progress_bar=progress_bar,
         callbacks=[_PretrainProgressBar()] if progress_bar else [], enable_model_summary=False,
         num_sanity_val_steps=0, log_every_n_steps=1, default_root_dir=str(out),
         val_check_interval=every if val_loader is not None else None,

@@ -215,6 +215,8 @@ def _heatmap(view: _View, setting: str, metric: str, ref: str, path: Path) -> Pa
 def _axis_points(grid, axis: str) -> list[tuple[float, str]]:
     pts = [(st.value, st.name) for st in grid.settings() if st.axis == axis]
     base = {"go_fidelity": 1.0, "train_frac": 1.0, "interaction": 1.0, "pretrain_mult": 1.0}[axis]
+    if any(x == base for x, _ in pts):  # the axis has its own point at the base value (its own protocol)
+        return sorted(pts)
     return sorted(pts + [(base, "base")])
 
 
@@ -385,6 +387,13 @@ def _timing_text(out: Path) -> list[str]:
                  f"RSS {tj['peak_rss_gib']:.2f} GiB.  ")
         if tj.get("git_revision"):
             L.append(f"**Code:** git revision `{tj['git_revision']}` at the start of the run.  ")
+    for part in sorted(out.glob("timing_*.json")):  # parts of the grid fitted on another machine
+        tj = read_json(part)
+        where = tj.get("device") or tj.get("accelerator", "cpu")
+        L.append(f"**Part fitted separately ({part.stem[len('timing_'):]}):** {tj['cells_run']} cells in "
+                 f"{tj['wall_s'] / 60:.1f} min on {where}, accelerator `{tj.get('accelerator', 'cpu')}`"
+                 + (f", git revision `{tj['git_revision']}`" if tj.get("git_revision") else "")
+                 + (f" (`{tj['command']}`)" if tj.get("command") else "") + ".  ")
     return L
 
 
@@ -426,7 +435,11 @@ def write_study_report(grid, out: Path, tables: dict[str, pd.DataFrame], *, comm
     if not fits.empty:
         ft = fits.groupby(["setting", "model"], sort=False).agg(
             fit_s=("fit_s", "mean"), epochs=("epochs", "mean"), pretrain_cells=("pretrain_cells", "mean"),
-            n_seeds=("seed", "nunique")).reset_index()
+            pretrain_steps=("pretrain_steps", "mean"), n_seeds=("seed", "nunique")).reset_index()
+        if "accelerator" in fits:
+            acc = fits.groupby(["setting", "model"], sort=False)["accelerator"].agg(
+                lambda a: ",".join(sorted(set(a.dropna().astype(str)))) or "cpu")
+            ft = ft.merge(acc.reset_index(), on=["setting", "model"], how="left")
         write_csv(out / "fits.csv", ft.round(3), index=False)
 
     figs: dict[str, Path] = {}
@@ -811,8 +824,11 @@ def _markdown(grid, out, view, summary, comparisons, causal, gi, lat, tables, fi
           "the trained models are therefore lower bounds of what longer training gives.",
           "- The transformer pretrains on control cells and training-condition cells only (never on "
           "validation or test conditions), one pass capped at the `pretrain_steps` above; the pool multiples "
-          f"run here are {', '.join(f'{m:g}x' for m in grid.pretrain_mults) or 'none'}. 100x pools were not "
-          "run: at the measured pretraining speed on this machine they exceed the grids' time budgets.",
+          f"run here are {', '.join(f'{m:g}x' for m in grid.pretrain_mults) or 'none'}"
+          + (f", with these options on that axis: {grid.pretrain_arm_options} (so a larger pool also means "
+             "proportionally more optimiser updates; the `pretrain_steps` column of `fits.csv` gives them)"
+             if grid.pretrain_arm_options else "")
+          + ". The extra cells are new draws of the same simulated system under the same conditions.",
           "- Data scaling subsamples the training perturbations with a seeded draw (nested: each smaller set "
           "is part of the larger ones); conditions left out are not moved to the test set, so test sets are "
           "identical across fractions (their subgroup labels follow the remaining training singles). The epoch "

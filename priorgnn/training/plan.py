@@ -142,7 +142,12 @@ class PerturbationTrainingPlan(pl.LightningModule):
         self.lr_schedule, self.lr_patience = lr_schedule, lr_patience
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        return self.net(**self.encode(batch["split"], batch["rows"]))
+        # ``encode`` indexes tables held on the CPU; on an accelerator its outputs follow the batch
+        rows = batch["rows"]
+        inputs = self.encode(batch["split"], rows.cpu())
+        if rows.device.type != "cpu":
+            inputs = {k: v.to(rows.device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+        return self.net(**inputs)
 
     def on_train_epoch_start(self) -> None:
         # Dropout and other torch randomness replay identically after a resume.
