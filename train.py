@@ -47,6 +47,10 @@ def _train_parser() -> argparse.ArgumentParser:
                    help="drop conditions with fewer than 2 cells (logged) instead of failing")
     g.add_argument("--allow-unmeasured-perturbations", action="store_true", default=None,
                    help="allow perturbed genes absent from the measured genes")
+    g.add_argument("--summaries-only", action="store_true", default=None,
+                   help="stream per-condition summaries from the file instead of loading the cell matrix "
+                        "(memory bounded by conditions x genes; models that do not train on cells; needs a saved "
+                        "or no co-expression graph)")
     g = p.add_argument_group("split")
     g.add_argument("--split", choices=["simulation", "combo", "random"], help="split kind (default simulation)")
     g.add_argument("--split-seed", type=int, help="split seed (default 1)")
@@ -116,7 +120,7 @@ def _config(args):
     from priorgnn.pipeline import RunConfig
 
     cfg = RunConfig.from_yaml(args.config) if args.config else RunConfig()
-    for key in ("data", "data_seed", "sim_dir", "split_file", "model", "out", "name"):
+    for key in ("data", "data_seed", "sim_dir", "split_file", "model", "out", "name", "summaries_only"):
         value = getattr(args, key)
         if value is not None:
             setattr(cfg, key, value)

@@ -194,6 +194,8 @@ def train_command(args, model: str, seed: int, run_dir: Path) -> list[str]:
             cmd += ["--model-set", f"steps_per_epoch={args.gears_steps}"]
     elif model == "priorgnn":
         cmd += ["--epochs", str(args.epochs), "--patience", "0"]
+    if model != "gears" and not args.priorgnn_cells:
+        cmd += ["--summaries-only"]  # PriorGNN trains on per-condition statistics: stream them, hold no cells
     return cmd
 
 
@@ -372,7 +374,13 @@ def write_tables(args, graphs: dict, rows: list[dict], machine: dict, started: d
     L.append(f"* **PriorGNN** (`--model priorgnn`, defaults otherwise): {n_epochs(args.epochs, 'full ')}, no early "
              "stopping; one training example is one condition (its pseudobulk change), so an epoch is "
              f"{int(pg['steps_per_full_epoch'])} steps of 32 conditions; the best validation epoch "
-             "(`val_mse_top20_de`) is kept.")
+             "(`val_mse_top20_de`) is kept. "
+             + ("Its training process loads the cell matrix like cell-gears's (`--priorgnn-cells`)."
+                if args.priorgnn_cells else
+                "Its training process runs with `--summaries-only`: it streams the per-condition summaries "
+                "and the moments its loss uses from the `.h5ad` in chunks of 4,096 cells and never holds the "
+                "cell matrix, which it does not need (the predictions equal those of a run on the loaded "
+                "cells; `tests/test_summaries_only.py`). cell-gears trains on single cells and loads them."))
     if extrapolated:
         frac = gsteps / full_steps
         L.append(f"* **cell-gears** (`--model gears`): GEARS's own training loop (Adam, learning rate halved "
@@ -407,7 +415,9 @@ def write_tables(args, graphs: dict, rows: list[dict], machine: dict, started: d
     L.append("* **Peak memory**: `ru_maxrss` of the `train.py` child process (data loading, preparation, "
              "training and prediction of the test conditions), as `/usr/bin/time -v` reports it.")
     L.append("* **Data preparation**: loading the data and our pseudobulk/DE summaries (`train.py`'s data "
-             "step, the same for both), reading the two saved graphs, and the model's own preparation "
+             "step: for cell-gears the in-memory data layer; for PriorGNN "
+             + ("the same" if args.priorgnn_cells else "the streamed summaries and moments, plus the file's "
+                "SHA-256 that the run records") + "), reading the two saved graphs, and the model's own preparation "
              "(PriorGNN: loss targets and encoding, the fit's time outside its epochs; cell-gears: GEARS's "
              "DE genes, its per-cell graph data set and data loaders, and the model's construction). Every "
              "run starts from an empty cache.")
@@ -442,15 +452,17 @@ def write_tables(args, graphs: dict, rows: list[dict], machine: dict, started: d
              f"**{mem:.2f}×** (1/{1 / mem:.1f}) | ≤ 0.33× | {'PASS' if mem <= TARGET_MEMORY else 'MISSED'} | {d('peak_rss_gib', lambda x: f'{x:.2f} GiB')} |")
     L.append(f"| data preparation, total | {fmt_s(pg['data_prep_s'])} | {fmt_s(ge['data_prep_s'])} | "
              f"{ge['data_prep_s'] / pg['data_prep_s']:.1f}× | | | {d('data_prep_s')} |")
-    L.append(f"| – load data + our summaries (shared data layer) | {fmt_s(pg['load_and_summaries_s'])} | "
+    L.append(f"| – load data + our summaries ({'shared data layer' if args.priorgnn_cells else 'PriorGNN: streamed'}) | {fmt_s(pg['load_and_summaries_s'])} | "
              f"{fmt_s(ge['load_and_summaries_s'])} | | | | {d('load_and_summaries_s')} |")
     L.append(f"| – read the two saved graphs | {fmt_s(pg['load_graphs_s'])} | {fmt_s(ge['load_graphs_s'])} | | | | {d('load_graphs_s')} |")
     L.append(f"| – the model's own preparation | {fmt_s(pg['model_prep_s'])} | {fmt_s(ge['model_prep_s'])} | "
              f"{ge['model_prep_s'] / pg['model_prep_s']:,.0f}× | | | {d('model_prep_s')} |")
     dl = graphs["data_layer"]
-    L.append(f"| the data layer alone (load + summaries, separate process; peak memory) | "
-             f"{dl['maxrss_bytes'] / GIB:.2f} GiB | {dl['maxrss_bytes'] / GIB:.2f} GiB | | | | |")
-    L.append(f"| peak memory above the data layer alone | {pg['peak_rss_gib'] - dl['maxrss_bytes'] / GIB:.2f} GiB | "
+    pg_dl = dl['maxrss_bytes'] / GIB if args.priorgnn_cells else None
+    L.append(f"| the in-memory data layer alone (load + summaries, separate process; peak memory) | "
+             f"{'not used' if pg_dl is None else format(pg_dl, '.2f') + ' GiB'} | {dl['maxrss_bytes'] / GIB:.2f} GiB | | | | |")
+    pg_above = "–" if pg_dl is None else f"{pg['peak_rss_gib'] - pg_dl:.2f} GiB"
+    L.append(f"| peak memory above the in-memory data layer | {pg_above} | "
              f"{ge['peak_rss_gib'] - dl['maxrss_bytes'] / GIB:.2f} GiB | | | | |")
     L.append(f"| whole training process (wall) | {fmt_s(pg['process_wall_s'])} | {fmt_s(ge['process_wall_s'])} | | | | {d('process_wall_s')} |")
     L.append("")
@@ -538,6 +550,8 @@ def parse_args(argv=None):
                    help="cell-gears steps per epoch, its epoch time extrapolated (default 40; 0 = full epochs)")
     p.add_argument("--no-priorgnn-default", action="store_true",
                    help="skip the extra PriorGNN runs with train.py's default schedule")
+    p.add_argument("--priorgnn-cells", action="store_true",
+                   help="load the cell matrix in PriorGNN's training process too (default: --summaries-only)")
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=1, help="torch/BLAS threads per training process (default 1)")

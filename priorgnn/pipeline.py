@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,9 @@ class RunConfig:
     train: dict[str, Any] = field(default_factory=dict)
     out: str | None = None
     name: str | None = None
+    #: stream per-condition summaries from the file instead of loading the cell matrix (models that do
+    #: not need cells; see :class:`priorgnn.data.stream.SummaryData`)
+    summaries_only: bool = False
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
@@ -106,10 +110,45 @@ def _is_simulation_dir(p: Path) -> bool:
     return p.is_dir() and (p / "simulator.json").exists()
 
 
+def _summaries_only(cfg: RunConfig, progress: bool):
+    """``(SummaryData, DataSpec, knowledge)`` streamed from an ``.h5ad`` or a simulation folder's data;
+    ``knowledge`` names a simulation's OBO and GAF (``None`` for an ``.h5ad``)."""
+    from priorgnn.data.stream import SummaryData
+    from priorgnn.simulate import PRESETS
+
+    p = Path(cfg.data)
+    if cfg.data in PRESETS:
+        p = Path(cfg.sim_dir) if cfg.sim_dir else Path("runs") / "sim" / f"{cfg.data}-seed{cfg.data_seed}"
+        if not _is_simulation_dir(p):
+            raise ConfigError(f"--summaries-only reads a written data set, and {p} holds none yet. Simulate it "
+                              f"first (python -m priorgnn.simulate --preset {cfg.data} --out {p}) or drop "
+                              "--summaries-only.")
+    kind = "simulation" if _is_simulation_dir(p) else "h5ad"
+    h5ad = p / "data.h5ad" if kind == "simulation" else p
+    if not h5ad.is_file():
+        raise ConfigError(f"--summaries-only needs an .h5ad file or a simulation folder; {cfg.data} is neither.")
+    streamable = {"condition_column", "allow_unmeasured_perturbations"}
+    other = sorted(k for k, v in cfg.load.items() if k not in streamable and v not in (None, False))
+    if other:
+        raise ConfigError(f"--summaries-only reads log-normalised GEARS-style data as stored; it cannot apply "
+                          f"{', '.join(other)}. Preprocess the file first, or drop --summaries-only.")
+    kw = {k: v for k, v in cfg.load.items() if k in streamable and v is not None}
+    data = SummaryData.from_h5ad(h5ad, name=p.name if kind == "simulation" else None, progress=progress, **kw)
+    spec = DataSpec(kind, str(p.resolve()), dict(cfg.load), None, data.name, file_sha256=data.file_sha256)
+    knowledge = None
+    if kind == "simulation":  # its GO-like knowledge files, without loading the simulation's cells
+        from priorgnn.simulate.ontology import GAF_NAME, OBO_NAME
+
+        knowledge = SimpleNamespace(obo_path=p / OBO_NAME, gaf_path=p / GAF_NAME)
+    return data, spec, knowledge
+
+
 def resolve_data(cfg: RunConfig, *, progress: bool = True):
     """Load (or simulate) the data; returns ``(data, DataSpec, simulation_or_None)``."""
     from priorgnn.simulate import PRESETS, load_simulation, simulate
 
+    if cfg.summaries_only:
+        return _summaries_only(cfg, progress)
     p = Path(cfg.data)
     if cfg.data in PRESETS:
         sim_dir = Path(cfg.sim_dir) if cfg.sim_dir else Path("runs") / "sim" / f"{cfg.data}-seed{cfg.data_seed}"
@@ -190,6 +229,11 @@ def build_priors(cfg: RunConfig, data, split, sim, model_cls, *, progress: bool 
         if spec == "auto":
             from knowledge.cache import coexpression
 
+            if cfg.summaries_only:
+                raise ConfigError("the co-expression graph is built from training cells, which --summaries-only "
+                                  "does not load. Pass a saved graph (--coexpression GRAPH.npz), train without it "
+                                  "(--coexpression none), or drop --summaries-only.")
+
             graphs.coexpression = coexpression(data, split, k=int(pri.get("coexpression_k", 20)),
                                                threshold=float(pri.get("coexpression_threshold", 0.4)),
                                                progress=progress)
@@ -224,6 +268,9 @@ def train_run(cfg: RunConfig, *, overwrite: bool = False, resume: bool = False, 
     out.mkdir(parents=True, exist_ok=True)
     model_cls = get_model_class(cfg.model)
     model_cls(**cfg.model_options)  # fail early on bad options
+    if cfg.summaries_only and model_cls.needs_cells:
+        raise ConfigError(f"model {cfg.model!r} trains on cells, which --summaries-only does not load; drop "
+                          "--summaries-only for it.")
     write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
     timings: dict[str, float] = {}

@@ -72,8 +72,19 @@ class DataSpec:
     load_kwargs: dict[str, Any]
     content_hash: str | None = None
     name: str | None = None
+    #: SHA-256 of the data file, recorded instead of ``content_hash`` by ``--summaries-only`` runs
+    file_sha256: str | None = None
 
     def load(self):
+        if self.file_sha256:
+            from priorgnn._io import sha256_file
+
+            f = Path(self.path) / "data.h5ad" if self.kind == "simulation" else Path(self.path)
+            if f.is_file() and sha256_file(f) != self.file_sha256:
+                raise CheckpointError(
+                    f"the data at {f} changed since the run was trained (file checksum differs). "
+                    "Re-train, or point the run at the original data."
+                )
         if self.kind == "simulation":
             from priorgnn.simulate import load_simulation
 
@@ -90,8 +101,11 @@ class DataSpec:
         return data
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "path": self.path, "load_kwargs": self.load_kwargs,
-                "content_hash": self.content_hash, "name": self.name}
+        d = {"kind": self.kind, "path": self.path, "load_kwargs": self.load_kwargs,
+             "content_hash": self.content_hash, "name": self.name}
+        if self.file_sha256:
+            d["file_sha256"] = self.file_sha256
+        return d
 
 
 class Run:
@@ -133,7 +147,7 @@ class Run:
     def data_spec(self) -> DataSpec:
         d = self.info["data"]
         return DataSpec(kind=d["kind"], path=d["path"], load_kwargs=d.get("load_kwargs", {}),
-                        content_hash=d.get("content_hash"), name=d.get("name"))
+                        content_hash=d.get("content_hash"), name=d.get("name"), file_sha256=d.get("file_sha256"))
 
     def data(self):
         return self.data_spec.load()

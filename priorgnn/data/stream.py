@@ -37,7 +37,7 @@ from priorgnn.errors import DataValidationError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["summarise_h5ad", "welch_de"]
+__all__ = ["summarise_h5ad", "welch_de", "SummaryData"]
 
 
 def _bh_adjust(p: np.ndarray) -> np.ndarray:
@@ -121,8 +121,8 @@ def _check_chunk(X, start: int, state: dict) -> None:
 def summarise_h5ad(
     path: str | os.PathLike, *, condition_column: str = "condition", gene_column: str | None = "gene_name",
     chunk_rows: int = 20_000, min_cells: int = 2, allow_unmeasured_perturbations: bool = False,
-    progress: bool = False,
-) -> ConditionSummaries:
+    progress: bool = False, moments: bool = False,
+) -> ConditionSummaries | tuple[ConditionSummaries, np.ndarray]:
     """Pseudobulk means and DE rankings of a GEARS-style ``.h5ad``, streamed from disk.
 
     The file must hold log-normalised expression (as :func:`~priorgnn.data.io.read_h5ad` expects,
@@ -139,6 +139,10 @@ def summarise_h5ad(
         float64 arrays) plus one chunk.
     progress
         Show a progress bar.
+    moments
+        Also return the central moments ``[4, conditions, genes]`` (mean, c2, c3, c4; population
+        moments, as :func:`priorgnn.training.targets.condition_moments` computes them from the
+        matrix), accumulated from the third and fourth power sums in the same pass.
     """
     from priorgnn.data.io import _read_file
 
@@ -167,6 +171,7 @@ def summarise_h5ad(
         C, G = len(conditions), len(genes)
         sums = np.zeros((C, G))
         sumsq = np.zeros((C, G))
+        higher = np.zeros((2, C, G)) if moments else None  # sums of x^3 and x^4
         state = {"integer": True, "max": 0.0}
         n = adata.n_obs
         spans = range(0, n, chunk_rows)
@@ -182,8 +187,15 @@ def summarise_h5ad(
             present, local = np.unique(cell_row[s:e], return_inverse=True)
             ind = sp.csr_matrix((np.ones(e - s), (local, np.arange(e - s))), shape=(present.size, e - s))
             add_sparse_rows(sums, present, ind @ X)
-            X.data **= 2
-            add_sparse_rows(sumsq, present, ind @ X)
+            X2 = X.copy() if moments else X
+            X2.data **= 2
+            add_sparse_rows(sumsq, present, ind @ X2)
+            if moments:
+                X3 = X2.multiply(X).tocsr()
+                add_sparse_rows(higher[0], present, ind @ X3)
+                X2.data **= 2
+                add_sparse_rows(higher[1], present, ind @ X2)
+                del X3
         if state["integer"] and state["max"] > 1:
             raise DataValidationError(
                 f"the expression matrix holds integer values up to {state['max']:.0f}: these look like raw "
@@ -194,6 +206,13 @@ def summarise_h5ad(
 
     n_cells = np.bincount(cell_row, minlength=C).astype(np.int64)
     means = sums / n_cells[:, None]
+    central = None
+    if moments:
+        m1, m2 = means, sumsq / n_cells[:, None]
+        m3, m4 = higher[0] / n_cells[:, None], higher[1] / n_cells[:, None]
+        central = np.stack([m1.copy(), np.maximum(m2 - m1**2, 0.0), m3 - 3 * m1 * m2 + 2 * m1**3,
+                            np.maximum(m4 - 4 * m1 * m3 + 6 * m1**2 * m2 - 3 * m1**4, 0.0)])
+        del higher
     # unbiased variance (ddof=1), as scanpy's t-test uses; clipped at 0 against round-off
     variances = sumsq
     variances -= sums * means
@@ -202,7 +221,80 @@ def summarise_h5ad(
     del sums
     de = welch_de(means, variances, n_cells, ctrl_row=0)
     log.info("streamed summaries: %d conditions x %d genes from %d cells", C, G, n)
-    return ConditionSummaries(
+    summaries = ConditionSummaries(
         conditions=conditions, genes=genes, means=means, n_cells=n_cells, de_rank=de["rank"],
         de_scores=de["scores"], de_logfc=de["logfc"], de_pvals_adj=de["pvals_adj"],
     )
+    return (summaries, central) if moments else summaries
+
+
+class SummaryData:
+    """A data set held as per-condition statistics only: summaries and the central moments that the
+    training losses use, streamed from an ``.h5ad`` by :func:`summarise_h5ad` without ever holding
+    the cell matrix (``train.py --summaries-only``). It offers what models that learn from
+    per-condition statistics read (PriorGNN and the baselines but the transformer); anything that
+    needs cells (the co-expression graph from cells, the transformer's pretraining, cell-gears, the
+    noise ceiling) raises an error that says so.
+
+    ``content_hash`` is the SHA-256 of the file, not :attr:`PerturbationData.content_hash` (that one
+    hashes the loaded matrix); a run records it as ``file_sha256`` and checks the file against it.
+    """
+
+    def __init__(self, summaries: ConditionSummaries, moments: np.ndarray, *, name: str, source: str,
+                 file_sha256: str) -> None:
+        self.summaries, self.moments, self.name, self.source = summaries, moments, name, source
+        self.content_hash = self.file_sha256 = file_sha256
+        self.de_method = "t-test"
+
+    @classmethod
+    def from_h5ad(cls, path: str | os.PathLike, *, name: str | None = None, progress: bool = False,
+                  chunk_rows: int = 4096, **kwargs) -> SummaryData:
+        """Stream ``path`` (chunks of ``chunk_rows`` cells: a float64 chunk and two power copies of it
+        are held at once) into summaries and moments, and checksum the file."""
+        from pathlib import Path
+
+        from priorgnn._io import sha256_file
+
+        summaries, moments = summarise_h5ad(path, moments=True, progress=progress, chunk_rows=chunk_rows, **kwargs)
+        return cls(summaries, moments, name=name or Path(path).stem, source=str(path),
+                   file_sha256=sha256_file(path))
+
+    genes = property(lambda self: self.summaries.genes)
+    conditions = property(lambda self: list(self.summaries.conditions))
+    perturbations = property(lambda self: self.conditions[1:])
+    n_genes = property(lambda self: len(self.summaries.genes))
+    n_cells = property(lambda self: int(self.summaries.n_cells.sum()))
+    control_mean = property(lambda self: self.summaries.control_mean)
+
+    @property
+    def gene_index(self) -> dict[str, int]:
+        return {g: i for i, g in enumerate(self.genes)}
+
+    @property
+    def perturbed_genes(self) -> list[str]:
+        from priorgnn.data.conditions import parse_condition
+
+        return sorted({g for c in self.perturbations for g in parse_condition(c)})
+
+    def condition_moments(self, groups: list[str]) -> np.ndarray:
+        """``[4, len(groups), G]`` central moments, as :func:`~priorgnn.training.targets.condition_moments`."""
+        row = self.summaries.row
+        missing = [g for g in groups if g not in row]
+        if missing:
+            raise DataValidationError(f"conditions not in the data: {', '.join(missing[:5])}.")
+        return self.moments[:, [row[g] for g in groups]]
+
+    def _needs_cells(self, what: str):
+        raise DataValidationError(
+            f"{what} needs the cell matrix, but the data ({self.source}) were loaded as per-condition "
+            "summaries only (--summaries-only). Drop --summaries-only, or give what needs cells as a file "
+            "(e.g. --coexpression GRAPH.npz)."
+        )
+
+    X = property(lambda self: self._needs_cells("this step"))
+    cell_conditions = property(lambda self: self._needs_cells("this step"))
+    adata = property(lambda self: self._needs_cells("this step"))
+
+    def __repr__(self) -> str:
+        return (f"SummaryData({self.name!r}: {len(self.conditions)} conditions x {self.n_genes} genes, "
+                f"{self.n_cells} cells summarised)")

@@ -129,6 +129,9 @@ class PerturbationModel(ABC):
     trainable: ClassVar[bool] = False
     #: Which priors the model reads (``'go'``, ``'coexpression'``); the prior-free models read none.
     uses_priors: ClassVar[tuple[str, ...]] = ()
+    #: Whether ``fit`` reads single cells (else per-condition summaries and moments suffice, and
+    #: ``train.py --summaries-only`` can train it without loading the cell matrix).
+    needs_cells: ClassVar[bool] = False
 
     def __init__(self, **hparams: Any) -> None:
         self.hparams: dict[str, Any] = dict(hparams)

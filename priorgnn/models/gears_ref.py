@@ -208,6 +208,7 @@ class GEARSReference(PerturbationModel):
 
     trainable = True
     uses_priors = ("go", "coexpression")
+    needs_cells = True  # GEARS trains on single cells
 
     def __init__(self, hidden: int = 64, epochs: int = 20, direction_lambda: float = 0.1,
                  steps_per_epoch: int | None = None, **kw) -> None:

@@ -267,6 +267,7 @@ class TransformerModel(PerturbationModel):
 
     trainable = True
     uses_priors: ClassVar[tuple[str, ...]] = ()
+    needs_cells = True  # masked-expression pretraining reads single cells
 
     def __init__(self, *, d_model: int = 64, n_layers: int = 2, n_heads: int = 4, d_ff: int = 128,
                  dropout: float = 0.1, value_hidden: int = 32, loss: str = "autofocus",

@@ -90,7 +90,10 @@ class ConditionTargets:
         arrays = cache_load("targets", key, required=("delta", "c2", "c3", "c4"))
         if arrays is None:
             groups = [CTRL] + [c for c in conditions if c != CTRL]
-            mom = condition_moments(data.X, data.cell_conditions, groups)
+            if hasattr(data, "condition_moments"):  # SummaryData: streamed from the file, no cells held
+                mom = data.condition_moments(groups)
+            else:
+                mom = condition_moments(data.X, data.cell_conditions, groups)
             ctrl = mom[:, 0]
             rows = {c: i for i, c in enumerate(groups)}
             idx = np.array([rows[c] for c in conditions])
