@@ -393,7 +393,8 @@ def _timing_text(out: Path) -> list[str]:
         L.append(f"**Part fitted separately ({part.stem[len('timing_'):]}):** {tj['cells_run']} cells in "
                  f"{tj['wall_s'] / 60:.1f} min on {where}, accelerator `{tj.get('accelerator', 'cpu')}`"
                  + (f", git revision `{tj['git_revision']}`" if tj.get("git_revision") else "")
-                 + (f" (`{tj['command']}`)" if tj.get("command") else "") + ".  ")
+                 + (f" (`{tj['command']}`)" if tj.get("command") else "") + "."
+                 + (f" {tj['note']}" if tj.get("note") else "") + "  ")
     return L
 
 
@@ -889,4 +890,12 @@ def _axis_conclusions(view: _View, axis: str, points, models, metric: str, ref: 
                      + (f"; vs no pretraining: {_delta_text(row)}" if row is not None else "") + ".")
         nv = view.mean("base", "transformer_no_pretrain", metric, ref, "all")
         L.append(f"- no pretraining: {fmt(nv)}.")
+        if points:  # does the largest pool catch up with PriorGNN (base setting, same data and splits)?
+            x, setting = points[-1]
+            for sub in ("all", "unseen_single", "combo_seen0", "combo_seen1", "combo_seen2"):
+                row = view.compare(setting, "transformer_pretrained", "priorgnn", metric, ref, sub,
+                                   base_setting="base")
+                if row is not None:
+                    L.append(f"- pool {x:g}x vs PriorGNN (`{sub}`): transformer_pretrained − priorgnn: "
+                             f"{_delta_text(row)}.")
     return L
