@@ -126,6 +126,9 @@ def run_simulation(args) -> dict:
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(proc.stdout.strip())
     display = ["python", "-m", "priorgnn.simulate", *cmd[3:-1]]
+    out = Path(args.out).resolve()
+    if out.is_relative_to(ROOT):  # report the folder as the command is typed from the project root
+        display[display.index("--out") + 1] = str(out.relative_to(ROOT))
     return {"wall_s": wall, "peak_rss_gb": peak_kb / 1024**2, "reused": reused,
             "command": " ".join(shlex.quote(c) for c in display)}
 
