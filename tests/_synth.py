@@ -52,3 +52,11 @@ def synth_lognorm(**kw) -> ad.AnnData:
     sc.pp.log1p(a)
     a.uns.pop("log1p", None)
     return a
+
+
+def lognorm_h5ad(tmp_path_factory, name: str, **kw):
+    """``(AnnData, path)``: :func:`synth_lognorm` written to a fresh ``.h5ad``."""
+    a = synth_lognorm(**kw)
+    path = tmp_path_factory.mktemp(name) / "data.h5ad"
+    a.write_h5ad(path)
+    return a, path

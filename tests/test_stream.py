@@ -9,15 +9,12 @@ import scipy.sparse as sp
 from priorgnn.data import from_anndata
 from priorgnn.data.stream import _bh_adjust, summarise_h5ad
 from priorgnn.errors import DataValidationError
-from tests._synth import synth_lognorm
+from tests._synth import lognorm_h5ad, synth_lognorm
 
 
 @pytest.fixture(scope="module")
 def lognorm_file(tmp_path_factory):
-    a = synth_lognorm(n_genes=40, seed=3)
-    path = tmp_path_factory.mktemp("stream") / "data.h5ad"
-    a.write_h5ad(path)
-    return a, path
+    return lognorm_h5ad(tmp_path_factory, "stream", n_genes=40, seed=3)
 
 
 def test_streamed_summaries_match_in_memory(lognorm_file):

@@ -10,15 +10,12 @@ import pytest
 
 from priorgnn.data.stream import SummaryData, summarise_h5ad
 from priorgnn.errors import CheckpointError, ConfigError, DataValidationError
-from tests._synth import synth_lognorm
+from tests._synth import lognorm_h5ad
 
 
 @pytest.fixture(scope="module")
 def lognorm_file(tmp_path_factory):
-    a = synth_lognorm(n_genes=30, seed=5)
-    path = tmp_path_factory.mktemp("summaries_only") / "data.h5ad"
-    a.write_h5ad(path)
-    return a, path
+    return lognorm_h5ad(tmp_path_factory, "summaries_only", n_genes=30, seed=5)
 
 
 def test_streamed_moments_equal_direct_numpy_moments(lognorm_file):
