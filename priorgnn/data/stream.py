@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -38,6 +39,15 @@ from priorgnn.errors import DataValidationError
 log = logging.getLogger(__name__)
 
 __all__ = ["summarise_h5ad", "welch_de", "SummaryData"]
+
+
+def central_moments(m1: np.ndarray, m2: np.ndarray, m3: np.ndarray, m4: np.ndarray) -> np.ndarray:
+    """``[4, ...]``: mean, c2, c3, c4 (population central moments) from the raw moments ``E[x^k]``;
+    c2 and c4 are clipped at 0 against round-off."""
+    c2 = np.maximum(m2 - m1**2, 0.0)
+    c3 = m3 - 3 * m1 * m2 + 2 * m1**3
+    c4 = np.maximum(m4 - 4 * m1 * m3 + 6 * m1**2 * m2 - 3 * m1**4, 0.0)
+    return np.stack([m1, c2, c3, c4])
 
 
 def _bh_adjust(p: np.ndarray) -> np.ndarray:
@@ -208,10 +218,8 @@ def summarise_h5ad(
     means = sums / n_cells[:, None]
     central = None
     if moments:
-        m1, m2 = means, sumsq / n_cells[:, None]
-        m3, m4 = higher[0] / n_cells[:, None], higher[1] / n_cells[:, None]
-        central = np.stack([m1.copy(), np.maximum(m2 - m1**2, 0.0), m3 - 3 * m1 * m2 + 2 * m1**3,
-                            np.maximum(m4 - 4 * m1 * m3 + 6 * m1**2 * m2 - 3 * m1**4, 0.0)])
+        central = central_moments(means.copy(), sumsq / n_cells[:, None], higher[0] / n_cells[:, None],
+                                  higher[1] / n_cells[:, None])
         del higher
     # unbiased variance (ddof=1), as scanpy's t-test uses; clipped at 0 against round-off
     variances = sumsq
@@ -266,11 +274,11 @@ class SummaryData:
     n_cells = property(lambda self: int(self.summaries.n_cells.sum()))
     control_mean = property(lambda self: self.summaries.control_mean)
 
-    @property
+    @cached_property
     def gene_index(self) -> dict[str, int]:
         return {g: i for i, g in enumerate(self.genes)}
 
-    @property
+    @cached_property
     def perturbed_genes(self) -> list[str]:
         from priorgnn.data.conditions import parse_condition
 

@@ -29,6 +29,7 @@ from priorgnn._cache import cache_load, cache_save
 from priorgnn._io import hash_arrays
 from priorgnn.data.conditions import CTRL
 from priorgnn.data.dataset import PerturbationData
+from priorgnn.data.stream import central_moments
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +61,7 @@ def condition_moments(X, labels: np.ndarray, groups: list[str], chunk_rows: int 
             sums[k] += (ind @ power).toarray()
     with np.errstate(invalid="ignore", divide="ignore"):
         m1, m2, m3, m4 = sums / counts[None, :, None]
-    c2 = np.maximum(m2 - m1**2, 0.0)
-    c3 = m3 - 3 * m1 * m2 + 2 * m1**3
-    c4 = np.maximum(m4 - 4 * m1 * m3 + 6 * m1**2 * m2 - 3 * m1**4, 0.0)
-    return np.stack([m1, c2, c3, c4])
+    return central_moments(m1, m2, m3, m4)
 
 
 @dataclass
