@@ -110,6 +110,11 @@ def _is_simulation_dir(p: Path) -> bool:
     return p.is_dir() and (p / "simulator.json").exists()
 
 
+def _sim_dir(cfg: RunConfig) -> Path:
+    """Where a preset's simulation is written (``--sim-dir``, default ``runs/sim/PRESET-seedN``)."""
+    return Path(cfg.sim_dir) if cfg.sim_dir else Path("runs") / "sim" / f"{cfg.data}-seed{cfg.data_seed}"
+
+
 def _summaries_only(cfg: RunConfig, progress: bool):
     """``(SummaryData, DataSpec, knowledge)`` streamed from an ``.h5ad`` or a simulation folder's data;
     ``knowledge`` names a simulation's OBO and GAF (``None`` for an ``.h5ad``)."""
@@ -118,7 +123,7 @@ def _summaries_only(cfg: RunConfig, progress: bool):
 
     p = Path(cfg.data)
     if cfg.data in PRESETS:
-        p = Path(cfg.sim_dir) if cfg.sim_dir else Path("runs") / "sim" / f"{cfg.data}-seed{cfg.data_seed}"
+        p = _sim_dir(cfg)
         if not _is_simulation_dir(p):
             raise ConfigError(f"--summaries-only reads a written data set, and {p} holds none yet. Simulate it "
                               f"first (python -m priorgnn.simulate --preset {cfg.data} --out {p}) or drop "
@@ -151,7 +156,7 @@ def resolve_data(cfg: RunConfig, *, progress: bool = True):
         return _summaries_only(cfg, progress)
     p = Path(cfg.data)
     if cfg.data in PRESETS:
-        sim_dir = Path(cfg.sim_dir) if cfg.sim_dir else Path("runs") / "sim" / f"{cfg.data}-seed{cfg.data_seed}"
+        sim_dir = _sim_dir(cfg)
         sim = simulate(cfg.data, seed=cfg.data_seed, out=sim_dir, **cfg.simulate)
         spec = DataSpec("simulation", str(sim_dir.resolve()), {}, sim.data.content_hash, sim.data.name)
         return sim.data, spec, sim

@@ -210,8 +210,8 @@ GRIDS: dict[str, Grid] = {
         data_models=("priorgnn", "priorgnn_no_go", "transformer_no_pretrain", "additive", "linear"),
         interaction_models=("priorgnn", "priorgnn_no_go", "transformer_no_pretrain", "additive", "linear"),
         transformer_options={"pretrain_steps": 120},
-        # one full pass over each pool (x100: ~6,000 steps of 64 cells per seed; hours on 2 CPU cores,
-        # about a minute on one GPU: run that axis with --only pretrain --accelerator gpu)
+        # one full pass over each pool (x100: ~5,000 steps of 64 cells per seed; ~25 min per seed on a
+        # CPU core, about a minute on one GPU: run that axis with --only pretrain_mult --accelerator gpu)
         pretrain_arm_options={"pretrain_steps": None, "pretrain_epochs": 1},
     ),
 }

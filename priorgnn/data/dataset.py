@@ -31,7 +31,8 @@ from priorgnn.errors import DataValidationError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PerturbationData", "ConditionSummaries", "pseudobulk", "rank_de_genes"]
+__all__ = ["PerturbationData", "ConditionSummaries", "pseudobulk", "rank_de_genes", "condition_moments",
+           "central_moments"]
 
 #: Version of the summary computation; bump to invalidate cached summaries.
 _SUMMARY_VERSION = 2
@@ -45,6 +46,43 @@ def add_sparse_rows(out: np.ndarray, rows: np.ndarray, block) -> None:
     block = block.tocoo()
     flat = rows[block.row].astype(np.int64) * out.shape[1] + block.col
     out.reshape(-1)[flat] += block.data  # one entry per (row, col) after sum_duplicates
+
+
+def central_moments(m1: np.ndarray, m2: np.ndarray, m3: np.ndarray, m4: np.ndarray) -> np.ndarray:
+    """``[4, ...]``: mean, c2, c3, c4 (population central moments) from the raw moments ``E[x^k]``;
+    c2 and c4 are clipped at 0 against round-off."""
+    c2 = np.maximum(m2 - m1**2, 0.0)
+    c3 = m3 - 3 * m1 * m2 + 2 * m1**3
+    c4 = np.maximum(m4 - 4 * m1 * m3 + 6 * m1**2 * m2 - 3 * m1**4, 0.0)
+    return np.stack([m1, c2, c3, c4])
+
+
+def condition_moments(X, labels: np.ndarray, groups: list[str], chunk_rows: int = 20_000) -> np.ndarray:
+    """Central moments ``[4, len(groups), G]``: mean, c2, c3, c4 of each group's rows (float64).
+
+    Raw power sums are accumulated over row chunks, so only one chunk is ever held in float64.
+    """
+    X = sp.csr_matrix(X)
+    index = {g: i for i, g in enumerate(groups)}
+    rows = np.array([index.get(lab, -1) for lab in labels])
+    sums = np.zeros((4, len(groups), X.shape[1]))
+    counts = np.bincount(rows[rows >= 0], minlength=len(groups)).astype(np.float64)
+    for start in range(0, X.shape[0], chunk_rows):
+        r = rows[start:start + chunk_rows]
+        keep = r >= 0
+        if not keep.any():
+            continue
+        block = X[start:start + chunk_rows][keep].astype(np.float64)
+        ind = sp.csr_matrix((np.ones(int(keep.sum())), (r[keep], np.arange(int(keep.sum())))),
+                            shape=(len(groups), int(keep.sum())))
+        power = block.copy()
+        for k in range(4):
+            if k:
+                power.data *= block.data
+            sums[k] += (ind @ power).toarray()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m1, m2, m3, m4 = sums / counts[None, :, None]
+    return central_moments(m1, m2, m3, m4)
 
 
 def pseudobulk(X, labels: np.ndarray, groups: list[str], *, chunk_nnz: int = 1 << 24) -> tuple[np.ndarray, np.ndarray]:
@@ -312,6 +350,10 @@ class PerturbationData:
     @property
     def control_mean(self) -> np.ndarray:
         return self.summaries.control_mean
+
+    def condition_moments(self, groups: list[str]) -> np.ndarray:
+        """``[4, len(groups), G]`` central moments of each condition's cells (see :func:`condition_moments`)."""
+        return condition_moments(self.X, self.cell_conditions, groups)
 
     def __repr__(self) -> str:
         n_single = sum(1 for c in self.perturbations if "ctrl" in c)

@@ -26,7 +26,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from priorgnn.data.conditions import CTRL
-from priorgnn.data.dataset import ConditionSummaries, add_sparse_rows
+from priorgnn.data.dataset import ConditionSummaries, add_sparse_rows, central_moments
 from priorgnn.data.validate import (
     MAX_LOG_VALUE,
     canonicalise_conditions,
@@ -39,15 +39,6 @@ from priorgnn.errors import DataValidationError
 log = logging.getLogger(__name__)
 
 __all__ = ["summarise_h5ad", "welch_de", "SummaryData"]
-
-
-def central_moments(m1: np.ndarray, m2: np.ndarray, m3: np.ndarray, m4: np.ndarray) -> np.ndarray:
-    """``[4, ...]``: mean, c2, c3, c4 (population central moments) from the raw moments ``E[x^k]``;
-    c2 and c4 are clipped at 0 against round-off."""
-    c2 = np.maximum(m2 - m1**2, 0.0)
-    c3 = m3 - 3 * m1 * m2 + 2 * m1**3
-    c4 = np.maximum(m4 - 4 * m1 * m3 + 6 * m1**2 * m2 - 3 * m1**4, 0.0)
-    return np.stack([m1, c2, c3, c4])
 
 
 def _bh_adjust(p: np.ndarray) -> np.ndarray:
@@ -151,7 +142,7 @@ def summarise_h5ad(
         Show a progress bar.
     moments
         Also return the central moments ``[4, conditions, genes]`` (mean, c2, c3, c4; population
-        moments, as :func:`priorgnn.training.targets.condition_moments` computes them from the
+        moments, as :func:`priorgnn.data.dataset.condition_moments` computes them from the
         matrix), accumulated from the third and fourth power sums in the same pass.
     """
     from priorgnn.data.io import _read_file
@@ -197,15 +188,13 @@ def summarise_h5ad(
             present, local = np.unique(cell_row[s:e], return_inverse=True)
             ind = sp.csr_matrix((np.ones(e - s), (local, np.arange(e - s))), shape=(present.size, e - s))
             add_sparse_rows(sums, present, ind @ X)
-            X2 = X.copy() if moments else X
-            X2.data **= 2
-            add_sparse_rows(sumsq, present, ind @ X2)
-            if moments:
-                X3 = X2.multiply(X).tocsr()
-                add_sparse_rows(higher[0], present, ind @ X3)
-                X2.data **= 2
-                add_sparse_rows(higher[1], present, ind @ X2)
-                del X3
+            base = X.data.copy() if moments else None
+            X.data **= 2
+            add_sparse_rows(sumsq, present, ind @ X)
+            if moments:  # the same sparsity pattern, its values raised to the 3rd and 4th power
+                for k in range(2):
+                    X.data *= base
+                    add_sparse_rows(higher[k], present, ind @ X)
         if state["integer"] and state["max"] > 1:
             raise DataValidationError(
                 f"the expression matrix holds integer values up to {state['max']:.0f}: these look like raw "
@@ -257,8 +246,8 @@ class SummaryData:
     @classmethod
     def from_h5ad(cls, path: str | os.PathLike, *, name: str | None = None, progress: bool = False,
                   chunk_rows: int = 4096, **kwargs) -> SummaryData:
-        """Stream ``path`` (chunks of ``chunk_rows`` cells: a float64 chunk and two power copies of it
-        are held at once) into summaries and moments, and checksum the file."""
+        """Stream ``path`` (chunks of ``chunk_rows`` cells: a float64 chunk and a copy of its values are
+        held at once) into summaries and moments, and checksum the file."""
         from pathlib import Path
 
         from priorgnn._io import sha256_file
@@ -285,7 +274,7 @@ class SummaryData:
         return sorted({g for c in self.perturbations for g in parse_condition(c)})
 
     def condition_moments(self, groups: list[str]) -> np.ndarray:
-        """``[4, len(groups), G]`` central moments, as :func:`~priorgnn.training.targets.condition_moments`."""
+        """``[4, len(groups), G]`` central moments, as :func:`~priorgnn.data.dataset.condition_moments`."""
         row = self.summaries.row
         missing = [g for g in groups if g not in row]
         if missing:

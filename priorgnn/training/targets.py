@@ -23,45 +23,15 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
 from priorgnn._cache import cache_load, cache_save
 from priorgnn._io import hash_arrays
 from priorgnn.data.conditions import CTRL
-from priorgnn.data.dataset import PerturbationData
-from priorgnn.data.stream import central_moments
+from priorgnn.data.dataset import PerturbationData, condition_moments
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ConditionTargets", "condition_moments"]
-
-
-def condition_moments(X, labels: np.ndarray, groups: list[str], chunk_rows: int = 20_000) -> np.ndarray:
-    """Central moments ``[4, len(groups), G]``: mean, c2, c3, c4 of each group's rows (float64).
-
-    Raw power sums are accumulated over row chunks, so only one chunk is ever held in float64.
-    """
-    X = sp.csr_matrix(X)
-    index = {g: i for i, g in enumerate(groups)}
-    rows = np.array([index.get(lab, -1) for lab in labels])
-    sums = np.zeros((4, len(groups), X.shape[1]))
-    counts = np.bincount(rows[rows >= 0], minlength=len(groups)).astype(np.float64)
-    for start in range(0, X.shape[0], chunk_rows):
-        r = rows[start:start + chunk_rows]
-        keep = r >= 0
-        if not keep.any():
-            continue
-        block = X[start:start + chunk_rows][keep].astype(np.float64)
-        ind = sp.csr_matrix((np.ones(int(keep.sum())), (r[keep], np.arange(int(keep.sum())))),
-                            shape=(len(groups), int(keep.sum())))
-        power = block.copy()
-        for k in range(4):
-            if k:
-                power.data *= block.data
-            sums[k] += (ind @ power).toarray()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        m1, m2, m3, m4 = sums / counts[None, :, None]
-    return central_moments(m1, m2, m3, m4)
+__all__ = ["ConditionTargets", "condition_moments"]  # condition_moments: re-exported from priorgnn.data.dataset
 
 
 @dataclass
@@ -88,10 +58,7 @@ class ConditionTargets:
         arrays = cache_load("targets", key, required=("delta", "c2", "c3", "c4"))
         if arrays is None:
             groups = [CTRL] + [c for c in conditions if c != CTRL]
-            if hasattr(data, "condition_moments"):  # SummaryData: streamed from the file, no cells held
-                mom = data.condition_moments(groups)
-            else:
-                mom = condition_moments(data.X, data.cell_conditions, groups)
+            mom = data.condition_moments(groups)
             ctrl = mom[:, 0]
             rows = {c: i for i, c in enumerate(groups)}
             idx = np.array([rows[c] for c in conditions])
