@@ -305,3 +305,29 @@ def test_pearson_delta_excl_target_3_genes():
     assert one("pearson_delta_excl_target", ctx) == pytest.approx(1.0)
     assert one("pearson_delta_excl_target", ctx3(exclude_idx=[np.array([2])])) == 0.0
     assert one("pearson_delta_excl_target", ctx3()) == pytest.approx(2.5 / np.sqrt(7))
+
+
+def test_target_metrics_3_genes():
+    # δp = [0.5, 0.5, −1], δr = [1, 0, −2] (P3, R3 with control 0).
+    # target gene 0: signs + and + -> right; |0.5 − 1| = 0.5
+    ctx = ctx3(exclude_idx=[np.array([0])])
+    assert one("target_sign_match", ctx) == 1.0
+    assert one("target_abs_error", ctx) == pytest.approx(0.5)
+    # targets {1, 2} (a double): signs (+ vs 0) wrong, (− vs −) right -> 1/2; (|0.5 − 0| + |−1 + 2|) / 2 = 0.75
+    ctx = ctx3(exclude_idx=[np.array([1, 2])])
+    assert one("target_sign_match", ctx) == pytest.approx(0.5)
+    assert one("target_abs_error", ctx) == pytest.approx(0.75)
+    # no target among the genes (e.g. the real Norman subset): undefined, not 0
+    assert np.isnan(one("target_sign_match", ctx3()))
+    assert np.isnan(one("target_abs_error", ctx3()))
+
+
+def test_target_metrics_several_conditions():
+    # two conditions; the second has no measured target and must not borrow the first one's
+    pred = np.array([[2.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+    ref = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    ctx = MetricContext(conditions=["A+ctrl", "B+ctrl"], control=np.zeros(3), de_idx=np.tile([0, 1, 2], (2, 1)),
+                        expressed_idx=np.arange(3), exclude_idx=[np.array([0]), np.array([], dtype=np.int64)])
+    t = compute_condition_metrics(pred, ref, ctx, metrics=["target_sign_match", "target_abs_error"])
+    assert t["target_sign_match"].iloc[0] == 1.0 and t["target_abs_error"].iloc[0] == pytest.approx(1.0)
+    assert np.isnan(t["target_sign_match"].iloc[1]) and np.isnan(t["target_abs_error"].iloc[1])

@@ -354,6 +354,61 @@ def pearson_delta_excl_target(b: MetricBatch) -> np.ndarray:
     return rowwise_pearson(b.pred_delta, b.ref_delta, mask)
 
 
+def _target_pairs(b: MetricBatch) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, genes)``: one pair per perturbed gene of each condition that is among the data's
+    genes, indexing the targets' own changes."""
+    rows = [np.full(len(ex), i, dtype=np.int64) for i, ex in enumerate(b.ctx.exclude_idx)]
+    genes = [np.asarray(ex, dtype=np.int64) for ex in b.ctx.exclude_idx]
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(rows), np.concatenate(genes)
+
+
+def _per_condition_mean(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+    """Mean of ``values`` grouped by ``rows`` into ``n`` conditions; NaN for a condition with none."""
+    total = np.bincount(rows, weights=values, minlength=n).astype(np.float64)
+    count = np.bincount(rows, minlength=n)
+    out = np.full(n, np.nan)
+    np.divide(total, count, out=out, where=count > 0)
+    return out
+
+
+@register_metric(
+    "target_sign_match", BestValue.ONE, label="Target's own change: sign right",
+    description="fraction of the condition's perturbed genes with sign(p_t - c_p) == sign(r_t - c_r); "
+                "NaN when no perturbed gene is among the data's genes",
+    source="this project: the target's own change, reported apart from pearson_delta_excl_target",
+)
+def target_sign_match(b: MetricBatch) -> np.ndarray:
+    """Whether the perturbed gene's own change has the right direction:
+    ``mean_{t∈targets} [sign(δp_t) = sign(δr_t)]``.
+
+    Under CRISPRa or CRISPRi the target's own change is large and its direction is known from the
+    perturbation type alone, so it is scored on its own rather than inside a correlation over all
+    genes (see ``pearson_delta_excl_target``). NaN where the data do not measure the target (e.g. the
+    real Norman subset's 500 genes do not include the perturbed genes).
+    """
+    rows, genes = _target_pairs(b)
+    n = b.pred_delta.shape[0]
+    eq = (np.sign(b.pred_delta[rows, genes]) == np.sign(b.ref_delta[rows, genes])).astype(np.float64)
+    return _per_condition_mean(eq, rows, n)
+
+
+@register_metric(
+    "target_abs_error", BestValue.ZERO, label="Target's own change: |error|",
+    description="mean over the condition's perturbed genes of |(p_t - c_p) - (r_t - c_r)|; "
+                "NaN when no perturbed gene is among the data's genes",
+    source="this project: the target's own change, reported apart from pearson_delta_excl_target",
+)
+def target_abs_error(b: MetricBatch) -> np.ndarray:
+    """The size error of the perturbed gene's own change: ``mean_{t∈targets} |δp_t − δr_t|``
+    (log-normalised expression units). NaN where the data do not measure the target."""
+    rows, genes = _target_pairs(b)
+    n = b.pred_delta.shape[0]
+    err = np.abs(b.pred_delta[rows, genes] - b.ref_delta[rows, genes])
+    return _per_condition_mean(err, rows, n)
+
+
 @register_metric(
     "pearson_delta_top20_de", BestValue.ONE, label="Pearson Δ (top-20 DE)", needs=("de",),
     description="Pearson correlation over the top-20 DE genes of p - c_p and r - c_r",
@@ -539,6 +594,8 @@ DEFAULT_METRICS = (
     "mse_top20_de",
     "pearson_delta",
     "pearson_delta_excl_target",
+    "target_sign_match",
+    "target_abs_error",
     "pearson_delta_top20_de",
     "direction_top20_de",
     "l2_top1000_expressed",
