@@ -83,6 +83,10 @@ def _train_parser() -> argparse.ArgumentParser:
     g.add_argument("--accelerator", help="Lightning accelerator (cpu, gpu, auto)")
     g.add_argument("--devices", help="Lightning devices (e.g. 1, 4, auto)")
     g.add_argument("--max-steps", type=int)
+    g.add_argument("--untrained", action="store_true", default=None,
+                   help="no training: save the model at initialisation, for reference rows in benchmarks "
+                        "(PriorGNN: its decoder's output at zero, so it predicts through its built-in backbone "
+                        "only: the mean training single, the sum of measured singles for a double)")
     g.add_argument("--threads", type=int, help="CPU threads for torch (default: $OMP_NUM_THREADS or all cores)")
     g = p.add_argument_group("output")
     g.add_argument("--out", help="run directory (default runs/DATA-MODEL-SPLIT-sSEED)")
@@ -142,7 +146,7 @@ def _config(args):
         if value is not None:
             cfg.priors[key] = value
     for key in ("max_epochs", "batch_size", "lr", "weight_decay", "patience", "seed", "accelerator",
-                "max_steps", "threads"):
+                "max_steps", "threads", "untrained"):
         value = getattr(args, key)
         if value is not None:
             cfg.train[key] = value

@@ -79,6 +79,9 @@ class TrainConfig:
     resume: str | None = None
     max_steps: int = -1
     threads: int | None = None  # torch CPU threads; None: $OMP_NUM_THREADS or all cores
+    #: no optimiser step: the model is saved without training, as a reference row for benchmarks
+    #: (PriorGNN then predicts through its built-in backbone only, see ``PriorGNN.fit``)
+    untrained: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 

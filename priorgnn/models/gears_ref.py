@@ -261,6 +261,9 @@ class GEARSReference(PerturbationModel):
         from priorgnn.training.fit import cpu_threads
 
         train = train or TrainConfig()
+        if train.untrained:
+            raise ConfigError("gears: the reference GEARS runs its own training loop and has no untrained "
+                              "mode; drop --untrained for it.")
         torch.set_num_threads(cpu_threads(train.threads))
         torch.manual_seed(train.seed)
         np.random.seed(train.seed)

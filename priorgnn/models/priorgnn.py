@@ -439,9 +439,31 @@ class PriorGNN(PerturbationModel):
 
         plan_kwargs = {"loss": hp["loss"], "direction_lambda": hp["direction_lambda"]}
         self.fit_info["training"] = train_delta_module(self.net, encode, data, split, train, plan_kwargs)
-        if hp["singles"] == "residual" and hp.get("interaction_gate", True):
+        if train.untrained:
+            self._backbone_only()
+        elif hp["singles"] == "residual" and hp.get("interaction_gate", True):
             self._gate_interaction(data, split)
         return self
+
+    def _backbone_only(self) -> None:
+        """Switch the network's learned output off, for an untrained reference model.
+
+        At initialisation the decoder's output weights are random, so the network's residual is noise,
+        not a reference. With them at zero the model predicts through its built-in backbone only: a gene
+        without a measured training single gets the mean training single (``center='mean'``) plus, on
+        the gene itself, the training singles' mean change of their own target (the self head's
+        initial bias); a double the sum of its two singles (the interaction head starts at zero);
+        in GEARS mode (``singles='none'``) no change.
+        """
+        with torch.no_grad():
+            if self.net.decoder == "gene_specific":
+                self.net.indv_w2.zero_()
+                self.net.indv_b2.zero_()
+            else:
+                self.net.shared_out.weight.zero_()
+                self.net.shared_out.bias.zero_()
+        self.fit_info["untrained"] = ("no optimiser step; the decoder's output weights set to zero, so the "
+                                      "model predicts through its built-in backbone only")
 
     def _gate_interaction(self, data, split) -> None:
         """Keep the learned interaction for pairs of measured singles only if it beats their additive

@@ -77,7 +77,8 @@ def train_delta_module(net: torch.nn.Module, encode, data, split, train: TrainCo
 
     Checkpoints (``best.ckpt``, ``last.ckpt``) and the CSV training curve go to
     ``train.run_dir`` (a temporary folder if unset). ``train.resume`` continues from a checkpoint.
-    Returns a summary (epochs run, best score, paths).
+    Returns a summary (epochs run, best score, paths). With ``train.untrained`` nothing is trained:
+    ``net`` is returned as built (in eval mode), with a summary of zero epochs and steps.
     """
     train = train or TrainConfig()
     # The thread count changes floating-point reduction order; fix it explicitly, since importing
@@ -85,6 +86,15 @@ def train_delta_module(net: torch.nn.Module, encode, data, split, train: TrainCo
     threads = cpu_threads(train.threads)
     torch.set_num_threads(threads)
     pl.seed_everything(train.seed, workers=True, verbose=False)
+    if train.untrained:
+        if train.resume is not None:
+            raise CheckpointError("an untrained model has no training to resume: drop --resume or --untrained.")
+        # no optimiser step, no checkpoint: the module stays as it was built
+        net.eval()
+        log.info("untrained: no optimiser step; the model is kept as initialised")
+        return {"untrained": True, "epochs": 0, "global_steps": 0, "threads": threads, "monitor": None,
+                "best_score": None, "best_checkpoint": None, "metrics_csv": None, "epoch_seconds": [],
+                "best_epoch": None, "seconds_to_best": None}
     targets_train = ConditionTargets.from_data(data, split.train)
     targets_val = ConditionTargets.from_data(data, split.val) if split.val else None
     dm = ConditionDataModule(targets_train, targets_val, batch_size=train.batch_size, seed=train.seed)
