@@ -3,23 +3,42 @@
 baselines on the ``demo`` simulation: GEARS simulation splits, seeds 0, 1, 2.
 
     python benchmarks/demo_models.py --out runs/bench-demo-models --vary-data
-    python benchmarks/demo_models.py --out runs/bench-demo-models --table   # only rebuild the table
+    python benchmarks/demo_models.py --out runs/bench-demo-models --vary-data \\
+        --results benchmarks/results                                     # also write the results CSVs
+    python benchmarks/demo_models.py --out runs/bench-demo-models --table   # only rebuild the tables
 
 With ``--vary-data`` seed ``s`` simulates its own demo data set (simulation seed ``s``) and trains
 with seed ``s``, so the spread covers data, split and training; without it one data set
 (``--data-seed``) is fitted with each training seed.
 
 Every model is fitted with the library calls ``train.py`` uses (same data, split, priors and
-``TrainConfig`` defaults) and scored with :mod:`priorgnn.metrics` (``pearson_delta`` and
-``mse_top20_de`` against the observed pseudobulk means) per test subgroup. Each fit's per-condition
-table is written as soon as it finishes (``per_condition_<model>_s<seed>.csv``), so an interrupted
-benchmark continues where it stopped; the summary (mean and standard deviation over seeds of the
-subgroup means) goes to ``summary.csv`` and ``summary.md``.
+``TrainConfig`` defaults, early stopping with patience 20 on the validation top-20-DE MSE for every
+trained model) and scored with :mod:`priorgnn.metrics` against the observed pseudobulk means per test
+subgroup. The trained models stop by their early-stopping rule, not by an epoch cap: the cap is
+``TrainConfig.max_epochs`` (200) for PriorGNN and :data:`TRANSFORMER_MAX_EPOCHS` for the
+transformer, and each fit records the epoch it stopped at and whether it hit the cap (``hit_cap``,
+flagged in the table). ``priorgnn_untrained`` is PriorGNN at initialisation
+(``TrainConfig(untrained=True)``: no optimiser step, predictions through its built-in
+additive/mean backbone only).
+
+Unseen perturbations (``unseen_single``, ``combo_seen0``) are scored without the perturbed genes
+(``pearson_delta_excl_target``); the perturbed gene's own change is its own pair of metrics
+(``target_sign_match``, ``target_abs_error``). Doubles of seen genes keep ``pearson_delta``.
+
+Each fit's per-condition table is written as soon as it finishes (``per_condition_<model>_s<seed>.csv``,
+with the fit's record in ``fit_<model>_s<seed>.json``), so an interrupted benchmark continues where it
+stopped. The summary goes to ``OUT/summary.csv`` (one row per model, subgroup and metric: mean and
+standard deviation over seeds of the subgroup means), ``OUT/fits.csv`` (one row per fit) and
+``OUT/summary.md`` (the two Markdown tables); ``--results DIR`` also writes them as
+``DIR/demo_models.csv`` and ``DIR/demo_models_fits.csv``, the sources that ``benchmarks/claims.py``
+checks the published tables against. Every row records the code it measured: the git commit and
+:func:`claims.code_fingerprint` of :data:`CODE_PATHS` at the start of the fitting process.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -27,76 +46,113 @@ from pathlib import Path
 
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from claims import ROOT, code_fingerprint, head_commit  # noqa: E402
+
 log = logging.getLogger("demo_models")
 
-#: label -> (registered model, hyperparameters)
+#: label -> (registered model, hyperparameters, TrainConfig overrides)
+TRANSFORMER_MAX_EPOCHS = 1000
 MODELS = {
-    "no_change": ("no_change", {}),
-    "mean": ("mean", {}),
-    "additive": ("additive", {}),
-    "linear": ("linear", {}),
-    "linear_go": ("linear_go", {}),
-    "go_knn": ("go_knn", {}),
-    "priorgnn": ("priorgnn", {}),
-    "priorgnn_gears_mode": ("priorgnn", {"singles": "none", "pert_init": "normal", "pert_flag": False}),
-    "transformer_pretrained": ("transformer", {"pretrain": True}),
-    "transformer_no_pretrain": ("transformer", {"pretrain": False}),
+    "no_change": ("no_change", {}, {}),
+    "mean": ("mean", {}, {}),
+    "additive": ("additive", {}, {}),
+    "linear": ("linear", {}, {}),
+    "linear_go": ("linear_go", {}, {}),
+    "go_knn": ("go_knn", {}, {}),
+    "priorgnn_untrained": ("priorgnn", {}, {"untrained": True}),
+    "priorgnn": ("priorgnn", {}, {}),
+    "priorgnn_gears_mode": ("priorgnn", {"singles": "none", "pert_init": "normal", "pert_flag": False}, {}),
+    "transformer_pretrained": ("transformer", {"pretrain": True}, {"max_epochs": TRANSFORMER_MAX_EPOCHS}),
+    "transformer_no_pretrain": ("transformer", {"pretrain": False}, {"max_epochs": TRANSFORMER_MAX_EPOCHS}),
 }
-METRICS = ("pearson_delta", "mse_top20_de")
+METRICS = ("pearson_delta", "pearson_delta_excl_target", "mse_top20_de", "target_sign_match", "target_abs_error")
 SUBGROUPS = ("unseen_single", "combo_seen0", "combo_seen1", "combo_seen2")
+#: the table columns: subgroups of unseen genes are scored off the perturbed genes, with the
+#: perturbed gene's own change apart; doubles of seen genes with pearson_delta
+UNSEEN_COLUMNS = [(s, m) for s in ("unseen_single", "combo_seen0")
+                  for m in ("pearson_delta_excl_target", "mse_top20_de", "target_sign_match", "target_abs_error")]
+SEEN_COLUMNS = [(s, m) for s in ("combo_seen1", "combo_seen2") for m in ("pearson_delta", "mse_top20_de")]
+#: the code whose results this benchmark reports (recorded as a fingerprint in every results row)
+CODE_PATHS = (
+    "benchmarks/demo_models.py", "priorgnn/models/base.py", "priorgnn/models/baselines.py",
+    "priorgnn/models/linear.py", "priorgnn/models/priorgnn.py", "priorgnn/models/transformer.py",
+    "priorgnn/models/_transformer_pretrain.py", "priorgnn/training", "priorgnn/simulate", "priorgnn/data",
+    "priorgnn/metrics/core.py", "priorgnn/metrics/evaluation.py", "priorgnn/pipeline.py", "knowledge",
+)
 
 
-def fit_and_score(label: str, seed: int, out: Path, data, split, sim, train_kw: dict) -> pd.DataFrame:
+def fit_and_score(label: str, seed: int, out: Path, data, split, sim) -> tuple[pd.DataFrame, dict]:
     from priorgnn.metrics import evaluate_seed, predict_conditions
     from priorgnn.models import TrainConfig, get_model_class
     from priorgnn.pipeline import RunConfig, build_priors
 
-    name, hp = MODELS[label]
+    name, hp, train_kw = MODELS[label]
     cls = get_model_class(name)
     cfg = RunConfig(data="demo", data_seed=sim.config.seed, model=name, model_options=dict(hp))
     graphs = build_priors(cfg, data, split, sim, cls, progress=False)
     model = cls(**cfg.model_options)
     run_dir = out / "runs" / f"{label}_s{seed}"
+    train = TrainConfig(seed=seed, run_dir=str(run_dir), progress_bar=False, **train_kw)
     t0 = time.perf_counter()
-    model.fit(data, split, graphs=graphs, train=TrainConfig(seed=seed, run_dir=str(run_dir), progress_bar=False,
-                                                            **train_kw))
+    model.fit(data, split, graphs=graphs, train=train)
     fit_s = time.perf_counter() - t0
     delta, control = predict_conditions(model, split.test, data.genes, progress=False)
     table, _ = evaluate_seed(data, split, {label: (delta, control)}, seed=seed, metrics=list(METRICS),
                              ceiling=False)
-    table["fit_s"] = fit_s
-    table["epochs"] = model.fit_info.get("training", {}).get("epochs")
-    return table
+    training = model.fit_info.get("training") or {}
+    trained = name in ("priorgnn", "transformer") and not train.untrained
+    epochs = training.get("epochs") if trained else None
+    record = {"model": label, "seed": seed, "fit_s": round(fit_s, 3), "epochs": epochs,
+              "best_epoch": training.get("best_epoch") if trained else None,
+              "max_epochs": train.max_epochs if trained else None,
+              # stopped by the cap, not by early stopping (an early stop exactly at the cap counts as capped)
+              "hit_cap": bool(epochs is not None and epochs >= train.max_epochs) if trained else None}
+    return table, record
 
 
-def summarise(frames: list[pd.DataFrame]) -> tuple[pd.DataFrame, str]:
+def _pm(mean: float, sd: float) -> str:
+    return f"{mean:.3f} ± {0 if pd.isna(sd) else sd:.3f}"
+
+
+def summarise(frames: list[pd.DataFrame], fits: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Mean and sd over seeds of the per-seed subgroup means, and the two Markdown tables."""
     t = pd.concat(frames, ignore_index=True)
     t = t[t["reference"] == "observed"]
-    per_seed = t.groupby(["model", "seed", "subgroup"])[list(METRICS)].mean().reset_index()
-    agg = per_seed.groupby(["model", "subgroup"])[list(METRICS)].agg(["mean", "std"])
-    agg.columns = [f"{m}_{s}" for m, s in agg.columns]
-    agg = agg.reset_index()
-    fit = t.groupby(["model", "seed"])[["fit_s", "epochs"]].first().groupby("model").mean()
+    metrics = [m for m in METRICS if m in t.columns]
+    per_seed = t.groupby(["model", "seed", "subgroup"])[metrics].mean().reset_index()
+    long = per_seed.melt(id_vars=["model", "seed", "subgroup"], var_name="metric").dropna(subset=["value"])
+    agg = (long.groupby(["model", "subgroup", "metric"])["value"]
+           .agg(mean="mean", sd="std", n_seeds="count").reset_index())
+    agg["sd"] = agg["sd"].fillna(0.0)
+    order = {m: i for i, m in enumerate(MODELS)}
+    agg = agg.sort_values(["model", "subgroup", "metric"], key=lambda c: c.map(order) if c.name == "model" else c)
+
+    def cell(model: str, subgroup: str, metric: str) -> str:
+        row = agg[(agg["model"] == model) & (agg["subgroup"] == subgroup) & (agg["metric"] == metric)]
+        return "–" if row.empty else _pm(row.iloc[0]["mean"], row.iloc[0]["sd"])
+
+    models = [m for m in MODELS if m in set(agg["model"])]
     n_seeds = per_seed.groupby("model")["seed"].nunique()
-    lines = ["| model | seeds | " + " | ".join(f"{s} pearson_delta | {s} mse_top20_de" for s in SUBGROUPS)
-             + " | fit s | epochs |",
-             "|---|---|" + "---|---|" * len(SUBGROUPS) + "---|---|"]
-    for model in MODELS:
-        if model not in set(agg["model"]):
-            continue
-        cells = []
-        for s in SUBGROUPS:
-            row = agg[(agg["model"] == model) & (agg["subgroup"] == s)]
-            if row.empty:
-                cells += ["–", "–"]
-                continue
-            r = row.iloc[0]
-            cells.append(f"{r['pearson_delta_mean']:.3f} ± {0 if pd.isna(r['pearson_delta_std']) else r['pearson_delta_std']:.3f}")
-            cells.append(f"{r['mse_top20_de_mean']:.3f} ± {0 if pd.isna(r['mse_top20_de_std']) else r['mse_top20_de_std']:.3f}")
-        ep = fit.loc[model, "epochs"]
-        lines.append(f"| {model} | {n_seeds[model]} | " + " | ".join(cells)
-                     + f" | {fit.loc[model, 'fit_s']:.0f} | {'–' if pd.isna(ep) else f'{ep:.0f}'} |")
-    return agg, "\n".join(lines) + "\n"
+    unseen = ["| model | seeds | " + " | ".join(f"{s} {m}" for s, m in UNSEEN_COLUMNS) + " |",
+              "|---|---|" + "---|" * len(UNSEEN_COLUMNS)]
+    seen = ["| model | " + " | ".join(f"{s} {m}" for s, m in SEEN_COLUMNS) + " | fit s | epochs | capped fits |",
+            "|---|" + "---|" * len(SEEN_COLUMNS) + "---|---|---|"]
+    for model in models:
+        unseen.append(f"| {model} | {n_seeds[model]} | " + " | ".join(cell(model, s, m) for s, m in UNSEEN_COLUMNS)
+                      + " |")
+        f = fits[fits["model"] == model]
+        ep = f["epochs"].dropna()
+        capped = f["hit_cap"].dropna()
+        seen.append(f"| {model} | " + " | ".join(cell(model, s, m) for s, m in SEEN_COLUMNS)
+                    + f" | {f['fit_s'].mean():.0f} | {'–' if ep.empty else f'{ep.mean():.0f}'}"
+                    + f" | {'–' if capped.empty else f'{int(capped.sum())}/{len(capped)}'} |")
+    md = ("Unseen genes, scored off the perturbed genes (`pearson_delta_excl_target`), with the perturbed "
+          "gene's own change apart:\n\n" + "\n".join(unseen) + "\n\n"
+          "Doubles of seen genes, and the fits (`fit s`: mean wall seconds per fit; `epochs`: mean epoch "
+          "the fits stopped at; `capped fits`: fits stopped by the epoch cap rather than by early stopping):"
+          "\n\n" + "\n".join(seen) + "\n")
+    return agg, md
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-seed", type=int, default=0, help="simulation seed of the demo data (default 0)")
     p.add_argument("--vary-data", action="store_true", help="seed s also simulates its own data set (seed s)")
     p.add_argument("--sim-dir", help="simulation folder (default OUT/sim)")
-    p.add_argument("--max-epochs", type=int, help="override TrainConfig.max_epochs")
     p.add_argument("--table", action="store_true", help="only summarise the per-condition tables in OUT")
+    p.add_argument("--results", help="also write demo_models.csv and demo_models_fits.csv into this folder")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("lightning", "lightning.pytorch", "lightning.fabric"):
@@ -121,30 +177,52 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         p.error(f"unknown model label(s) {sorted(unknown)}")
     if not args.table:
+        from priorgnn.models import available_models
         from priorgnn.pipeline import RunConfig, make_or_load_split, resolve_data
 
-        train_kw = {} if args.max_epochs is None else {"max_epochs": args.max_epochs}
-        for seed in seeds:
-            data_seed = seed if args.vary_data else args.data_seed
-            sim_dir = args.sim_dir or str(out / (f"sim-s{data_seed}" if args.vary_data else "sim"))
-            cfg = RunConfig(data="demo", data_seed=data_seed, sim_dir=sim_dir)
-            data, _, sim = resolve_data(cfg, progress=False)
-            split = make_or_load_split(cfg, data)
-            split.save(out / f"split-s{data_seed}.json")
-            for label in labels:
+        available_models()  # import every model now, so the fingerprint below is the code that runs
+        provenance = {"git_commit": head_commit(ROOT), "code_fingerprint": code_fingerprint(CODE_PATHS, ROOT),
+                      "code_paths": ";".join(CODE_PATHS)}
+        data_sets = {}
+        # the cheap models first for every seed, the transformers last
+        for label in labels:
+            for seed in seeds:
                 path = out / f"per_condition_{label}_s{seed}.csv"
                 if path.exists():
                     continue
+                data_seed = seed if args.vary_data else args.data_seed
+                if data_seed not in data_sets:
+                    sim_dir = args.sim_dir or str(out / (f"sim-s{data_seed}" if args.vary_data else "sim"))
+                    cfg = RunConfig(data="demo", data_seed=data_seed, sim_dir=sim_dir)
+                    data, _, sim = resolve_data(cfg, progress=False)
+                    split = make_or_load_split(cfg, data)
+                    split.save(out / f"split-s{data_seed}.json")
+                    data_sets[data_seed] = (data, split, sim)
                 log.info("fitting %s, seed %d", label, seed)
-                table = fit_and_score(label, seed, out, data, split, sim, train_kw)
+                table, record = fit_and_score(label, seed, out, *data_sets[data_seed])
+                (out / f"fit_{label}_s{seed}.json").write_text(json.dumps({**record, **provenance}, indent=1),
+                                                               encoding="utf-8")
                 table.to_csv(path, index=False)
     frames = [pd.read_csv(f) for f in sorted(out.glob("per_condition_*.csv"))]
-    if not frames:
-        log.error("no per-condition tables in %s", out)
+    records = [json.loads(f.read_text(encoding="utf-8")) for f in sorted(out.glob("fit_*.json"))]
+    if not frames or not records:
+        log.error("no per-condition tables or fit records in %s", out)
         return 1
-    agg, md = summarise(frames)
+    fits = pd.DataFrame(records)
+    fits = fits.sort_values(["model", "seed"], key=lambda c: c.map(list(MODELS).index) if c.name == "model" else c)
+    agg, md = summarise(frames, fits)
+    # the code each model's numbers measured: one commit and fingerprint if all its fits agree
+    prov = fits.groupby("model")[["git_commit", "code_fingerprint", "code_paths"]].agg(
+        lambda v: v.iloc[0] if v.nunique() == 1 else "mixed")
+    agg = agg.join(prov, on="model")
     agg.to_csv(out / "summary.csv", index=False)
+    fits.to_csv(out / "fits.csv", index=False)
     (out / "summary.md").write_text(md, encoding="utf-8")
+    if args.results:
+        res = Path(args.results)
+        res.mkdir(parents=True, exist_ok=True)
+        agg.to_csv(res / "demo_models.csv", index=False, float_format="%.6g")
+        fits.to_csv(res / "demo_models_fits.csv", index=False)
     sys.stdout.write(md)
     return 0
 
