@@ -253,6 +253,28 @@ def test_cli_writes_the_report(runs, tmp_path, capsys):
     assert r"\toprule" in tex and r"\bottomrule" in tex and r"no\_change" in tex and r"\textbf{" in tex
     md = (out / "report.md").read_text()
     assert "## Summary" in md and "![" in md and "split-half" in md
+    _assert_unseen_claims_leave_the_target_out(md)
+
+
+def _assert_unseen_claims_leave_the_target_out(md: str) -> None:
+    """Every summary bullet of an unseen subgroup names only metrics that leave the perturbed genes
+    out (or score their own change apart), and it names at least one."""
+    from priorgnn.metrics.registry import METRICS, get_metric
+
+    labels = {get_metric(m).label: m for m in METRICS}
+    summary = md.split("## Summary", 1)[1].split("\n## ", 1)[0]
+    seen_unseen = 0
+    block = None
+    for line in summary.splitlines():
+        if line.startswith("- **"):
+            block = line.split("**")[1]
+            continue
+        if block in ("unseen_single", "combo_seen0") and line.startswith("  - ") and "is better" in line:
+            label = line[4:].split(" (higher is better)")[0].split(" (lower is better)")[0]
+            assert label in labels, line
+            assert get_metric(labels[label]).scope != "all", f"{block}: {label} includes the perturbed gene"
+            seen_unseen += 1
+    assert seen_unseen > 0, "the summary makes no claim about an unseen subgroup to check"
 
 
 def test_cli_default_subcommand_and_explicit_report(runs, tmp_path):

@@ -136,3 +136,28 @@ def test_write_report_strict_json(result, tmp_path):
     md = (tmp_path / "report.md").read_text()
     assert r"toy\|data" in md and "![" not in md and "figures/" not in md
     assert _clean({"a": [np.nan, np.float32(1.5), np.int64(2)]}) == {"a": [None, 1.5, 2]}
+
+
+def test_verdict_uses_holm_adjusted_p():
+    # CI above 0 and a raw p of 0.01, but Holm-adjusted over its family p = 0.2: not "better"
+    row = pd.Series({"diff_ci_lo": 0.01, "diff_ci_hi": 0.05, "p_value": 0.01, "p_holm": 0.2})
+    assert verdict(row) == "inconclusive"
+    assert verdict({**row, "p_holm": 0.03}) == "better"
+    # a row without an adjusted p (its own family of one) falls back to the raw p
+    assert verdict({"diff_ci_lo": 0.01, "diff_ci_hi": 0.05, "p_value": 0.01}) == "better"
+
+
+def test_unseen_subgroups_headline_leaves_the_target_out():
+    from priorgnn.metrics.registry import get_metric
+    from priorgnn.report.summary import headline_for
+
+    metrics = ["mse", "pearson_delta", "pearson_delta_excl_target", "target_sign_match", "target_abs_error",
+               "mse_top20_de", "discrimination_score_l1"]
+    for sg in ("unseen_single", "combo_seen0"):
+        chosen = headline_for(sg, ["pearson_delta", "mse_top20_de", "discrimination_score_l1"], metrics)
+        assert chosen == ["pearson_delta_excl_target", "target_sign_match", "target_abs_error",
+                          "discrimination_score_l1"]
+        assert all(get_metric(m).scope != "all" for m in chosen)
+    assert headline_for("combo_seen2", ["pearson_delta", "mse_top20_de"], metrics) == ["pearson_delta", "mse_top20_de"]
+    # a metric that was not computed is not named
+    assert headline_for("unseen_single", ["pearson_delta"], ["pearson_delta"]) == []

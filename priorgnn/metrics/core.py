@@ -342,7 +342,7 @@ def pearson_delta(b: MetricBatch) -> np.ndarray:
 @register_metric(
     "pearson_delta_excl_target", BestValue.ONE, label="Pearson Δ (targets excluded)",
     description="Pearson correlation over all genes except the condition's perturbed genes of p - c_p and r - c_r",
-    source="this project: pearson_delta without the targets' own change",
+    source="this project: pearson_delta without the targets' own change", scope="excl_target",
 )
 def pearson_delta_excl_target(b: MetricBatch) -> np.ndarray:
     """``pearson_delta`` with each condition's perturbed genes left out. Under CRISPRa/CRISPRi the
@@ -378,6 +378,7 @@ def _per_condition_mean(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndar
     description="fraction of the condition's perturbed genes with sign(p_t - c_p) == sign(r_t - c_r); "
                 "NaN when no perturbed gene is among the data's genes",
     source="this project: the target's own change, reported apart from pearson_delta_excl_target",
+    scope="target",
 )
 def target_sign_match(b: MetricBatch) -> np.ndarray:
     """Whether the perturbed gene's own change has the right direction:
@@ -399,6 +400,7 @@ def target_sign_match(b: MetricBatch) -> np.ndarray:
     description="mean over the condition's perturbed genes of |(p_t - c_p) - (r_t - c_r)|; "
                 "NaN when no perturbed gene is among the data's genes",
     source="this project: the target's own change, reported apart from pearson_delta_excl_target",
+    scope="target",
 )
 def target_abs_error(b: MetricBatch) -> np.ndarray:
     """The size error of the perturbed gene's own change: ``mean_{t∈targets} |δp_t − δr_t|``
@@ -483,7 +485,7 @@ def pearson_delta_vs_perturbed_mean(b: MetricBatch) -> np.ndarray:
 @register_metric(
     "discrimination_score_l1", BestValue.ONE, label="Discrimination (L1)", needs=("set",),
     description="1 - rank/N of the own condition among all evaluated conditions' reference changes, by L1 distance",
-    source="cell-eval (discrimination_score, metric='l1')",
+    source="cell-eval (discrimination_score, metric='l1')", scope="excl_target",
 )
 def discrimination_score_l1(b: MetricBatch) -> np.ndarray:
     """Is the prediction closest to its own condition? cell-eval's ``discrimination_score_l1``.

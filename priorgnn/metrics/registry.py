@@ -16,7 +16,8 @@ import numpy as np
 
 from priorgnn.errors import ConfigError
 
-__all__ = ["BestValue", "MetricSpec", "register_metric", "get_metric", "metric_names", "METRICS"]
+__all__ = ["BestValue", "MetricSpec", "register_metric", "get_metric", "metric_names", "METRICS", "SCOPES",
+           "UNSEEN_SUBGROUPS", "unseen_claim_metrics"]
 
 
 class BestValue(enum.Enum):
@@ -48,6 +49,11 @@ class MetricSpec:
         Inputs beyond prediction and reference: ``'de'`` (top DE genes), ``'perturbed_mean'``
         (training perturbations' mean), ``'gi'`` (measured singles), ``'set'`` (depends on the whole
         set of evaluated conditions).
+    scope
+        Which genes it scores: ``'all'`` (every gene, the perturbed genes included), ``'excl_target'``
+        (the condition's perturbed genes left out) or ``'target'`` (only the perturbed genes' own
+        change). Claims about unseen perturbations use only ``'excl_target'`` and ``'target'``
+        metrics, each for what it measures (see :func:`unseen_claim_metrics`).
     """
 
     name: str
@@ -57,6 +63,11 @@ class MetricSpec:
     description: str = ""
     source: str = ""
     needs: tuple[str, ...] = ()
+    scope: str = "all"
+
+    def __post_init__(self) -> None:
+        if self.scope not in SCOPES:
+            raise ValueError(f"metric {self.name!r}: scope must be one of {SCOPES}, not {self.scope!r}")
 
     @property
     def best_value(self) -> float:
@@ -88,16 +99,23 @@ class MetricSpec:
 
 METRICS: dict[str, MetricSpec] = {}
 
+#: The gene scopes a metric can have (:attr:`MetricSpec.scope`).
+SCOPES = ("all", "excl_target", "target")
+#: Subgroups whose perturbed genes were never perturbed in training: claims about them must not rest
+#: on a metric that scores the perturbed genes' own change together with the rest.
+UNSEEN_SUBGROUPS = ("unseen_single", "combo_seen0")
+
 
 def register_metric(name: str, best: BestValue, *, label: str = "", description: str = "",
-                    source: str = "", needs: tuple[str, ...] = ()):
+                    source: str = "", needs: tuple[str, ...] = (), scope: str = "all"):
     """Decorator: register ``func(batch) -> [C]`` as metric ``name``."""
 
     def deco(func: Callable) -> Callable:
         if name in METRICS and METRICS[name].func is not func:
             raise ValueError(f"metric {name!r} is registered twice")
         METRICS[name] = MetricSpec(name=name, best=best, func=func, label=label or name,
-                                   description=description, source=source, needs=needs)
+                                   description=description, source=source, needs=needs,
+                                   scope=scope)
         return func
 
     return deco
@@ -111,6 +129,13 @@ def metric_names() -> list[str]:
     """All registered metric names, in registration order."""
     _ensure_loaded()
     return list(METRICS)
+
+
+def unseen_claim_metrics(metrics: Iterable[str]) -> list[str]:
+    """The metrics among ``metrics`` that may carry a claim about unseen perturbations: those that
+    leave the perturbed genes out (``scope='excl_target'``) or score only their own change
+    (``scope='target'``), in the given order."""
+    return [m for m in metrics if get_metric(m).scope != "all"]
 
 
 def get_metric(name: str) -> MetricSpec:

@@ -193,7 +193,11 @@ def _markdown(result, out: Path, headline, lines_obs, lines_truth, figs) -> str:
     L += ["", "## Summary", "",
           "Means over test conditions with 95% bootstrap CIs; differences are paired over the same "
           "conditions and seeds (Δ > 0: the model is better). A difference counts as real when its CI "
-          "excludes 0 and the Wilcoxon signed-rank p < 0.05.", ""]
+          "excludes 0 and the Wilcoxon signed-rank p, Holm-adjusted over the models and subgroups of "
+          "that metric and baseline, is below 0.05. For unseen perturbations (`unseen_single`, "
+          "`combo_seen0`) the summary uses `pearson_delta_excl_target` (the perturbed genes left out) "
+          "and scores the perturbed genes' own change apart (`target_sign_match`, `target_abs_error`).",
+          ""]
     if "additive" not in result.models:
         L += ["**The `additive` baseline was not evaluated**, so no model is compared with it; rerun with "
               "`--baselines` (published benchmarks found it hard to beat on double perturbations).", ""]
