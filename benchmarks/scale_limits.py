@@ -15,7 +15,10 @@ Steps measured:
 * **co-expression** graph from the training cells, at one size: its memory is ``genes^2`` and does
   not grow with cells; its time grows linearly with cells and is extrapolated;
 * **streamed** (``priorgnn.data.stream.summarise_h5ad``): validation, pseudobulk and DE in one
-  backed pass, at the genome-wide size.
+  backed pass, at the genome-wide size;
+* **summaries_only** (``priorgnn.data.stream.SummaryData.from_h5ad``, what ``train.py
+  --summaries-only`` runs): the same pass plus the per-condition central moments the loss uses and
+  the file's SHA-256, at the genome-wide size.
 
 Usage (the committed table)::
 
@@ -189,6 +192,14 @@ def child(job: str, path: str, extra: dict) -> None:
 
         s = step("streamed validate + pseudobulk + DE", lambda: summarise_h5ad(path, chunk_rows=20_000))
         _emit({"step": "summaries", "n_conditions": len(s.conditions)})
+    elif job == "summaries_only":
+        # what `train.py --summaries-only` holds: the summaries plus the per-condition central moments
+        # [4, conditions, genes] its loss uses, and the file's SHA-256 (SummaryData.from_h5ad)
+        from priorgnn.data.stream import SummaryData
+
+        d = step("streamed summaries + moments + SHA-256 (train.py --summaries-only)",
+                 lambda: SummaryData.from_h5ad(path, chunk_rows=20_000))
+        _emit({"step": "summaries", "n_conditions": len(d.conditions), "moments_gb": d.moments.nbytes / GB})
     else:
         raise SystemExit(f"unknown job {job}")
 
@@ -255,6 +266,8 @@ def main(argv=None) -> None:
     ap.add_argument("--in-memory-cells", default="100000,500000,1000000,2000000")
     ap.add_argument("--coexpr-cells", type=int, default=10_000, help="training cells for the co-expression timing")
     ap.add_argument("--stream-cells", type=int, default=2_000_000)
+    ap.add_argument("--stream-jobs", default="stream,summaries_only",
+                    help="streamed jobs at --stream-cells (default stream,summaries_only)")
     ap.add_argument("--scanpy-de-max-cells", type=int, default=100_000,
                     help="run scanpy's DE (time grows with conditions x cells) up to this many cells")
     ap.add_argument("--max-rss-gb", type=float, default=16.0, help="stop a job whose RSS passes this (GiB)")
@@ -312,14 +325,14 @@ def main(argv=None) -> None:
         if stop_in_memory:
             break
         jobs = (["in_memory"] + (["coexpression"] if i == 0 and args.coexpr_cells else [])
-                + (["stream"] if n == args.stream_cells else []))
-        streamed |= "stream" in jobs
+                + (args.stream_jobs.split(",") if n == args.stream_cells else []))
+        streamed |= n == args.stream_cells
         for res in measure("+".join(jobs), n):
             results.append(res)
             if res["job"] == "in_memory" and not res["ok"]:
                 stop_in_memory = True  # larger sizes only fail later
     if args.stream_cells and not streamed:
-        results.extend(measure("stream", args.stream_cells))
+        results.extend(measure("+".join(args.stream_jobs.split(",")), args.stream_cells))
     shutil.rmtree(cache, ignore_errors=True)
 
     print(f"total run time {(time.perf_counter() - t_start) / 60:.1f} min", flush=True)
@@ -336,7 +349,7 @@ def main(argv=None) -> None:
                 else:
                     print(f"kept the earlier successful {r['job']} at {r['n_cells']} cells: {r['stopped']}")
             results = list(previous.values())
-            results.sort(key=lambda r: (r["n_cells"], ["in_memory", "coexpression", "stream"].index(r["job"])))
+            results.sort(key=lambda r: (r["n_cells"], ["in_memory", "coexpression", "stream", "summaries_only"].index(r["job"])))
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         store.write_text(json.dumps(results, indent=1))
         _write_md(Path(args.out), render(results, args))
@@ -346,7 +359,8 @@ def main(argv=None) -> None:
 def _command(args) -> str:
     return ("OMP_NUM_THREADS=1 python benchmarks/scale_limits.py --workdir SCRATCH "
             f"--genes {args.genes} --density {args.density:g} --in-memory-cells {args.in_memory_cells} "
-            f"--coexpr-cells {args.coexpr_cells} --stream-cells {args.stream_cells} --max-rss-gb {args.max_rss_gb:g} "
+            f"--coexpr-cells {args.coexpr_cells} --stream-cells {args.stream_cells} "
+            f"--stream-jobs {args.stream_jobs} --max-rss-gb {args.max_rss_gb:g} "
             f"--timeout {args.timeout:g}" + (f" --out {args.out}" if args.out else "") + (" --append" if args.append else ""))
 
 
@@ -406,6 +420,8 @@ def render(results: list[dict], args) -> str:
         for s in r["steps"]:
             if "matrix_gb" in s:
                 lines.append(f"| {run} | {r['job']} | {size} | (the CSR matrix itself) | | | {s['matrix_gb']:.2f} | |")
+            if "moments_gb" in s:
+                lines.append(f"| {run} | {r['job']} | {size} | (the moment arrays themselves) | | | {s['moments_gb']:.2f} | |")
     lines.append("")
     return "\n".join(lines)
 
