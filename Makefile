@@ -22,6 +22,7 @@ demo: $(STAMP)
 	$(PY) evaluate.py runs/demo --baselines --out runs/demo/report
 
 test: $(STAMP)
+	$(PY) benchmarks/claims.py --check
 	$(PY) -m pytest -m "not slow" -q
 
 test-slow: $(STAMP)
