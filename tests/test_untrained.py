@@ -125,3 +125,23 @@ def test_help_documents_untrained():
 
     text = train_cli._train_parser().format_help()
     assert "--untrained" in text and "reference rows in benchmarks" in " ".join(text.split())
+
+
+def test_epoch_clock_records_each_optimiser_step(demo):
+    """The clock's per-step record: one entry per optimiser step, with the conditions it trained on
+    (the split's training conditions in near-equal batches), and step times that add up to at most the
+    epoch's training time."""
+    data, split, graphs = demo
+    m = get_model_class("priorgnn")(hidden=8)
+    m.fit(data, split, graphs=graphs, train=TrainConfig(max_epochs=2, batch_size=3, patience=0, progress_bar=False))
+    tr = m.fit_info["training"]
+    n_train = len(split.train)
+    assert len(tr["step_seconds"]) == len(tr["step_sizes"]) == tr["global_steps"]
+    per_epoch = tr["global_steps"] // 2
+    assert per_epoch == -(-n_train // 3)  # ceil(n / batch size) batches
+    assert sum(tr["step_sizes"]) == 2 * n_train and max(tr["step_sizes"]) <= 3
+    assert len(tr["steps_seconds"]) == 2
+    for e in range(2):
+        steps = tr["step_seconds"][e * per_epoch:(e + 1) * per_epoch]
+        assert sum(steps) == pytest.approx(tr["steps_seconds"][e], abs=1e-3)
+        assert tr["steps_seconds"][e] <= tr["epoch_seconds"][e] + 1e-4

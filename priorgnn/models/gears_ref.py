@@ -102,6 +102,21 @@ def to_gears_adata(data):
     return get_dropout_non_zero_genes(a)
 
 
+def _device(accelerator: str) -> str:
+    """GEARS's torch device for a Lightning accelerator name (``cpu``, ``gpu``/``cuda``, ``auto``)."""
+    acc = str(accelerator).lower()
+    if acc in ("gpu", "cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"gears: accelerator {accelerator!r} asked for, but torch sees no CUDA device; "
+                              "use --accelerator cpu.")
+        return "cuda"
+    if acc == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if acc != "cpu":
+        raise ConfigError(f"gears: accelerator must be cpu, gpu or auto, not {accelerator!r}.")
+    return "cpu"
+
+
 class _StepBudget:
     """A GEARS training loader cut to its first ``steps`` batches per pass (all of them if ``None``),
     which records when each training pass starts and ends."""
@@ -140,6 +155,8 @@ class _EpochClock:
         self.epochs.append({"steps": 0, "steps_s": 0.0, "train_eval_s": 0.0, "val_s": 0.0})
 
     def end_steps(self, steps: int) -> None:
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()  # the last steps' kernels count in the steps' time
         self.epochs[-1].update(steps=steps, steps_s=time.perf_counter() - self._t0)
 
     @contextlib.contextmanager
@@ -267,6 +284,7 @@ class GEARSReference(PerturbationModel):
         torch.set_num_threads(cpu_threads(train.threads))
         torch.manual_seed(train.seed)
         np.random.seed(train.seed)
+        device = _device(train.accelerator)
         self._remember_data(data, split)
         timings = {}
         with tempfile.TemporaryDirectory(prefix="priorgnn-gears-") as work:
@@ -275,7 +293,7 @@ class GEARSReference(PerturbationModel):
             timings["prepare_s"] = time.perf_counter() - t
             t = time.perf_counter()
             with scipy_series_index_workaround(pert_data.adata):
-                g = GEARS(pert_data, device="cpu")
+                g = GEARS(pert_data, device=device)
             go_i, go_w, co_i, co_w = self._graph_tensors(graphs, pert_data.pert_names, data.genes)
             g.model_initialize(hidden_size=self.hparams["hidden"], direction_lambda=self.hparams["direction_lambda"],
                                G_go=go_i, G_go_weight=go_w, G_coexpress=co_i, G_coexpress_weight=co_w)
@@ -291,12 +309,24 @@ class GEARSReference(PerturbationModel):
             timings["train_s"] = time.perf_counter() - t
             self.fit_info["gears"] = {**clock.summary(len(loader)), **{k: round(v, 4) for k, v in timings.items()},
                                       "threads": torch.get_num_threads()}
-            self.model = g.best_model.cpu().eval()
             self.pert_names = list(map(str, pert_data.pert_names))
             self._config = {k: g.config[k] for k in ("hidden_size", "num_go_gnn_layers", "num_gene_gnn_layers",
                                                      "decoder_hidden_size", "uncertainty", "no_perturb")}
             self._graphs = (go_i, go_w, co_i, co_w)
+            if device == "cpu":
+                self.model = g.best_model.cpu().eval()
+            else:  # GEARS keeps its graphs as plain tensors on its device: rebuild the network on the CPU
+                self.model = self._cpu_network({k: v.cpu() for k, v in g.best_model.state_dict().items()})
         return self
+
+    def _cpu_network(self, state_dict):
+        _, _, _, _, GEARS_Model = _import_gears()
+        args = {**self._config, "num_genes": len(self.genes), "num_perts": len(self.pert_names), "device": "cpu",
+                "G_go": self._graphs[0], "G_go_weight": self._graphs[1].float(),
+                "G_coexpress": self._graphs[2], "G_coexpress_weight": self._graphs[3].float()}
+        model = GEARS_Model(args)
+        model.load_state_dict(state_dict)
+        return model.eval()
 
     def predict_delta(self, conditions: Sequence[str]) -> np.ndarray:
         self._check_fitted()
@@ -339,14 +369,9 @@ class GEARSReference(PerturbationModel):
     def _load_state(self, arrays, directory):
         from priorgnn._io import read_json
 
-        _, _, _, _, GEARS_Model = _import_gears()
         self.pert_names = [str(g) for g in arrays["pert_names"]]
         self._graphs = tuple(torch.as_tensor(arrays[k]) for k in ("go_index", "go_weight", "coex_index",
                                                                   "coex_weight"))
         self._config = read_json(Path(directory) / "gears_config.json")
-        args = {**self._config, "num_genes": len(self.genes), "num_perts": len(self.pert_names), "device": "cpu",
-                "G_go": self._graphs[0], "G_go_weight": self._graphs[1].float(),
-                "G_coexpress": self._graphs[2], "G_coexpress_weight": self._graphs[3].float()}
-        self.model = GEARS_Model(args)
-        self.model.load_state_dict(torch.load(Path(directory) / "weights.pt", map_location="cpu", weights_only=True))
-        self.model.eval()
+        self.model = self._cpu_network(torch.load(Path(directory) / "weights.pt", map_location="cpu",
+                                                  weights_only=True))

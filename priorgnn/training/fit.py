@@ -36,19 +36,40 @@ def cpu_threads(requested: int | None = None) -> int:
 
 
 class EpochClock(Callback):
-    """Wall time of each epoch (its training steps and its validation pass) and the monitored score;
-    after a resume, of the epochs run in this process only."""
+    """Wall time of each epoch (its training steps and its validation pass), of its training steps
+    alone, of each optimiser step (from the previous step's end, so fetching the batch counts, with the
+    number of conditions it trained on) and the monitored score; after a resume, of the epochs run in
+    this process only. On a GPU the clock waits for the device before reading the time."""
 
     def __init__(self, monitor: str) -> None:
         self.monitor, self.epochs, self.seconds, self.scores, self._t = monitor, [], [], [], None
+        self.steps_seconds: list[float] = []  # per epoch: first step's start to last step's end
+        self.step_seconds: list[float] = []  # per optimiser step
+        self.step_sizes: list[int] = []  # conditions per optimiser step
+        self._mark = None
+
+    @staticmethod
+    def _now(pl_module) -> float:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+        return time.perf_counter()
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self._t = time.perf_counter()
+        self._t = self._mark = self._now(pl_module)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self._mark is None:
+            return
+        now = self._now(pl_module)
+        self.step_seconds.append(now - self._mark)
+        self.step_sizes.append(int(len(batch["rows"])) if isinstance(batch, dict) and "rows" in batch else -1)
+        self._mark = now
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:  # Lightning calls it after validation
         if self._t is None:
             return
-        self.seconds.append(time.perf_counter() - self._t)
+        self.steps_seconds.append(self._mark - self._t)  # to the last step's end: validation excluded
+        self.seconds.append(self._now(pl_module) - self._t)
         self.epochs.append(int(trainer.current_epoch) + 1)
         score = trainer.callback_metrics.get(self.monitor)
         self.scores.append(float(score) if score is not None else None)
@@ -57,6 +78,8 @@ class EpochClock(Callback):
         scored = [(s, i) for i, s in enumerate(self.scores) if s is not None]
         best = min(scored)[1] if scored else None  # the first epoch reaching the minimum, as ModelCheckpoint
         return {"epoch_seconds": [round(s, 4) for s in self.seconds],
+                "steps_seconds": [round(s, 5) for s in self.steps_seconds],
+                "step_seconds": [round(s, 5) for s in self.step_seconds], "step_sizes": list(self.step_sizes),
                 "best_epoch": None if best is None else self.epochs[best],
                 "seconds_to_best": None if best is None else round(sum(self.seconds[:best + 1]), 4)}
 
