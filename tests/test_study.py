@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from priorgnn.report.study import monotone_within_noise
 from priorgnn.study import GRIDS, MODELS, average_precision, run_study
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,21 +37,6 @@ def test_average_precision_of_random_scores_is_near_the_positive_rate(rng):
     assert ap == pytest.approx(labels.mean(), abs=0.01)
 
 
-def test_monotone_within_noise():
-    ok, bad = monotone_within_noise([0, 0.25, 0.5], [0.8, 0.7, 0.6], [0.75, 0.65, 0.55], [0.85, 0.75, 0.65],
-                                    higher_is_better=True)
-    assert ok and bad == []
-    # a rise of 0.01 inside CIs of ±0.05 is noise
-    ok, _ = monotone_within_noise([0, 0.5], [0.70, 0.71], [0.65, 0.66], [0.75, 0.76], higher_is_better=True)
-    assert ok
-    # a rise of 0.3 with tight CIs is a violation
-    ok, bad = monotone_within_noise([0, 0.5], [0.4, 0.7], [0.39, 0.69], [0.41, 0.71], higher_is_better=True)
-    assert not ok and len(bad) == 1 and "0 → 0.5" in bad[0]
-    # lower-is-better metrics: an error that falls as the prior degrades is the violation
-    ok, _ = monotone_within_noise([0, 0.5], [0.4, 0.1], [0.39, 0.09], [0.41, 0.11], higher_is_better=False)
-    assert not ok
-
-
 def test_grids_have_the_issues_models_and_seeds():
     full = GRIDS["full"]
     assert len(full.seeds) >= 3
@@ -78,7 +62,7 @@ def test_smoke_study_writes_the_report(smoke):
     out, path = smoke
     assert path == out / "study.md" and path.exists()
     for name in ("summary.csv", "comparisons.csv", "causal_recovery.csv", "genetic_interactions.csv",
-                 "latent.csv", "fits.csv", "timing.json"):
+                 "latent.csv", "fits.csv", "tests.csv", "timing.json"):
         assert (out / name).stat().st_size > 0, name
     pngs = sorted(p.name for p in (out / "figures").glob("*.png"))
     for name in ("base_truth_pearson_delta.png", "heatmap_truth_pearson_delta.png", "go_degradation.png", "curve_go_fidelity.png",
@@ -87,7 +71,7 @@ def test_smoke_study_writes_the_report(smoke):
         assert name in pngs
     assert all((out / "figures" / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
     text = path.read_text()
-    assert "## Headline: base setting" in text and "monotone within noise" in text
+    assert "## Headline: base setting" in text and "Holm p" in text and "Multiple comparisons" in text
     assert "Causal recovery" in text and "Latent space" in text and "Genetic-interaction" in text
 
 

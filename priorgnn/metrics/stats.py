@@ -42,6 +42,10 @@ __all__ = [
     "paired_differences",
     "wilcoxon_signed_rank",
     "holm",
+    "TrendResult",
+    "trend_test",
+    "adjusted_verdict",
+    "rankings_identical",
     "SUBGROUP_ORDER",
     "REFERENCE_ROWS",
 ]
@@ -309,3 +313,149 @@ def paired_comparison(
         for _, idx in out.groupby(["reference", "metric", "baseline"]).groups.items():
             out.loc[idx, "p_holm"] = holm(out.loc[idx, "p_value"].to_numpy())
     return out[cols]
+
+
+# -- trend along an axis, adjusted verdicts, shared rankings --------------------------------------------
+@dataclass(frozen=True)
+class TrendResult:
+    """A dose-response test: ``rho`` is the mean over seeds of the within-seed Spearman correlation of
+    the metric's mean with the axis level; ``lo``/``hi`` its bootstrap CI (conditions resampled within
+    seeds, paired across levels); ``p_value`` the two-sided permutation p (levels permuted within each
+    seed); ``p_min`` the smallest p the design can reach (few levels and seeds cannot reach 0.05)."""
+
+    rho: float
+    lo: float
+    hi: float
+    p_value: float
+    p_min: float
+    n_levels: int
+    n_seeds: int
+    n_conditions: int
+    exact: bool
+
+
+def _rowwise_spearman(levels: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """Spearman correlation of ``levels`` (L,) with every row of ``means`` (B, L); 0 for a constant row."""
+    rl = sps.rankdata(levels)
+    rl = rl - rl.mean()
+    rm = sps.rankdata(means, axis=-1)
+    rm = rm - rm.mean(axis=-1, keepdims=True)
+    num = rm @ rl
+    den = np.sqrt((rm**2).sum(axis=-1) * (rl**2).sum())
+    out = np.zeros(num.shape)
+    np.divide(num, den, out=out, where=den > 0)
+    return out
+
+
+def trend_test(levels: Sequence[float], values_by_seed: Sequence[np.ndarray], *, n_boot: int = 2000,
+               n_perm: int = 20000, level: float = 0.95, seed: int = 0,
+               max_exact: int = 2_000_000) -> TrendResult:
+    """Does a metric change monotonically with an axis level? (See :class:`TrendResult`.)
+
+    Parameters
+    ----------
+    levels
+        The axis levels (``L`` distinct values).
+    values_by_seed
+        One array per seed, shape ``(L, n_conditions)``: the per-condition metric at each level, the
+        same conditions in every row (paired). Conditions with a non-finite value at any level are
+        dropped.
+
+    The unit of the permutation test is the fit: under "no trend" the ``L`` per-level means of a seed
+    are exchangeable, so the null distribution of the statistic is that of the mean over seeds of the
+    Spearman correlation under independent random orderings of each seed's levels: enumerated exactly
+    when there are at most ``max_exact`` orderings, else ``n_perm`` Monte Carlo draws (p = (1 + hits) /
+    (1 + n_perm)). With ``L`` levels and ``S`` seeds the smallest exact p is ``2 / (L!)^S``, so one seed
+    with four levels can never show a trend at 0.05: the result says so through ``p_min``.
+    """
+    import itertools
+    import math
+
+    lv = np.asarray(levels, dtype=np.float64)
+    if lv.ndim != 1 or lv.size < 2 or np.unique(lv).size != lv.size:
+        raise ValueError("trend_test needs at least two distinct levels.")
+    mats = []
+    for v in values_by_seed:
+        v = np.asarray(v, dtype=np.float64)
+        if v.ndim != 2 or v.shape[0] != lv.size:
+            raise ValueError(f"each seed's values must have shape (n_levels={lv.size}, n_conditions); got {v.shape}.")
+        v = v[:, np.all(np.isfinite(v), axis=0)]
+        if v.shape[1]:
+            mats.append(v)
+    L, S = lv.size, len(mats)
+    if S == 0:
+        return TrendResult(np.nan, np.nan, np.nan, np.nan, np.nan, L, 0, 0, False)
+    means = np.stack([m.mean(axis=1) for m in mats])  # (S, L)
+    rho = float(_rowwise_spearman(lv, means).mean())
+    # null: each seed's levels in a random order
+    n_orders = math.factorial(L)
+    exact = n_orders**S <= max_exact
+    if exact:
+        perms = np.array(list(itertools.permutations(range(L))))
+        per_seed = [_rowwise_spearman(lv, means[s][perms]) for s in range(S)]  # each (L!,)
+        null = np.zeros(1)
+        for r in per_seed:
+            null = (null[:, None] + r[None, :]).ravel()
+        null /= S
+        tol = 1e-12
+        p = float(np.mean(np.abs(null) >= abs(rho) - tol))
+        # the most extreme value |rho| = 1 is reached by 2 of the (L!)^S orderings
+        p_min = 2.0 / n_orders**S
+    else:
+        rng = np.random.default_rng(seed)
+        keys = rng.random((n_perm, S, L)).argsort(axis=-1)
+        null = np.mean([_rowwise_spearman(lv, means[s][keys[:, s]]) for s in range(S)], axis=0)
+        p = float((1 + np.sum(np.abs(null) >= abs(rho) - 1e-12)) / (1 + n_perm))
+        p_min = max(2.0 / n_orders**S, 1.0 / (1 + n_perm))
+    # bootstrap over conditions, paired across levels
+    rng = np.random.default_rng(seed)
+    boot = np.zeros(n_boot)
+    for m in mats:
+        n = m.shape[1]
+        idx = rng.integers(0, n, size=(n_boot, n))
+        bm = m[:, idx].mean(axis=-1).T  # (n_boot, L)
+        boot += _rowwise_spearman(lv, bm)
+    boot /= S
+    alpha = (1 - level) / 2
+    lo, hi = np.quantile(boot, [alpha, 1 - alpha])
+    return TrendResult(rho=rho, lo=float(lo), hi=float(hi), p_value=min(1.0, p), p_min=p_min, n_levels=L,
+                       n_seeds=S, n_conditions=int(sum(m.shape[1] for m in mats)), exact=exact)
+
+
+def adjusted_verdict(mean_diff: float, ci_lo: float, ci_hi: float, p_adjusted: float,
+                     alpha: float = 0.05) -> str:
+    """``'better'`` / ``'worse'`` only when the multiplicity-adjusted p is below ``alpha`` *and* the CI
+    excludes 0 on the same side; ``'inconclusive'`` when just one of the two holds; else
+    ``'indistinguishable'``. (A positive ``mean_diff`` means better, as in :func:`paired_comparison`.)"""
+    ci_pos = bool(np.isfinite(ci_lo) and ci_lo > 0)
+    ci_neg = bool(np.isfinite(ci_hi) and ci_hi < 0)
+    sig = bool(np.isfinite(p_adjusted) and p_adjusted < alpha)
+    if sig and ci_pos and mean_diff > 0:
+        return "better"
+    if sig and ci_neg and mean_diff < 0:
+        return "worse"
+    if sig or ci_pos or ci_neg:
+        return "inconclusive"
+    return "indistinguishable"
+
+
+def rankings_identical(scores: np.ndarray, *, exclude: Sequence[int] | None = None, tol: float = 1e-9) -> bool:
+    """Whether every row of ``scores`` (targets × genes) orders the genes the same way (ties included),
+    so that a ranking built from it is the same for every target and says nothing target-specific.
+
+    ``exclude[i]`` is a column left out of row ``i`` (the target's own gene): the remaining genes must
+    be in the same order as in every other row (compared on the genes no row excludes). Values
+    within ``tol`` of each other count as tied. Fewer than two rows: ``False`` (nothing to compare).
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 2 or s.shape[0] < 2:
+        return False
+    keep = np.ones(s.shape[1], dtype=bool)
+    if exclude is not None:
+        keep[np.asarray(list(exclude), dtype=np.int64)] = False
+    s = s[:, keep]
+    if s.shape[1] < 2:
+        return False
+    q = np.round(s / tol) if tol > 0 else s
+    ranks = sps.rankdata(q, axis=1, method="dense")
+    return bool(np.all(ranks == ranks[0]))

@@ -3,8 +3,14 @@
 :func:`write_study_report` turns the per-cell tables of :mod:`priorgnn.study` into CSVs, PNG figures
 and ``study.md``. Means and CIs come from :func:`priorgnn.metrics.aggregate` and
 :func:`priorgnn.metrics.bootstrap_ci`, paired differences from
-:func:`priorgnn.metrics.paired_comparison`, verdicts from :func:`priorgnn.report.verdict`. Every
-sentence of ``study.md`` that states a result is built from those numbers.
+:func:`priorgnn.metrics.paired_comparison`, dose-response trends from
+:func:`priorgnn.metrics.stats.trend_test`.
+
+Every test a sentence of ``study.md`` rests on belongs to a named *family*; p-values are Holm-adjusted
+within the family (:func:`priorgnn.metrics.holm`), and a difference or trend is called real only when
+the adjusted p is below 0.05 and its 95% CI excludes 0 (:func:`priorgnn.metrics.stats.adjusted_verdict`).
+The report is rendered until the set of tests it states is stable (the adjustment needs the whole
+family), and every test with its raw and adjusted p is written to ``tests.csv``.
 """
 
 from __future__ import annotations
@@ -25,17 +31,34 @@ import pandas as pd  # noqa: E402
 
 from priorgnn._io import read_json, save_figure, write_csv, write_text  # noqa: E402
 from priorgnn.metrics.registry import get_metric  # noqa: E402
-from priorgnn.metrics.stats import aggregate, bootstrap_ci, paired_comparison  # noqa: E402
+from priorgnn.metrics.stats import (  # noqa: E402
+    adjusted_verdict,
+    aggregate,
+    bootstrap_ci,
+    holm,
+    paired_comparison,
+    trend_test,
+    wilcoxon_signed_rank,
+)
 from priorgnn.report.figures import model_colors, plot_metric_bars  # noqa: E402
-from priorgnn.report.summary import verdict  # noqa: E402
 from priorgnn.report.tables import fmt, fmt_p, markdown_table  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-__all__ = ["write_study_report", "monotone_within_noise"]
+__all__ = ["write_study_report", "causal_tests"]
 
 _SUBS = ("all", "unseen_single", "combo_seen0", "combo_seen1", "combo_seen2")
 _LIMITS = ("ceiling", "observed_data")
+ALPHA = 0.05
+#: the test families of the report (Holm within each)
+F_LEAD = "who leads (base, vs truth)"
+F_PRIOR = "priors and decoder (base, vs truth)"
+F_GO = "GO graph (base, PriorGNN, vs truth)"
+F_CAUSAL = "causal recovery (base)"
+
+
+def _axis_family(axis: str) -> str:
+    return f"axis {axis} (vs truth)"
 
 
 # -- numbers ------------------------------------------------------------------------------------------
@@ -44,20 +67,66 @@ def _ci_row(values_by_seed: list[np.ndarray], n_boot: int) -> dict[str, float]:
     return {"mean": r.mean, "ci_lo": r.lo, "ci_hi": r.hi, "n": r.n, "n_seeds": r.n_seeds}
 
 
-def _causal_summary(causal: pd.DataFrame, n_boot: int) -> pd.DataFrame:
-    rows = []
+def causal_tests(causal: pd.DataFrame, *, n_boot: int = 1000, exclude=("truth", "observed_data")) -> pd.DataFrame:
+    """Per (setting, model): mean AUPRC with CI; the lift over the positive rate (AUPRC − positive rate)
+    and the target-specific lift (AUPRC − ``auprc_shared``, the AUPRC of the model's own prediction
+    averaged over the other held-out targets), each with a CI and a Wilcoxon test over conditions
+    (seeds averaged per condition), Holm-adjusted together over the models of a setting; and whether
+    the model's gene ranking is the same for every held-out target (``ranking_identical``: then its
+    AUPRC is not a model-specific recovery of causal effects and it gets no test and no verdict)."""
+    cols = ["setting", "model", "mean", "ci_lo", "ci_hi", "n", "n_seeds", "positive_rate", "ranking_identical",
+            "above_chance", "above_chance_lo", "above_chance_hi", "p_value", "p_holm", "verdict",
+            "target_specific", "target_specific_lo", "target_specific_hi", "p_value_specific", "p_holm_specific",
+            "verdict_specific"]
     if causal.empty:
-        return pd.DataFrame(columns=["setting", "model", "mean", "ci_lo", "ci_hi", "n", "n_seeds", "positive_rate"])
+        return pd.DataFrame(columns=cols)
+    rows = []
     for (setting, model), g in causal.groupby(["setting", "model"], sort=False):
         g = g[np.isfinite(g["auprc"])]
         by_seed = [s["auprc"].to_numpy(dtype=float) for _, s in g.groupby("seed")]
-        lift = [(s["auprc"] - s["positive_rate"]).to_numpy(dtype=float) for _, s in g.groupby("seed")]
-        above = _ci_row(lift, n_boot)
-        rows.append({"setting": setting, "model": model, **_ci_row(by_seed, n_boot),
-                     "positive_rate": float(g["positive_rate"].mean()),
-                     "above_chance": above["mean"], "above_chance_lo": above["ci_lo"],
-                     "above_chance_hi": above["ci_hi"]})
-    return pd.DataFrame(rows)
+        same = bool(g["ranking_identical"].astype(bool).any()) if "ranking_identical" in g else False
+        row = {"setting": setting, "model": model, **_ci_row(by_seed, n_boot),
+               "positive_rate": float(g["positive_rate"].mean()) if len(g) else np.nan, "ranking_identical": same}
+        tested = model not in exclude and not same and len(g)
+        for name, other in (("above_chance", "positive_rate"), ("target_specific", "auprc_shared")):
+            if other not in g:
+                row.update({name: np.nan, f"{name}_lo": np.nan, f"{name}_hi": np.nan})
+                row["p_value" if name == "above_chance" else "p_value_specific"] = np.nan
+                continue
+            d = g["auprc"] - g[other]
+            ok = np.isfinite(d)
+            r = _ci_row([d[ok & (g["seed"] == s)].to_numpy(dtype=float) for s in sorted(g["seed"].unique())], n_boot)
+            row.update({name: r["mean"], f"{name}_lo": r["ci_lo"], f"{name}_hi": r["ci_hi"]})
+            p = np.nan
+            if tested and ok.any():
+                p = wilcoxon_signed_rank(d[ok].groupby(g.loc[ok, "condition"]).mean().to_numpy())[1]
+            row["p_value" if name == "above_chance" else "p_value_specific"] = p
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out["p_holm"] = np.nan
+    out["p_holm_specific"] = np.nan
+    for _, idx in out.groupby("setting").groups.items():  # one family per setting: both tests of every model
+        adj = holm(np.r_[out.loc[idx, "p_value"].to_numpy(), out.loc[idx, "p_value_specific"].to_numpy()])
+        out.loc[idx, "p_holm"] = adj[:len(idx)]
+        out.loc[idx, "p_holm_specific"] = adj[len(idx):]
+    verdicts, specific = [], []
+    for _, r in out.iterrows():
+        if r["model"] in exclude:
+            verdicts.append("reference")
+            specific.append("reference")
+        elif r["ranking_identical"]:
+            verdicts.append("ranking identical across targets; not a model-specific ranking")
+            specific.append("none (identical rankings)")
+        else:
+            v = adjusted_verdict(r["above_chance"], r["above_chance_lo"], r["above_chance_hi"], r["p_holm"], ALPHA)
+            verdicts.append({"better": "above chance", "worse": "below chance"}.get(v, f"not shown ({v})"))
+            v = adjusted_verdict(r["target_specific"], r["target_specific_lo"], r["target_specific_hi"],
+                                 r["p_holm_specific"], ALPHA)
+            specific.append({"better": "adds to its shared ranking", "worse": "worse than its shared ranking"}
+                            .get(v, f"not shown ({v})"))
+    out["verdict"] = verdicts
+    out["verdict_specific"] = specific
+    return out[cols]
 
 
 def _gi_summary(gi: pd.DataFrame) -> pd.DataFrame:
@@ -88,31 +157,31 @@ def _latent_summary(latent: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def monotone_within_noise(x: list[float], means: list[float], lo: list[float], hi: list[float],
-                          higher_is_better: bool, *, decreasing_in_x: bool = True) -> tuple[bool, list[str]]:
-    """Whether a curve moves in the expected direction within noise: no step goes the wrong way by more
-    than the combined half-widths of the two points' CIs (``sqrt(h1² + h2²)``). Returns the verdict
-    and the violating steps."""
-    bad = []
-    sign = -1.0 if decreasing_in_x else 1.0  # expected sign of the change of "goodness" along x
-    for i in range(len(x) - 1):
-        a, b = means[i], means[i + 1]
-        if not (np.isfinite(a) and np.isfinite(b)):
-            continue
-        good_change = (b - a) if higher_is_better else (a - b)
-        h1 = (hi[i] - lo[i]) / 2 if np.isfinite(hi[i] - lo[i]) else 0.0
-        h2 = (hi[i + 1] - lo[i + 1]) / 2 if np.isfinite(hi[i + 1] - lo[i + 1]) else 0.0
-        tol = float(np.hypot(h1, h2))
-        if sign * good_change < -tol:
-            bad.append(f"{x[i]:g} → {x[i + 1]:g}: {fmt(a)} → {fmt(b)} (noise band ±{fmt(tol)})")
-    return not bad, bad
+def _fits_table(fits: pd.DataFrame) -> pd.DataFrame:
+    """One row per fit: time, the epoch it stopped at, its best epoch, the cap and whether it hit it."""
+    cols = ["setting", "model", "seed", "fit_s", "epochs", "best_epoch", "max_epochs", "patience", "hit_cap",
+            "pretrain_cells", "pretrain_steps", "accelerator"]
+    if fits.empty:
+        return pd.DataFrame(columns=cols)
+    f = fits.copy()
+    for c in cols:
+        if c not in f:
+            f[c] = np.nan
+    return f[cols].sort_values(["setting", "model", "seed"], kind="stable").reset_index(drop=True)
 
 
-# -- small accessors ----------------------------------------------------------------------------------
+# -- small accessors and the test registry -----------------------------------------------------------
 class _View:
+    """Summary lookups, paired comparisons and trend tests, each registered in its family so that the
+    report can state Holm-adjusted verdicts (see the module docstring)."""
+
     def __init__(self, grid, summary: pd.DataFrame, metrics: pd.DataFrame, n_boot: int) -> None:
         self.grid, self.s, self.per_condition, self.n_boot = grid, summary, metrics, n_boot
         self._cmp: dict = {}
+        self._trend: dict = {}
+        self.tests: dict[tuple, dict[str, Any]] = {}
+        self.adjusted: dict[tuple, float] = {}
+        self.family_size: dict[str, int] = {}
 
     def get(self, setting, model, metric, ref, sub="all") -> pd.Series | None:
         s = self.s
@@ -132,43 +201,143 @@ class _View:
             return fmt(r["mean"])
         return f"{fmt(r['mean'])} [{fmt(r['ci_lo'])}, {fmt(r['ci_hi'])}]"
 
-    def compare(self, setting, model, base, metric, ref, sub="all", *, base_setting: str | None = None
-                ) -> pd.Series | None:
-        """Paired comparison of ``model`` with ``base`` on the same conditions and seeds; ``base_setting``
-        takes the baseline from another setting with the same data and split."""
+    # the registry
+    def _register(self, key: tuple, record: dict[str, Any]) -> dict[str, Any]:
+        self.tests[key] = record
+        fam = record["family"]
+        return {**record, "p_holm": self.adjusted.get(key, np.nan), "m_family": self.family_size.get(fam, 0)}
+
+    def finalize(self) -> bool:
+        """Holm-adjust every family; ``True`` when the tests changed since the last call."""
+        keys = sorted(self.tests, key=repr)
+        changed = set(keys) != set(self.adjusted)
+        self.adjusted, self.family_size = {}, {}
+        fams: dict[str, list[tuple]] = {}
+        for k in keys:
+            fams.setdefault(self.tests[k]["family"], []).append(k)
+        for fam, ks in fams.items():
+            adj = holm([self.tests[k]["p_value"] for k in ks])
+            self.adjusted.update(zip(ks, adj))
+            self.family_size[fam] = int(np.sum(np.isfinite([self.tests[k]["p_value"] for k in ks])))
+        return changed
+
+    def tests_table(self) -> pd.DataFrame:
+        rows = []
+        for k, r in self.tests.items():
+            p = self.adjusted.get(k, np.nan)
+            rows.append({**r, "p_holm": p, "m_family": self.family_size.get(r["family"], 0),
+                         "verdict": _verdict({**r, "p_holm": p})})
+        df = pd.DataFrame(rows)
+        if len(df):
+            df = df.sort_values(["family", "kind"], kind="stable").reset_index(drop=True)
+        return df
+
+    def compare(self, setting, model, base, metric, ref, sub="all", *, family: str,
+                base_setting: str | None = None) -> dict[str, Any] | None:
+        """Paired comparison of ``model`` with ``base`` on the same conditions and seeds (``base_setting``:
+        the baseline from another setting with the same data and split), registered in ``family``."""
         key = (setting, model, base, metric, ref, base_setting)
         if key not in self._cmp:
             df = self.per_condition
+            b_label = base
             if base_setting is None:
                 df = df[(df["setting"] == setting) & df["model"].isin([model, base])]
             else:
                 a = df[(df["setting"] == setting) & (df["model"] == model)]
                 b = df[(df["setting"] == base_setting) & (df["model"] == base)]
                 if base == model:
-                    b = b.assign(model=f"{base}@{base_setting}")
-                    base = f"{base}@{base_setting}"
+                    b_label = f"{base}@{base_setting}"
+                    b = b.assign(model=b_label)
                 df = pd.concat([a, b], ignore_index=True)
             if df["model"].nunique() < 2:
                 self._cmp[key] = None
             else:
-                self._cmp[key] = paired_comparison(df, [metric], baselines=(base,), reference=ref,
+                self._cmp[key] = paired_comparison(df, [metric], baselines=(b_label,), reference=ref,
                                                    n_boot=self.n_boot)
         c = self._cmp[key]
         if c is None:
             return None
         r = c[(c["model"] == model) & (c["subgroup"] == sub)]
-        return None if r.empty else r.iloc[0]
+        if r.empty:
+            return None
+        r = r.iloc[0]
+        rec = {"family": family, "kind": "paired", "setting": setting, "model": model, "baseline": base,
+               "baseline_setting": base_setting or setting, "metric": metric, "reference": ref, "subgroup": sub,
+               "n": int(r["n"]), "estimate": float(r["mean_diff"]), "ci_lo": float(r["diff_ci_lo"]),
+               "ci_hi": float(r["diff_ci_hi"]), "p_value": float(r["p_value"]), "p_min": np.nan}
+        return self._register(("paired", family, *key, sub), rec)
+
+    def trend(self, points: list[tuple[float, str, str]], metric: str, ref: str, sub: str, *, family: str,
+              label: str) -> dict[str, Any] | None:
+        """Trend test of ``metric`` (oriented: higher = better) against the prior-quality level over
+        ``points`` = ``[(level, setting, model), ...]``, per-condition values paired within seeds."""
+        key = (tuple(points), metric, ref, sub)
+        if key not in self._trend:
+            spec = get_metric(metric)
+            df = self.per_condition
+            df = df[df["reference"] == ref]
+            if sub != "all":
+                df = df[df["subgroup"] == sub]
+            parts = []
+            for lvl, setting, model in points:
+                p = df[(df["setting"] == setting) & (df["model"] == model)][["seed", "condition", metric]]
+                parts.append(p.assign(level=lvl))
+            long = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+            levels = [p[0] for p in points]
+            vals = []
+            if len(long):
+                for _, g in long.groupby("seed", sort=True):
+                    w = g.pivot_table(index="level", columns="condition", values=metric, aggfunc="mean")
+                    w = w.reindex(levels)
+                    v = w.to_numpy(dtype=np.float64)
+                    vals.append(v if spec.higher_is_better else -v)
+            res = trend_test(levels, vals, n_boot=self.n_boot) if vals else None
+            self._trend[key] = res
+        res = self._trend[key]
+        if res is None or res.n_seeds == 0:
+            return None
+        setting = ",".join(dict.fromkeys(s for _, s, _ in points))
+        model = ",".join(dict.fromkeys(m for _, _, m in points))
+        rec = {"family": family, "kind": "trend", "setting": setting, "model": model, "baseline": label,
+               "baseline_setting": "", "metric": metric, "reference": ref, "subgroup": sub,
+               "n": res.n_conditions, "estimate": res.rho, "ci_lo": res.lo, "ci_hi": res.hi,
+               "p_value": res.p_value, "p_min": res.p_min}
+        return self._register(("trend", family, *key), rec)
 
 
-def _delta_text(row) -> str:
-    if row is None:
+def _verdict(rec) -> str:
+    return adjusted_verdict(rec["estimate"], rec["ci_lo"], rec["ci_hi"], rec["p_holm"], ALPHA)
+
+
+_WORD = {"better": "better (Holm-adjusted p < 0.05, CI excludes 0)",
+         "worse": "worse (Holm-adjusted p < 0.05, CI excludes 0)",
+         "inconclusive": "not shown (CI and adjusted test disagree)",
+         "indistinguishable": "within noise"}
+
+
+def _adj_text(rec) -> str:
+    return f"p = {fmt_p(rec['p_value'])}, Holm p = {fmt_p(rec['p_holm'])} ({rec['m_family']} tests in '{rec['family']}')"
+
+
+def _delta_text(rec) -> str:
+    if rec is None:
         return "not measured"
-    v = verdict(row)
-    word = {"better": "better, beyond its CI", "worse": "worse, beyond its CI",
-            "inconclusive": "inconclusive (CI and test disagree)",
-            "indistinguishable": "within noise (CI includes 0)"}[v]
-    return (f"Δ = {fmt(row['mean_diff'])} [{fmt(row['diff_ci_lo'])}, {fmt(row['diff_ci_hi'])}], "
-            f"p = {fmt_p(row['p_value'])}, n = {int(row['n'])}: {word}")
+    return (f"Δ = {fmt(rec['estimate'])} [{fmt(rec['ci_lo'])}, {fmt(rec['ci_hi'])}], {_adj_text(rec)}, "
+            f"n = {int(rec['n'])}: {_WORD[_verdict(rec)]}")
+
+
+def _trend_text(rec) -> str:
+    if rec is None:
+        return "not measured"
+    v = _verdict(rec)
+    word = {"better": "better with the better prior (Holm-adjusted)",
+            "worse": "worse with the better prior (Holm-adjusted)"}.get(v, "no monotone trend shown")
+    extra = ""
+    if v not in ("better", "worse") and np.isfinite(rec["p_min"]) and rec["p_min"] * max(rec["m_family"], 1) >= ALPHA:
+        extra = (f"; this design cannot show a trend (smallest attainable p {fmt_p(rec['p_min'])} before "
+                 "adjustment: too few levels × seeds)")
+    return (f"Spearman ρ (quality level vs metric, oriented so that + = better) = {fmt(rec['estimate'])} "
+            f"[{fmt(rec['ci_lo'])}, {fmt(rec['ci_hi'])}], {_adj_text(rec)}: {word}{extra}")
 
 
 def _models_in(summary: pd.DataFrame, setting: str) -> list[str]:
@@ -359,6 +528,8 @@ def _plot_latent(lat: pd.DataFrame, path: Path) -> Path | None:
     return path
 
 
+
+
 # -- the report -----------------------------------------------------------------------------------------
 def _timing_text(out: Path) -> list[str]:
     L = []
@@ -398,11 +569,12 @@ def _timing_text(out: Path) -> list[str]:
     return L
 
 
+
 def write_study_report(grid, out: Path, tables: dict[str, pd.DataFrame], *, command: str | None = None,
                        figures: bool = True) -> Path:
     """Write the study's CSVs, figures (unless ``figures=False``) and ``study.md`` into ``out``; returns the
     ``study.md`` path."""
-    from priorgnn.study import GO_DEGRADED, MODELS, PRIMARY, STUDY_METRICS
+    from priorgnn.study import PRIMARY, STUDY_METRICS, UNSEEN_METRIC
 
     out = Path(out)
     fig_dir = out / "figures"
@@ -413,42 +585,581 @@ def write_study_report(grid, out: Path, tables: dict[str, pd.DataFrame], *, comm
     write_csv(out / "summary.csv", summary.round(6), index=False)
     view = _View(grid, summary, metrics_df, n_boot)
     pm, pref = PRIMARY
-    spec = get_metric(pm)
 
-    # comparisons: every model against additive and PriorGNN, per setting, both references
+    # comparisons: every model against additive and PriorGNN, per setting, both references; Holm within
+    # (setting, reference, metric, baseline) over models and subgroups
     cmp_frames = []
     for setting, df in metrics_df.groupby("setting", sort=False):
         for ref in ("observed", "truth"):
-            c = paired_comparison(df, [pm, "pearson_delta_excl_target", "mse_top20_de"],
+            c = paired_comparison(df, [pm, UNSEEN_METRIC, "mse_top20_de"],
                                   baselines=("additive", "priorgnn"), reference=ref, n_boot=n_boot)
             c.insert(0, "setting", setting)
             cmp_frames.append(c)
     comparisons = pd.concat([c for c in cmp_frames if len(c)], ignore_index=True)
+    comparisons["verdict"] = [adjusted_verdict(r.mean_diff, r.diff_ci_lo, r.diff_ci_hi, r.p_holm, ALPHA)
+                              for r in comparisons.itertuples()]
     write_csv(out / "comparisons.csv", comparisons.round(6), index=False)
 
-    causal = _causal_summary(tables["causal"], n_boot)
+    causal = causal_tests(tables["causal"], n_boot=n_boot)
     write_csv(out / "causal_recovery.csv", causal.round(6), index=False)
     gi = _gi_summary(tables["gi"])
     write_csv(out / "genetic_interactions.csv", gi.round(6), index=False)
     lat = _latent_summary(tables["latent"])
     write_csv(out / "latent.csv", lat.round(6), index=False)
-    fits = tables["fits"]
-    if not fits.empty:
-        ft = fits.groupby(["setting", "model"], sort=False).agg(
-            fit_s=("fit_s", "mean"), epochs=("epochs", "mean"), pretrain_cells=("pretrain_cells", "mean"),
-            pretrain_steps=("pretrain_steps", "mean"), n_seeds=("seed", "nunique")).reset_index()
-        if "accelerator" in fits:
-            acc = fits.groupby(["setting", "model"], sort=False)["accelerator"].agg(
-                lambda a: ",".join(sorted(set(a.dropna().astype(str)))) or "cpu")
-            ft = ft.merge(acc.reset_index(), on=["setting", "model"], how="left")
-        write_csv(out / "fits.csv", ft.round(3), index=False)
+    fits = _fits_table(tables["fits"])
+    write_csv(out / "fits.csv", fits.round(3), index=False)
 
     figs: dict[str, Path] = {}
     if figures:
         figs = _figures(grid, view, summary, causal, lat, fig_dir)
-    text = _markdown(grid, out, view, summary, comparisons, causal, gi, lat, tables, figs, command)
+    # render until the tests the text states are stable: Holm needs each family complete
+    text = ""
+    for _ in range(4):
+        text = _markdown(grid, out, view, summary, causal, gi, lat, tables, fits, figs, command)
+        if not view.finalize():
+            break
+    tests = view.tests_table()
+    write_csv(out / "tests.csv", tests.round(8) if len(tests) else tests, index=False)
     write_text(out / "study.md", text)
     return out / "study.md"
+
+
+def _metric_word(metric: str) -> str:
+    return f"`{metric}`"
+
+
+def _lead_text(view: _View, setting: str, metric: str, ref: str, sub: str, models: list[str]) -> str:
+    spec = get_metric(metric)
+    vals = [(m, view.mean(setting, m, metric, ref, sub)) for m in models]
+    vals = [(m, v) for m, v in vals if np.isfinite(v)]
+    if len(vals) < 2:
+        return f"- `{sub}` ({_metric_word(metric)}): too few models measured."
+    vals.sort(key=lambda t: -t[1] if spec.higher_is_better else t[1])
+    (m1, v1), (m2, v2) = vals[0], vals[1]
+    rec = view.compare(setting, m1, m2, metric, ref, sub, family=F_LEAD)
+    lead = "leads" if rec is not None and _verdict(rec) == "better" else "has the best mean, not separated from the runner-up"
+    return (f"- `{sub}` ({_metric_word(metric)}): **{m1}** ({fmt(v1)}) {lead}; runner-up {m2} ({fmt(v2)}); "
+            f"paired {m1} − {m2}: {_delta_text(rec)}.")
+
+
+def _missing_text(grid, tables) -> list[str]:
+    miss = tables.get("missing_fits")
+    if miss is None or miss.empty:
+        return []
+    L = []
+    for setting, g in miss.groupby("setting", sort=False):
+        reason = grid.gpu_settings.get(setting)
+        what = ", ".join(f"{m} (seeds {', '.join(map(str, sorted(gg['seed'])))})" for m, gg in g.groupby("model"))
+        L.append(f"**Not fitted in this run:** `{setting}`: {what}"
+                 + (f". Reason: {reason}; no earlier numbers of this setting are used in this report." if reason
+                    else "; rerun the same command to finish them (finished fits are kept).") + "  ")
+    return L
+
+
+def _markdown(grid, out, view: _View, summary, causal, gi, lat, tables, fits, figs, command) -> str:
+    from priorgnn.study import (MODELS, PRIMARY, TARGET_METRICS, UNSEEN_METRIC, UNSEEN_SUBGROUPS, grid_summary,
+                                headline_metric)
+
+    pm, pref = PRIMARY
+    spec = get_metric(pm)
+    base_models = _models_in(summary, "base")
+    metrics_df = tables["metrics"]
+    L = [f"# The knowledge-bias study (`{grid.name}` grid)", ""]
+    L.append(f"**Command:** `{command or f'python evaluate.py study --grid {grid.name}'}`  ")
+    L += _timing_text(out)
+    gs = grid_summary(grid)
+    base_pc = metrics_df[(metrics_df["setting"] == "base") & (metrics_df["reference"] == "truth")]
+    sizes = base_pc[base_pc["model"] == base_pc["model"].iloc[0]] if len(base_pc) else base_pc
+    sizes = sizes.groupby(["seed", "subgroup"]).size().groupby("subgroup").mean() if len(sizes) else pd.Series()
+    sim_json = out / "sims" / "interaction_1" / "simulator.json"
+    if sim_json.exists():
+        sm = read_json(sim_json)["summary"]
+        L.append(f"**Data:** the simulator's `{grid.preset}` preset"
+                 + (f" with overrides {grid.sim_overrides}" if grid.sim_overrides else "")
+                 + f", data seed {grid.data_seed}: {sm['n_genes']} genes, {sm['n_cells']} cells, "
+                 f"{sm['n_singles']} singles, {sm['n_doubles']} doubles (CRISPRa), noise-free truth and "
+                 "regulatory network known.  ")
+    L.append(f"**Grid:** {gs['n_cells']} fits (setting × model × seed); seeds {', '.join(map(str, grid.seeds))} "
+             "(split seed 1 + s, training seed s); every gradient-trained model (PriorGNN and the transformer "
+             f"alike) trains until early stopping (patience {grid.patience or 'off'} epochs on the validation "
+             f"conditions' `mse_top20_de`) or a cap of {grid.max_epochs} epochs; transformer options "
+             f"{grid.transformer_options or 'defaults'}.  ")
+    L.append("**Test conditions per subgroup (base, mean over seeds):** "
+             + ", ".join(f"{k} {v:g}" for k, v in sizes.items()) + ".  ")
+    L += _missing_text(grid, tables)
+    if len(grid.seeds) < 3:
+        L.append(f"**Caution:** {len(grid.seeds)} seed(s) only; CIs reflect the finite test conditions, "
+                 "not training-run variation, and a trend over an axis cannot reach significance. The `full` "
+                 "grid has 3 seeds.  ")
+    capped = fits[fits["hit_cap"].astype("boolean").fillna(False).astype(bool)] if len(fits) else fits
+    if len(capped):
+        L.append(f"**Capped fits:** {len(capped)} of {int(fits['hit_cap'].notna().sum())} gradient-trained fits "
+                 f"ran the full {grid.max_epochs} epochs without reaching their early-stopping rule: "
+                 + ", ".join(f"{r.setting}/{r.model}/s{r.seed}" for r in capped.itertuples())
+                 + ". Their numbers are those of an unconverged model.  ")
+    elif len(fits) and fits["hit_cap"].notna().any():
+        L.append(f"**Stopping:** all {int(fits['hit_cap'].notna().sum())} gradient-trained fits stopped early, "
+                 f"none at the {grid.max_epochs}-epoch cap (`fits.csv`: `epochs`, `hit_cap`).  ")
+    L += ["", f"Primary metric: `{pm}` ({spec.label}) against the simulator's noise-free **{pref}**. Claims "
+          f"about perturbations of genes never perturbed in training ({', '.join(f'`{s}`' for s in UNSEEN_SUBGROUPS)}) "
+          f"use `{UNSEEN_METRIC}` (the perturbed genes' own change left out); the perturbed genes' own change "
+          f"is reported apart ({', '.join(f'`{m}`' for m in TARGET_METRICS)}). Means over test conditions with "
+          "95% bootstrap CIs (conditions resampled within seeds). Paired differences Δ are oriented so that "
+          "Δ > 0 means the first model is better.", "",
+          "**Multiple comparisons.** Every test a sentence below rests on belongs to a named family; its "
+          "p-value (Wilcoxon signed-rank for paired differences, a permutation test for trends) is "
+          "Holm-adjusted within that family, and a difference or trend is called real only when the "
+          "adjusted p < 0.05 and its 95% CI excludes 0. The families: "
+          + "; ".join(f"'{f}'" for f in (F_LEAD, F_PRIOR, F_GO, F_CAUSAL))
+          + "; and one per simulator axis. `tests.csv` lists every test with its family, raw and adjusted p "
+          "and verdict. (`comparisons.csv`, the exhaustive table against `additive` and `priorgnn`, adjusts "
+          "within each setting × reference × metric × baseline.)", ""]
+
+    # headline tables
+    L += ["## Headline: base setting", ""]
+    cols = ["model", *_SUBS]
+    for metric, ref, note in (
+            (pm, pref, "`observed_data` = the measured data scored against the truth (what reproducing the "
+                       "measurements exactly would score)."),
+            (UNSEEN_METRIC, pref, "The perturbed genes' own change left out: the metric of every claim about "
+                                  "`unseen_single` and `combo_seen0`."),
+            (pm, "observed", "`ceiling` = split-half noise ceiling.")):
+        limit = "ceiling" if ref == "observed" else "observed_data"
+        rows = [[m, *[view.cell("base", m, metric, ref, sub) for sub in cols[1:]]] for m in [*base_models, limit]]
+        L += [f"`{metric}` vs {ref}, mean [95% CI]. {note}", "", markdown_table(pd.DataFrame(rows, columns=cols)), ""]
+    tcols = ["model"] + [f"{m} {s}" for s in UNSEEN_SUBGROUPS for m in TARGET_METRICS]
+    rows = [[m, *[view.cell("base", m, met, pref, s) for s in UNSEEN_SUBGROUPS for met in TARGET_METRICS]]
+            for m in [*base_models, "observed_data"]]
+    L += ["The perturbed genes' own change vs truth (`target_sign_match`: share with the right sign, higher is "
+          "better; `target_abs_error`: |error| in log-expression units, lower is better):", "",
+          markdown_table(pd.DataFrame(rows, columns=tcols)), ""]
+    for key in (f"heatmap:truth:{pm}", "heatmap:truth:pearson_delta_excl_target", "heatmap:truth:mse_top20_de",
+                f"heatmap:observed:{pm}", f"bars:truth:{pm}"):
+        if key in figs:
+            L += [f"![{key}]({_rel(figs[key], out)})", ""]
+
+    # who leads
+    L += ["## Conclusions (generated from the numbers above)", "", f"### Who leads where (base; family '{F_LEAD}')", ""]
+    for sub in cols[1:]:
+        L.append(_lead_text(view, "base", headline_metric(sub), pref, sub, base_models))
+    L.append(_lead_text(view, "base", UNSEEN_METRIC, pref, "all", base_models))
+    for sub in UNSEEN_SUBGROUPS:
+        for met in TARGET_METRICS:
+            L.append(_lead_text(view, "base", met, pref, sub, base_models))
+    L.append("")
+
+    # priors
+    L += [f"### Does the explicit prior help? (base, paired, vs truth; GO rows in family '{F_GO}', the rest in "
+          f"'{F_PRIOR}')", ""]
+    pairs = [("priorgnn", "priorgnn_no_go", "GO prior (with vs without GO)", F_GO),
+             ("priorgnn", "priorgnn_no_coex", "co-expression prior (with vs without)", F_PRIOR),
+             ("priorgnn", "transformer_no_pretrain", "PriorGNN vs the prior-free transformer (no pretraining)", F_PRIOR),
+             ("priorgnn", "transformer_pretrained", "PriorGNN vs the pretrained transformer", F_PRIOR),
+             ("priorgnn", "additive", "PriorGNN vs additive", F_PRIOR),
+             ("linear_go", "linear", "GO in the linear model (linear_go vs linear)", F_PRIOR),
+             ("priorgnn", "priorgnn_shared_decoder", "decoder: gene-specific vs shared linear", F_PRIOR)]
+    for a, b, what, fam in pairs:
+        if a not in base_models or b not in base_models:
+            continue
+        L.append(f"- **{what}**:")
+        for sub, metric in [(s, headline_metric(s)) for s in cols[1:]] + [("all", UNSEEN_METRIC)]:
+            rec = view.compare("base", a, b, metric, pref, sub, family=fam)
+            if rec is not None:
+                L.append(f"  - `{sub}`, `{metric}`: {a} − {b}: {_delta_text(rec)}")
+    L.append("")
+    L += _go_content_text(view, base_models, pm, pref)
+
+    # degradation
+    L += _degradation_text(view, figs, out, pref)
+
+    # curves
+    L += ["### Curves along the simulator axes", ""]
+    for axis, title in (("go_fidelity", "GO annotation fidelity (recall f, plus (1 − f) × as many false "
+                                        "annotations; the cells do not change)"),
+                        ("train_frac", "training data (share of the training perturbations kept; "
+                                       "validation and test unchanged; subgroups re-derived)"),
+                        ("interaction", "strength of non-additive interactions (a new simulation per value)"),
+                        ("pretrain_mult", "transformer pretraining pool (× its own pretraining cells; extra "
+                                          "cells freshly drawn from the same system, control and training "
+                                          "perturbations only)")):
+        points = [(x, s) for x, s in _axis_points(grid, axis) if s == "base" or _has_setting(summary, s)]
+        models = _axis_models(grid, axis)
+        if len(points) < 2:
+            continue
+        L += [f"#### {title} (family '{_axis_family(axis)}')", ""]
+        if f"curve:{axis}" in figs:
+            L += [f"![{axis}]({_rel(figs[f'curve:{axis}'], out)})", ""]
+        rows = []
+        for m in models:
+            for sub in ("all", "unseen_single", "combo_seen2"):
+                met = headline_metric(sub)
+                rows.append([m, sub, met] + [view.cell(s, m, met, pref, sub) for _, s in points])
+        L += [markdown_table(pd.DataFrame(rows, columns=["model", "subgroup", "metric",
+                                                         *[f"{x:g}" for x, _ in points]])), ""]
+        L += _axis_conclusions(view, axis, points, models, pref)
+        L.append("")
+
+    L += _causal_text(view, causal, tables, figs, out)
+    L += _gi_text(gi)
+    L += _latent_text(lat, figs, out)
+    L += _training_text(grid, fits)
+
+    L += ["## Methods and caveats", "",
+          "- Each fit (setting × model × seed) uses the library's own calls: `pipeline.build_priors` (GO "
+          "graph from the simulation's annotations, co-expression from training cells only, "
+          "`knowledge.degrade` for the degraded GO graphs, seeded by the training seed), the model "
+          "registry's `fit`, `metrics.predict_conditions` and `metrics.evaluate_seed` (observed and truth "
+          "references, split-half ceiling). Aggregates: `metrics.aggregate`; paired tests: "
+          "`metrics.paired_comparison`; trends: `metrics.stats.trend_test` (mean within-seed Spearman "
+          "correlation of the level's mean with the prior-quality level; permutation p with the levels "
+          "permuted within each seed, so the unit of replication is the fit; bootstrap CI over conditions, "
+          "paired across levels).",
+          "- PriorGNN runs with `allow_prior_free=True`, so that genes that lose every GO annotation at low "
+          "fidelity are still predicted (from the mean training single) rather than refused.",
+          f"- Fine-tuning of every gradient-trained model stops by the same rule (patience {grid.patience} epochs "
+          f"on the validation conditions, at most {grid.max_epochs} epochs); `fits.csv` gives each fit's "
+          "stopping epoch, best epoch and `hit_cap`.",
+          "- The transformer pretrains on control cells and training-condition cells only (never on "
+          "validation or test conditions) for a fixed budget (`pretrain_steps` in the options above; a budget, "
+          "not a stopping rule); the pool multiples run here are "
+          f"{', '.join(f'{m:g}x' for m in grid.pretrain_mults) or 'none'}"
+          + (f", with these options on that axis: {grid.pretrain_arm_options} (so a larger pool also means "
+             "proportionally more optimiser updates; the `pretrain_steps` column of `fits.csv` gives them)"
+             if grid.pretrain_arm_options else "")
+          + ". The extra cells are new draws of the same simulated system under the same conditions.",
+          "- Data scaling subsamples the training perturbations with a seeded draw (nested: each smaller set "
+          "is part of the larger ones); conditions left out are not moved to the test set, so test sets are "
+          "identical across fractions (their subgroup labels follow the remaining training singles).",
+          "- Causal recovery ranks genes by a model's predicted change; a model that predicts the same vector "
+          "for every held-out single (`mean`, `additive`, `no_change` on unseen singles) ranks every target's "
+          "genes identically, so its AUPRC measures how often genes are downstream of anything, not "
+          "recovery of a target's own effects: it is reported as such and gets no verdict.",
+          "- PriorGNN's latent rows are labelled 'after GO message passing'; for `priorgnn_no_go` there is no "
+          "GO graph, so they are its raw perturbation embeddings.",
+          "", "## Files", "",
+          "`summary.csv` (every metric, setting, model, reference and subgroup: mean, CI, n), "
+          "`tests.csv` (every test this page states: family, estimate, CI, raw and Holm-adjusted p, verdict), "
+          "`comparisons.csv` (paired comparisons with `additive` and `priorgnn` per setting, with `p_holm` and "
+          "`verdict`), `causal_recovery.csv` (with `ranking_identical`, `p_holm`, `verdict`), "
+          "`genetic_interactions.csv`, `latent.csv`, `fits.csv` (one row per fit: time, stopping epoch, best "
+          "epoch, cap, `hit_cap`), `figures/`. Per-fit tables are under `cells/` (not needed to read the "
+          "report).", ""]
+    return "\n".join(L)
+
+
+def _has_setting(summary: pd.DataFrame, setting: str) -> bool:
+    return bool((summary["setting"] == setting).any())
+
+
+def _go_content_text(view: _View, base_models: list[str], pm: str, ref: str) -> list[str]:
+    """Intact GO against no GO and against a random graph with as many edges, and the random graph
+    against no GO: a sentence only for what the three adjusted verdicts support."""
+    need = ("priorgnn", "priorgnn_no_go", "priorgnn_go_random")
+    if not all(m in base_models for m in need):
+        return []
+    L = [f"**Is it GO's content?** (all test conditions, `{pm}`, family '{F_GO}')", ""]
+    tests = {}
+    for a, b in (("priorgnn", "priorgnn_no_go"), ("priorgnn", "priorgnn_go_random"),
+                 ("priorgnn_go_random", "priorgnn_no_go"), ("priorgnn", "priorgnn_go_rewired"),
+                 ("priorgnn", "priorgnn_go_permuted")):
+        if b not in base_models:
+            continue
+        rec = view.compare("base", a, b, pm, ref, "all", family=F_GO)
+        if rec is not None:
+            tests[(a, b)] = rec
+            L.append(f"- {a} − {b}: {_delta_text(rec)}.")
+    v = {k: _verdict(r) for k, r in tests.items()}
+    go_none = v.get(("priorgnn", "priorgnn_no_go"))
+    go_rand = v.get(("priorgnn", "priorgnn_go_random"))
+    rand_none = v.get(("priorgnn_go_random", "priorgnn_no_go"))
+    real = ("better", "worse")
+    if go_none is None or go_rand is None or rand_none is None:
+        L.append("")
+        return L
+    if go_none not in real and go_rand not in real and rand_none not in real:
+        s = ("Intact GO, a random graph with as many edges and no GO graph are not distinguishable here: none of "
+             "the three paired differences is real after adjustment.")
+    elif go_none == "better" and go_rand == "better":
+        s = "Intact GO beats both no GO graph and a random graph of the same size: the gain depends on GO's content."
+    elif go_none == "better" and rand_none == "better" and go_rand not in real:
+        s = ("Intact GO beats no GO graph, and so does a random graph of the same size, while intact GO and the "
+             "random graph are not distinguishable: these tests do not attribute the gain to GO's content.")
+    elif go_none == "better":
+        s = ("Intact GO beats no GO graph, but neither intact GO against a random graph nor the random graph "
+             "against no GO graph is resolved: these tests cannot tell whether the gain comes from GO's content.")
+    else:
+        s = (f"Intact GO against no GO graph: {go_none}; against a random graph: {go_rand}; random graph against "
+             f"no GO graph: {rand_none} (verdicts after adjustment); no gain of the GO graph is shown.")
+    L += ["", s, ""]
+    return L
+
+
+def _degradation_text(view: _View, figs, out, ref: str) -> list[str]:
+    from priorgnn.study import GO_DEGRADED, headline_metric
+
+    L = [f"### Degraded GO prior (base data, PriorGNN; family '{F_GO}')", ""]
+    if "degradation" in figs:
+        L += [f"![GO degradation]({_rel(figs['degradation'], out)})", ""]
+    fracs = [0.0, 0.25, 0.5, 0.75]
+    rows = []
+    n_mono = n_anti = n_step = 0
+    measured = 0
+    for sub in _SUBS:
+        metric = headline_metric(sub)
+        ms = [view.get("base", m, metric, ref, sub) for m in GO_DEGRADED]
+        if any(r is None for r in ms):
+            continue
+        measured += 1
+        # prior quality = share of GO edges kept
+        trend = view.trend([(1.0 - f, "base", m) for f, m in zip(fracs, GO_DEGRADED)], metric, ref, sub,
+                           family=F_GO, label="GO edges kept")
+        ends = view.compare("base", GO_DEGRADED[0], GO_DEGRADED[-1], metric, ref, sub, family=F_GO)
+        steps = []
+        for (fa, a), (fb, b) in zip(zip(fracs, GO_DEGRADED), zip(fracs[1:], GO_DEGRADED[1:])):
+            rec = view.compare("base", b, a, metric, ref, sub, family=F_GO)
+            if rec is not None and _verdict(rec) == "better":
+                steps.append(f"{fa:g} → {fb:g} (Δ = {fmt(rec['estimate'])}, Holm p = {fmt_p(rec['p_holm'])})")
+        tv = _verdict(trend) if trend is not None else "indistinguishable"
+        n_mono += tv == "better"
+        n_anti += tv == "worse"
+        n_step += bool(steps)
+        rows.append({"subgroup": sub, "metric": metric,
+                     **{f"drop {f:g}": fmt(r["mean"]) for f, r in zip(fracs, ms)},
+                     **{k: fmt(view.mean("base", f"priorgnn_go_{k}", metric, ref, sub))
+                        for k in ("rewired", "permuted", "random")},
+                     "no GO": fmt(view.mean("base", "priorgnn_no_go", metric, ref, sub)),
+                     "trend ρ [CI], Holm p": "–" if trend is None else
+                     f"{fmt(trend['estimate'])} [{fmt(trend['ci_lo'])}, {fmt(trend['ci_hi'])}], {fmt_p(trend['p_holm'])}",
+                     "better with more GO edges": {"better": "**yes**", "worse": "**no: worse**"}.get(tv, "not shown"),
+                     "intact − 75% dropped": "–" if ends is None else
+                     f"{fmt(ends['estimate'])}, Holm p {fmt_p(ends['p_holm'])}: {_verdict(ends)}",
+                     "steps where more dropout is better": "; ".join(steps) or "none"})
+    if not rows:
+        return L
+    L += ["Means along the GO edge-dropout curve and with the destroyed priors; the trend test (Spearman of the "
+          "share of GO edges kept with the metric, oriented + = better, per seed; permutation p over the levels "
+          "within seeds; Holm-adjusted) and the paired comparisons of the ends and of adjacent steps:", "",
+          markdown_table(pd.DataFrame(rows)), ""]
+    L.append(f"Dose-response: accuracy rises with the share of GO edges kept in {n_mono} of {measured} subgroups "
+             f"and falls in {n_anti} (trend test, Holm-adjusted); an adjacent step where dropping more edges is "
+             f"better beyond noise appears in {n_step} subgroup(s).")
+    L.append("")
+    return L
+
+
+def _axis_conclusions(view: _View, axis: str, points, models, ref: str) -> list[str]:
+    from priorgnn.study import PRIMARY, headline_metric
+
+    pm = PRIMARY[0]
+    fam = _axis_family(axis)
+    L = []
+    if axis == "go_fidelity":
+        for m in models:
+            pts = [(x, s, m) for x, s in points if view.get(s, m, pm, ref, "all") is not None]
+            if len(pts) < 2:
+                continue
+            for sub in ("all", "unseen_single"):
+                met = headline_metric(sub)
+                rec = view.trend(pts, met, ref, sub, family=fam, label="GO fidelity")
+                L.append(f"- {m}, `{sub}` (`{met}`), fidelity {pts[0][0]:g} → {pts[-1][0]:g}: {_trend_text(rec)}.")
+            low, high = pts[0][1], pts[-1][1]
+            rec = view.compare(high, m, m, pm, ref, "all", family=fam, base_setting=low)
+            L.append(f"  - paired, fidelity {pts[-1][0]:g} − {pts[0][0]:g} (`all`, `{pm}`): {_delta_text(rec)}.")
+    if axis in ("train_frac", "interaction"):
+        a, b = "priorgnn", "transformer_no_pretrain"
+        if a in models and b in models:
+            level = []
+            for x, setting in points:
+                for sub in ("all", "unseen_single"):
+                    met = headline_metric(sub)
+                    rec = view.compare(setting, a, b, met, ref, sub, family=fam)
+                    if rec is None:
+                        continue
+                    L.append(f"- {axis} = {x:g}, `{sub}` (`{met}`): {a} − {b}: {_delta_text(rec)}.")
+                    if sub == "all" and _verdict(rec) != "better":
+                        level.append(f"{x:g}")
+            L.append(f"- Levels where PriorGNN is not ahead of the prior-free transformer beyond noise (`all`, `{pm}`): "
+                     + (f"{axis} = {', '.join(level)}." if level else "none on this axis."))
+        if "additive" in models:
+            spec = get_metric(pm)
+            sign = 1 if spec.higher_is_better else -1
+            for x, setting in points:
+                vals = [(m, view.mean(setting, m, pm, ref, "combo_seen2")) for m in models]
+                vals = [(m, v) for m, v in vals if np.isfinite(v)]
+                if not vals:
+                    continue
+                best = max(vals, key=lambda t: sign * t[1])
+                L.append(f"- {axis} = {x:g}: highest mean on `combo_seen2` (`{pm}`, means only, no test): {best[0]} "
+                         f"({fmt(best[1])}); additive {fmt(view.mean(setting, 'additive', pm, ref, 'combo_seen2'))}.")
+    if axis == "pretrain_mult":
+        for x, setting in points:
+            rec = view.compare(setting, "transformer_pretrained", "transformer_no_pretrain", pm, ref, "all",
+                               family=fam, base_setting="base")
+            v = view.mean(setting, "transformer_pretrained", pm, ref, "all")
+            L.append(f"- pool {x:g}x: pretrained transformer `{pm}` (all) = {fmt(v)}"
+                     + (f"; − no pretraining: {_delta_text(rec)}" if rec is not None else "") + ".")
+        L.append(f"- no pretraining: {fmt(view.mean('base', 'transformer_no_pretrain', pm, ref, 'all'))}.")
+        if points:  # the largest pool fitted against PriorGNN (base setting, same data and splits)
+            x, setting = points[-1]
+            for sub in _SUBS:
+                met = headline_metric(sub)
+                rec = view.compare(setting, "transformer_pretrained", "priorgnn", met, ref, sub, family=fam,
+                                   base_setting="base")
+                if rec is not None:
+                    L.append(f"- pool {x:g}x vs PriorGNN (`{sub}`, `{met}`): transformer_pretrained − priorgnn: "
+                             f"{_delta_text(rec)}.")
+    return L
+
+
+def _causal_pair(view: _View, per_cond: pd.DataFrame, a: str, b: str) -> dict[str, Any] | None:
+    """Paired AUPRC difference ``a − b`` over the held-out singles (seeds averaged per condition)."""
+    pa = per_cond[per_cond["model"] == a][["seed", "condition", "auprc"]]
+    pb = per_cond[per_cond["model"] == b][["seed", "condition", "auprc"]]
+    m = pa.merge(pb, on=["seed", "condition"], suffixes=("_a", "_b"))
+    m = m[np.isfinite(m["auprc_a"]) & np.isfinite(m["auprc_b"])]
+    if m.empty:
+        return None
+    m["d"] = m["auprc_a"] - m["auprc_b"]
+    ci = bootstrap_ci([g["d"].to_numpy() for _, g in m.groupby("seed")], n_boot=view.n_boot)
+    p = wilcoxon_signed_rank(m.groupby("condition")["d"].mean().to_numpy())[1]
+    fam = F_CAUSAL + ", PriorGNN vs transformer"
+    rec = {"family": fam, "kind": "paired", "setting": "base", "model": a, "baseline": b, "baseline_setting": "base",
+           "metric": "auprc_causal", "reference": "truth", "subgroup": "unseen_single",
+           "n": int(m["condition"].nunique()), "estimate": ci.mean, "ci_lo": ci.lo, "ci_hi": ci.hi, "p_value": p,
+           "p_min": np.nan}
+    return view._register(("causal", fam, a, b), rec)
+
+
+def _causal_text(view: _View, causal: pd.DataFrame, tables, figs, out) -> list[str]:
+    from priorgnn.study import MODELS
+
+    L = ["### Causal recovery (held-out singles)", "",
+         "For each unseen single `A` the genes `B ≠ A` are ranked by |predicted change of B|; positives are "
+         "the genes downstream of `A` in the simulator's network (`Simulator.descendants`). AUPRC per "
+         "condition, mean and bootstrap CI; a ranking by chance scores the positive rate. `truth`: ranking by "
+         "the noise-free change; `observed_data`: by the measured change. A model is called above chance when "
+         "AUPRC − positive rate is positive with a Holm-adjusted Wilcoxon p < 0.05 and a CI that excludes 0. "
+         "Above chance is not yet target-specific: a model can rank genes that are downstream of many "
+         "regulators first for every target. The *target-specific lift* therefore compares the AUPRC of the "
+         "model's ranking for `A` with that of its own target-agnostic ranking (its mean |predicted change| "
+         "over the other held-out targets), paired per condition. Both tests of every model form one Holm "
+         f"family (family '{F_CAUSAL}'). A model whose ranking of the genes is the same for every held-out "
+         "target (`ranking_identical`) gets no test and no verdict: its ranking is not model-specific.", ""]
+    if "causal" in figs:
+        L += [f"![causal]({_rel(figs['causal'], out)})", ""]
+    cb = causal[causal["setting"] == "base"]
+    if not len(cb):
+        return L
+    order = {m: i for i, m in enumerate([*MODELS, "truth", "observed_data"])}
+    cb = cb.sort_values("model", key=lambda s: s.map(order))
+
+    def _verdict_cell(r) -> str:
+        if r["ranking_identical"]:
+            return "ranking identical across targets; not a model-specific ranking"
+        return r["verdict"]
+
+    L += [markdown_table(pd.DataFrame({
+        "model": cb["model"], "AUPRC [95% CI]": [f"{fmt(a)} [{fmt(b)}, {fmt(c)}]" for a, b, c in
+                                                 zip(cb["mean"], cb["ci_lo"], cb["ci_hi"])],
+        "positive rate": cb["positive_rate"].map(fmt),
+        "AUPRC − positive rate [95% CI]": [f"{fmt(a)} [{fmt(b)}, {fmt(c)}]" for a, b, c in
+                                           zip(cb["above_chance"], cb["above_chance_lo"], cb["above_chance_hi"])],
+        "Holm p": cb["p_holm"].map(fmt_p), "verdict": [_verdict_cell(r) for _, r in cb.iterrows()],
+        "target-specific lift [95% CI]": [f"{fmt(a)} [{fmt(b)}, {fmt(c)}]" for a, b, c in
+                                          zip(cb["target_specific"], cb["target_specific_lo"], cb["target_specific_hi"])],
+        "Holm p (lift)": cb["p_holm_specific"].map(fmt_p), "target-specific verdict": cb["verdict_specific"],
+        "n": cb["n"]})), ""]
+    models_only = cb[~cb["model"].isin(["truth", "observed_data"])]
+    specific = models_only[~models_only["ranking_identical"].astype(bool)]
+    same = models_only[models_only["ranking_identical"].astype(bool)]["model"].tolist()
+    if len(models_only):
+        above = specific[specific["verdict"] == "above chance"]["model"].tolist()
+        L.append("Models whose target-specific ranking recovers true downstream genes above chance (Holm-adjusted): "
+                 + (", ".join(above) if above else "**none**") + ".")
+        spec_models = specific[specific["verdict_specific"] == "adds to its shared ranking"]["model"].tolist()
+        L.append("Models whose ranking for a target beats their own target-agnostic ranking (target-specific lift, "
+                 "Holm-adjusted): " + (", ".join(spec_models) if spec_models else "**none**") + ".")
+        if same:
+            L.append(f"Ranking identical across targets (not a model-specific ranking, no verdict): {', '.join(same)}.")
+        if len(specific):
+            best = specific.sort_values("mean", ascending=False).iloc[0]
+            L.append(f"Highest mean AUPRC among target-specific rankings: {best['model']} {fmt(best['mean'])} against a "
+                     f"positive rate of {fmt(best['positive_rate'])}.")
+        for r in ("truth", "observed_data"):
+            x = cb[cb["model"] == r]
+            if len(x):
+                L.append(f"Ranking by the {'noise-free' if r == 'truth' else 'measured'} change scores "
+                         f"{fmt(x['mean'].iloc[0])}.")
+        per_cond = tables["causal"]
+        per_cond = per_cond[per_cond["setting"] == "base"] if len(per_cond) else per_cond
+        if {"priorgnn", "transformer_no_pretrain"} <= set(specific["model"]):
+            rec = _causal_pair(view, per_cond, "priorgnn", "transformer_no_pretrain")
+            if rec is not None:
+                L.append(f"PriorGNN − prior-free transformer (AUPRC, paired over held-out singles): {_delta_text(rec)}.")
+    L.append("")
+    return L
+
+
+def _gi_text(gi: pd.DataFrame) -> list[str]:
+    L = ["### Genetic-interaction labels of the test doubles (base)", "",
+         "Norman et al.'s scores and GEARS-style labels (`priorgnn.interactions`) of each test double: the "
+         "model's predicted double against the true double, both fitted on the true singles (as the "
+         "`gi_label_match` metric does: only the double differs). Accuracy: share "
+         "of doubles with the true label; precision: share of the model's non-additive calls whose label is "
+         "the true one; recall: share of truly non-additive doubles labelled correctly. Counts are summed over "
+         "seeds; no test is made, so no model is called better here.", ""]
+    gb = gi[gi["setting"] == "base"] if len(gi) else gi
+    if len(gb):
+        L += [markdown_table(gb.drop(columns="setting").assign(
+            accuracy=gb["accuracy"].map(fmt), precision=gb["precision"].map(fmt), recall=gb["recall"].map(fmt))), ""]
+        nocall = gb[gb["n_calls"] == 0]["model"].tolist()
+        if nocall:
+            L.append(f"Models that never call an interaction (precision undefined): {', '.join(nocall)}.")
+        L.append("")
+    return L
+
+
+def _latent_text(lat: pd.DataFrame, figs, out) -> list[str]:
+    L = ["### Latent space (base)", "",
+         "Spearman correlation, over pairs of perturbed genes, of the cosine similarity of the learned "
+         "embeddings with (a) the Jaccard similarity of the genes' GO annotations and (b) the cosine similarity "
+         "of their true single-perturbation effects (own gene left out). PriorGNN: perturbation embeddings "
+         "after GO message passing; transformer: gene identity embeddings. Means (and SD) over seeds; no test "
+         "is made.", ""]
+    if "latent" in figs:
+        L += [f"![latent]({_rel(figs['latent'], out)})", ""]
+    if len(lat):
+        lb = lat[lat["setting"] == "base"]
+        L += [markdown_table(lb.drop(columns="setting").round(3)), ""]
+        ref = lb[lb["model"] == "_go_vs_effect"]
+        if len(ref):
+            L.append(f"Reference: GO similarity itself correlates with true-effect similarity at Spearman "
+                     f"{fmt(ref['spearman_effect_mean'].iloc[0])} (`_go_vs_effect`).")
+        L.append("PriorGNN's embeddings are read after message passing over the GO graph, so similarity along GO "
+                 "is partly built in by construction; `priorgnn_no_go` has no GO graph.")
+        L.append("")
+    return L
+
+
+def _training_text(grid, fits: pd.DataFrame) -> list[str]:
+    if fits.empty or not fits["epochs"].notna().any():
+        return []
+    t = fits[fits["epochs"].notna()]
+    g = t.groupby(["model"], sort=False)
+    df = pd.DataFrame({
+        "fits": g.size(),
+        "stopping epoch (min–max)": g["epochs"].agg(lambda e: f"{int(e.min())}–{int(e.max())}"),
+        "best epoch (mean)": g["best_epoch"].mean().map(lambda v: fmt(v) if np.isfinite(v) else "–"),
+        "at the cap": g["hit_cap"].agg(lambda h: int(pd.Series(h).astype("boolean").fillna(False).sum())),
+        "fit time s (mean)": g["fit_s"].mean().map(lambda v: f"{v:.1f}"),
+    }).reset_index()
+    L = [f"### Training and stopping (all settings; cap {grid.max_epochs} epochs, patience {grid.patience})", "",
+         markdown_table(df), ""]
+    n_cap = int(df["at the cap"].sum())
+    L.append(f"Fits that ran to the epoch cap without early stopping: {n_cap}"
+             + (" (listed at the top; their numbers are those of unconverged models)." if n_cap else "."))
+    L.append("")
+    return L
 
 
 def _figures(grid, view: _View, summary: pd.DataFrame, causal: pd.DataFrame, lat: pd.DataFrame,
@@ -510,392 +1221,3 @@ def _shrink_png(path: Path) -> None:
 def _rel(p: Path, out: Path) -> str:
     return str(Path(p).relative_to(out))
 
-
-def _best_text(view: _View, setting: str, metric: str, ref: str, sub: str, models: list[str]) -> str:
-    spec = get_metric(metric)
-    vals = [(m, view.mean(setting, m, metric, ref, sub)) for m in models]
-    vals = [(m, v) for m, v in vals if np.isfinite(v)]
-    if len(vals) < 2:
-        return f"- `{sub}`: too few models measured."
-    vals.sort(key=lambda t: -t[1] if spec.higher_is_better else t[1])
-    (m1, v1), (m2, v2) = vals[0], vals[1]
-    row = view.compare(setting, m1, m2, metric, ref, sub)
-    return (f"- `{sub}`: **{m1}** ({fmt(v1)}) leads, ahead of {m2} ({fmt(v2)}); paired {m1} − {m2}: "
-            f"{_delta_text(row)}.")
-
-
-def _markdown(grid, out, view, summary, comparisons, causal, gi, lat, tables, figs, command) -> str:
-    from priorgnn.study import GO_DEGRADED, MODELS, PRIMARY, grid_summary
-
-    pm, pref = PRIMARY
-    spec = get_metric(pm)
-    base_models = _models_in(summary, "base")
-    fits = tables["fits"]
-    metrics_df = tables["metrics"]
-    L = [f"# The knowledge-bias study (`{grid.name}` grid)", ""]
-    L.append(f"**Command:** `{command or f'python evaluate.py study --grid {grid.name}'}`  ")
-    L += _timing_text(out)
-    gs = grid_summary(grid)
-    base_pc = metrics_df[(metrics_df["setting"] == "base") & (metrics_df["reference"] == "truth")]
-    sizes = base_pc[base_pc["model"] == base_pc["model"].iloc[0]] if len(base_pc) else base_pc
-    sizes = sizes.groupby(["seed", "subgroup"]).size().groupby("subgroup").mean() if len(sizes) else pd.Series()
-    sim_json = out / "sims" / "interaction_1" / "simulator.json"
-    if sim_json.exists():
-        sm = read_json(sim_json)["summary"]
-        L.append(f"**Data:** the simulator's `{grid.preset}` preset"
-                 + (f" with overrides {grid.sim_overrides}" if grid.sim_overrides else "")
-                 + f", data seed {grid.data_seed}: {sm['n_genes']} genes, {sm['n_cells']} cells, "
-                 f"{sm['n_singles']} singles, {sm['n_doubles']} doubles (CRISPRa), noise-free truth and "
-                 "regulatory network known.  ")
-    L.append(f"**Grid:** {gs['n_cells']} fits (setting × model × seed); seeds {', '.join(map(str, grid.seeds))} "
-             "(split seed 1 + s, training seed s); gradient-trained models at most "
-             f"{grid.max_epochs} epochs (early stopping patience {grid.patience or 'off'}); transformer options "
-             f"{grid.transformer_options or 'defaults'}.  ")
-    L.append("**Test conditions per subgroup (base, mean over seeds):** "
-             + ", ".join(f"{k} {v:g}" for k, v in sizes.items()) + ".  ")
-    n_missing = int(tables["missing"]["n"].iloc[0])
-    if n_missing:
-        L.append(f"**Incomplete:** {n_missing} fits of the grid have no results yet; rerun the same command "
-                 "to finish them (finished fits are kept).  ")
-    if len(grid.seeds) < 3:
-        L.append(f"**Caution:** {len(grid.seeds)} seed(s) only; CIs reflect the finite test conditions, "
-                 "not training-run variation. The `full` grid has 3 seeds.  ")
-    L += ["", f"Primary metric: `{pm}` ({spec.label}) against the simulator's noise-free **{pref}**; "
-          "means over test conditions with 95% bootstrap CIs (conditions resampled within seeds). "
-          "Paired differences Δ are oriented so that Δ > 0 means the first model is better; a difference "
-          "is called real when its CI excludes 0 and the Wilcoxon p < 0.05.", ""]
-
-    # headline table
-    L += ["## Headline: base setting", ""]
-    cols = ["model", *_SUBS]
-    rows = []
-    for m in [*base_models, "observed_data"]:
-        rows.append([m, *[view.cell("base", m, pm, pref, sub) for sub in cols[1:]]])
-    L += [f"`{pm}` vs truth, mean [95% CI]. `observed_data` = the measured data scored against the truth "
-          "(what reproducing the measurements exactly would score).", "",
-          markdown_table(pd.DataFrame(rows, columns=cols)), ""]
-    rows = []
-    for m in [*base_models, "ceiling"]:
-        rows.append([m, *[view.cell("base", m, pm, "observed", sub) for sub in cols[1:]]])
-    L += [f"`{pm}` vs the observed data; `ceiling` = split-half noise ceiling.", "",
-          markdown_table(pd.DataFrame(rows, columns=cols)), ""]
-    for key in (f"heatmap:truth:{pm}", "heatmap:truth:pearson_delta_excl_target", "heatmap:truth:mse_top20_de",
-                f"heatmap:observed:{pm}", f"bars:truth:{pm}"):
-        if key in figs:
-            L += [f"![{key}]({_rel(figs[key], out)})", ""]
-
-    # conclusions
-    L += ["## Conclusions (generated from the numbers above)", "", "### Who wins where (base)", ""]
-    for ref in (pref, "observed"):
-        L.append(f"Against the {'noise-free truth' if ref == 'truth' else 'observed data'} (`{pm}`):")
-        L.append("")
-        for sub in cols[1:]:
-            L.append(_best_text(view, "base", pm, ref, sub, base_models))
-        L.append("")
-    L.append("Downstream genes only (`pearson_delta_excl_target`, the perturbed genes' own change left out), "
-             "vs truth:")
-    L.append("")
-    for sub in cols[1:]:
-        L.append(_best_text(view, "base", "pearson_delta_excl_target", "truth", sub, base_models))
-    L.append("")
-
-    L += ["### Does the explicit prior help? (base, paired, vs truth)", ""]
-    pairs = [("priorgnn", "priorgnn_no_go", "GO prior (with vs without GO)"),
-             ("priorgnn", "priorgnn_no_coex", "co-expression prior (with vs without)"),
-             ("priorgnn", "transformer_no_pretrain", "PriorGNN vs the prior-free transformer (no pretraining)"),
-             ("priorgnn", "transformer_pretrained", "PriorGNN vs the pretrained transformer"),
-             ("priorgnn", "additive", "PriorGNN vs additive"),
-             ("linear_go", "linear", "GO in the linear model (linear_go vs linear)"),
-             ("priorgnn", "priorgnn_shared_decoder", "decoder: gene-specific vs shared linear")]
-    for a, b, what in pairs:
-        if a not in base_models or b not in base_models:
-            continue
-        L.append(f"- **{what}**:")
-        for sub, metric in [(s, pm) for s in cols[1:]] + [("all", "pearson_delta_excl_target")]:
-            row = view.compare("base", a, b, metric, pref, sub)
-            if row is not None:
-                L.append(f"  - `{sub}`, `{metric}`: {a} − {b}: {_delta_text(row)}")
-    L.append("")
-    go_rows = [view.compare("base", "priorgnn", "priorgnn_no_go", pm, pref, sub) for sub in cols[1:]]
-    go_v = [verdict(r) for r in go_rows if r is not None]
-    if go_v:
-        if "better" in go_v:
-            L.append("Verdict: the GO prior helps PriorGNN beyond noise in "
-                     + ", ".join(f"{s} (Δ = {fmt(r['mean_diff'])})" for s, r in zip(cols[1:], go_rows)
-                                 if r is not None and verdict(r) == "better")
-                     + f" (`{pm}`, truth).")
-            rnd = view.compare("base", "priorgnn", "priorgnn_go_random", pm, pref, "all")
-            if rnd is not None and verdict(rnd) != "better":
-                L.append(f"But the intact GO graph does not beat a random graph with as many edges (intact − random, "
-                         f"all: Δ = {fmt(rnd['mean_diff'])}, {verdict(rnd)}): the gain comes from message passing "
-                         "over a graph, not from GO's content.")
-        else:
-            L.append(f"Verdict: **the GO prior does not measurably help PriorGNN** here: with vs without GO, no "
-                     f"subgroup shows a difference beyond noise in `{pm}` against the truth.")
-        if "worse" in go_v:
-            L.append("It measurably hurts in "
-                     + ", ".join(s for s, r in zip(cols[1:], go_rows) if r is not None and verdict(r) == "worse")
-                     + ".")
-        L.append("")
-
-    # degradation
-    L += ["### Degraded GO prior (base data, PriorGNN)", ""]
-    if "degradation" in figs:
-        L += [f"![GO degradation]({_rel(figs['degradation'], out)})", ""]
-    fracs = [0.0, 0.25, 0.5, 0.75]
-    mono_rows = []
-    for sub in cols[1:]:
-        ms = [view.get("base", m, pm, pref, sub) for m in GO_DEGRADED]
-        if any(r is None for r in ms):
-            continue
-        ok, bad = monotone_within_noise(fracs, [r["mean"] for r in ms], [r["ci_lo"] for r in ms],
-                                        [r["ci_hi"] for r in ms], spec.higher_is_better)
-        paired_bad = []
-        for (fa, a), (fb, b) in zip(zip(fracs, GO_DEGRADED), zip(fracs[1:], GO_DEGRADED[1:])):
-            row = view.compare("base", b, a, pm, pref, sub)
-            if row is not None and verdict(row) == "better":
-                paired_bad.append(f"{fa:g} → {fb:g} (Δ = {fmt(row['mean_diff'])})")
-        mono_rows.append({"subgroup": sub, **{f"drop {f:g}": fmt(r["mean"]) for f, r in zip(fracs, ms)},
-                          **{k: fmt(view.mean("base", f"priorgnn_go_{k}", pm, pref, sub))
-                             for k in ("rewired", "permuted", "random")},
-                          "no GO": fmt(view.mean("base", "priorgnn_no_go", pm, pref, sub)),
-                          "monotone within noise": "yes" if ok else "NO: " + "; ".join(bad),
-                          "paired steps where more dropout is better": "; ".join(paired_bad) or "none"})
-    if mono_rows:
-        L += [f"`{pm}` vs truth along the GO edge-dropout curve, and the destroyed priors:", "",
-              markdown_table(pd.DataFrame(mono_rows)), ""]
-        n_bad = sum(not r["monotone within noise"].startswith("yes") for r in mono_rows)
-        n_pbad = sum(r["paired steps where more dropout is better"] != "none" for r in mono_rows)
-        L.append("Sanity check (the issue's): the degraded-prior curve is "
-                 + ("**monotone within noise in every subgroup**" if n_bad == 0 else
-                    f"**not monotone within noise in {n_bad} subgroup(s)** (listed above)")
-                 + ". Noise band of a step: the two points' CI half-widths combined in quadrature. The stricter "
-                 "paired test (same conditions and seeds, Δ beyond its CI and Wilcoxon p < 0.05) finds a step "
-                 "where more dropout is better in "
-                 + (f"{n_pbad} subgroup(s) (listed above)." if n_pbad else "no subgroup."))
-        d75 = view.compare("base", "priorgnn", "priorgnn_go_drop75", pm, pref, "all")
-        if d75 is not None:
-            v75 = verdict(d75)
-            L.append(f"Intact GO − 75% of GO edges dropped (all): {_delta_text(d75)}. "
-                     + {"better": "Removing GO edges costs accuracy beyond noise: the model uses the GO edges.",
-                        "worse": f"The curve is flat to within {fmt(abs(d75['mean_diff']))}: removing most GO edges "
-                                 "costs nothing (the sparser graph is even marginally better), so PriorGNN draws no "
-                                 "usable information from the GO graph's edges here; the paired step violations "
-                                 "above are of this size.",
-                        }.get(v75, "The curve is flat: removing most of the GO edges costs nothing measurable, so "
-                                   "PriorGNN draws no usable information from the GO graph's edges here."))
-        for k in ("rewired", "permuted", "random"):
-            row = view.compare("base", "priorgnn", f"priorgnn_go_{k}", pm, pref, "all")
-            if row is not None:
-                L.append(f"- intact GO − {k} GO (all test conditions): {_delta_text(row)}.")
-        L.append("")
-
-    # curves
-    L += ["### Curves along the simulator axes", ""]
-    for axis, title in (("go_fidelity", "GO annotation fidelity (recall f, plus (1 − f) × as many false "
-                                        "annotations; the cells do not change)"),
-                        ("train_frac", "training data (share of the training perturbations kept; "
-                                       "validation and test unchanged; subgroups re-derived)"),
-                        ("interaction", "strength of non-additive interactions (a new simulation per value)"),
-                        ("pretrain_mult", "transformer pretraining pool (× its own pretraining cells; extra "
-                                          "cells freshly drawn from the same system, control and training "
-                                          "perturbations only)")):
-        points = _axis_points(grid, axis)
-        models = _axis_models(grid, axis)
-        if len(points) < 2:
-            continue
-        L += [f"#### {title}", ""]
-        if f"curve:{axis}" in figs:
-            L += [f"![{axis}]({_rel(figs[f'curve:{axis}'], out)})", ""]
-        rows = []
-        for m in models:
-            for sub in ("all", "unseen_single", "combo_seen2"):
-                r = [m, sub] + [view.cell(s, m, pm, pref, sub) for _, s in points]
-                rows.append(r)
-        L += [markdown_table(pd.DataFrame(rows, columns=["model", "subgroup",
-                                                         *[f"{x:g}" for x, _ in points]])), ""]
-        L += _axis_conclusions(view, axis, points, models, pm, pref)
-        L.append("")
-
-    # causal recovery
-    L += ["### Causal recovery (held-out singles)", "",
-          "For each unseen single `A` the genes `B ≠ A` are ranked by |predicted change of B|; positives are "
-          "the genes downstream of `A` in the simulator's network (`Simulator.descendants`). AUPRC per "
-          "condition, mean and bootstrap CI; a ranking by chance (e.g. `no_change`, all ties) scores the "
-          "positive rate. `truth`: ranking by the noise-free change; `observed_data`: by the measured change.", ""]
-    if "causal" in figs:
-        L += [f"![causal]({_rel(figs['causal'], out)})", ""]
-    cb = causal[causal["setting"] == "base"]
-    if len(cb):
-        order = {m: i for i, m in enumerate([*MODELS, "truth", "observed_data"])}
-        cb = cb.sort_values("model", key=lambda s: s.map(order))
-        L += [markdown_table(pd.DataFrame({
-            "model": cb["model"], "AUPRC [95% CI]": [f"{fmt(a)} [{fmt(b)}, {fmt(c)}]" for a, b, c in
-                                                     zip(cb["mean"], cb["ci_lo"], cb["ci_hi"])],
-            "positive rate": cb["positive_rate"].map(fmt),
-            "AUPRC − positive rate [95% CI]": [f"{fmt(a)} [{fmt(b)}, {fmt(c)}]" for a, b, c in
-                                               zip(cb["above_chance"], cb["above_chance_lo"], cb["above_chance_hi"])],
-            "n": cb["n"]})), ""]
-        models_only = cb[~cb["model"].isin(["truth", "observed_data"])]
-        if len(models_only):
-            beyond = models_only[models_only["above_chance_lo"] > 0]["model"].tolist()
-            best = models_only.sort_values("mean", ascending=False).iloc[0]
-            L.append(f"Best model: **{best['model']}**, AUPRC {fmt(best['mean'])} against a positive rate of "
-                     f"{fmt(best['positive_rate'])} (AUPRC − positive rate {fmt(best['above_chance'])} "
-                     f"[{fmt(best['above_chance_lo'])}, {fmt(best['above_chance_hi'])}]).")
-            L.append("Models ranking true downstream targets above chance beyond the CI (paired over conditions): "
-                     + (", ".join(beyond) if beyond else "**none**") + ".")
-            for ref in ("truth", "observed_data"):
-                r = cb[cb["model"] == ref]
-                if len(r):
-                    L.append(f"Ranking by the {'noise-free' if ref == 'truth' else 'measured'} change scores "
-                             f"{fmt(r['mean'].iloc[0])}.")
-            pg, tf = (models_only[models_only["model"] == m] for m in ("priorgnn", "transformer_no_pretrain"))
-            if len(pg) and len(tf):
-                a, b = pg.iloc[0], tf.iloc[0]
-                overlap = not (a["ci_lo"] > b["ci_hi"] or b["ci_lo"] > a["ci_hi"])
-                L.append(f"PriorGNN {fmt(a['mean'])} vs prior-free transformer {fmt(b['mean'])}: "
-                         + ("CIs overlap, no difference shown." if overlap else
-                            f"{'PriorGNN' if a['mean'] > b['mean'] else 'the transformer'} is better beyond the CIs."))
-        L.append("")
-
-    # genetic interactions
-    L += ["### Genetic-interaction labels of the test doubles (base)", "",
-          "Norman et al.'s scores and GEARS-style labels (`priorgnn.interactions`) of each test double: the "
-          "model's predicted double against the true double, both fitted on the true singles (as the "
-          "`gi_label_match` metric does: only the double differs). Accuracy: share "
-          "of doubles with the true label; precision: share of the model's non-additive calls whose label is "
-          "the true one; recall: share of truly non-additive doubles labelled correctly.", ""]
-    gb = gi[gi["setting"] == "base"] if len(gi) else gi
-    if len(gb):
-        L += [markdown_table(gb.drop(columns="setting").assign(
-            accuracy=gb["accuracy"].map(fmt), precision=gb["precision"].map(fmt), recall=gb["recall"].map(fmt))), ""]
-        called = gb[gb["n_calls"] > 0]
-        if len(called):
-            b = called.sort_values("precision", ascending=False).iloc[0]
-            L.append(f"Highest precision of interaction calls: **{b['model']}** ({fmt(b['precision'])} over "
-                     f"{b['n_calls']} calls; {int(b['n_true_interactions'])} of {int(b['n_doubles'])} doubles are "
-                     "truly non-additive summed over seeds). Few doubles per seed: treat these as indicative.")
-        nocall = gb[gb["n_calls"] == 0]["model"].tolist()
-        if nocall:
-            L.append(f"Models that never call an interaction (precision undefined): {', '.join(nocall)}.")
-        L.append("")
-
-    # latent space
-    L += ["### Latent space (base)", "",
-          "Spearman correlation, over pairs of perturbed genes, of the cosine similarity of the learned "
-          "embeddings with (a) the Jaccard similarity of the genes' GO annotations and (b) the cosine similarity "
-          "of their true single-perturbation effects (own gene left out). PriorGNN: perturbation embeddings "
-          "after GO message passing; transformer: gene identity embeddings.", ""]
-    if "latent" in figs:
-        L += [f"![latent]({_rel(figs['latent'], out)})", ""]
-    if len(lat):
-        lb = lat[lat["setting"] == "base"]
-        L += [markdown_table(lb.drop(columns="setting").round(3)), ""]
-        ref = lb[lb["model"] == "_go_vs_effect"]
-        if len(ref):
-            L.append(f"Reference: GO similarity itself correlates with true-effect similarity at Spearman "
-                     f"{fmt(ref['spearman_effect_mean'].iloc[0])} (`_go_vs_effect`): how much the GO annotations "
-                     "of this simulation say about which perturbations have similar effects.")
-        for m in ("priorgnn", "priorgnn_no_go", "transformer_no_pretrain", "transformer_pretrained"):
-            r = lb[lb["model"] == m]
-            if len(r):
-                go_, eff = r["spearman_go_mean"].iloc[0], r["spearman_effect_mean"].iloc[0]
-                if max(abs(go_), abs(eff)) < 0.1:
-                    what = "neither (both |ρ| < 0.1)"
-                elif abs(go_) > abs(eff):
-                    what = "GO similarity more than true-effect similarity"
-                else:
-                    what = "true-effect similarity more than GO similarity"
-                L.append(f"- {m}: GO {fmt(go_)}, true effect {fmt(eff)} → reflects {what}.")
-        L.append("PriorGNN's embeddings are read after GO message passing, so part of their GO similarity is "
-                 "imposed by the graph itself; the no-GO and degraded-GO rows show how much.")
-        L.append("")
-
-    L += ["## Methods and caveats", "",
-          "- Each fit (setting × model × seed) uses the library's own calls: `pipeline.build_priors` (GO "
-          "graph from the simulation's annotations, co-expression from training cells only, "
-          "`knowledge.degrade` for the degraded GO graphs, seeded by the training seed), the model "
-          "registry's `fit`, `metrics.predict_conditions` and `metrics.evaluate_seed` (observed and truth "
-          "references, split-half ceiling). Aggregates: `metrics.aggregate`; paired tests: "
-          "`metrics.paired_comparison`.",
-          "- PriorGNN runs with `allow_prior_free=True`, so that genes that lose every GO annotation at low "
-          "fidelity are still predicted (from the mean training single) rather than refused.",
-          f"- Training is short (≤ {grid.max_epochs} epochs) to fit the grid's time budget; absolute numbers of "
-          "the trained models are therefore lower bounds of what longer training gives.",
-          "- The transformer pretrains on control cells and training-condition cells only (never on "
-          "validation or test conditions), one pass capped at the `pretrain_steps` above; the pool multiples "
-          f"run here are {', '.join(f'{m:g}x' for m in grid.pretrain_mults) or 'none'}"
-          + (f", with these options on that axis: {grid.pretrain_arm_options} (so a larger pool also means "
-             "proportionally more optimiser updates; the `pretrain_steps` column of `fits.csv` gives them)"
-             if grid.pretrain_arm_options else "")
-          + ". The extra cells are new draws of the same simulated system under the same conditions.",
-          "- Data scaling subsamples the training perturbations with a seeded draw (nested: each smaller set "
-          "is part of the larger ones); conditions left out are not moved to the test set, so test sets are "
-          "identical across fractions (their subgroup labels follow the remaining training singles). The epoch "
-          "budget is fixed and a batch holds 32 conditions, so a training set of 32 or fewer conditions gets "
-          "one gradient step per epoch, against two for the full set: slow learners (the transformer) are "
-          "partly limited by steps, not only by data, at the small fractions.",
-          "- PriorGNN's latent rows are labelled 'after GO message passing'; for `priorgnn_no_go` there is no "
-          "GO graph, so they are its raw perturbation embeddings.",
-          "", "## Files", "",
-          "`summary.csv` (every metric, setting, model, reference and subgroup: mean, CI, n), "
-          "`comparisons.csv` (paired comparisons with `additive` and `priorgnn` per setting), "
-          "`causal_recovery.csv`, `genetic_interactions.csv`, `latent.csv`, `fits.csv` (fit time, epochs), "
-          "`figures/`. Per-fit tables are under `cells/` (not needed to read the report).", ""]
-    return "\n".join(L)
-
-
-def _axis_conclusions(view: _View, axis: str, points, models, metric: str, ref: str) -> list[str]:
-    spec = get_metric(metric)
-    L = []
-    sign = 1 if spec.higher_is_better else -1
-    if axis == "go_fidelity":
-        for m in models:
-            xs, ms, lo, hi = _curve_data(view, points, m, metric, ref, "all")
-            if len(xs) >= 2:
-                ok, bad = monotone_within_noise(xs, ms, lo, hi, spec.higher_is_better, decreasing_in_x=False)
-                gain = sign * (ms[-1] - ms[0])
-                low = next(st for x, st in points if x == xs[0])
-                row = view.compare("base", m, m, metric, ref, "all", base_setting=low) if low != "base" else None
-                L.append(f"- {m}: from fidelity {xs[0]:g} to {xs[-1]:g}, `{metric}` (all) changes by "
-                         f"{fmt(ms[-1] - ms[0])} ({'better' if gain > 0 else 'worse' if gain < 0 else 'equal'} with the "
-                         f"better prior; paired, full − lowest fidelity: {_delta_text(row)}); monotone within noise: "
-                         f"{'yes' if ok else 'no (' + '; '.join(bad) + ')'}.")
-    if axis in ("train_frac", "interaction"):
-        a, b = "priorgnn", "transformer_no_pretrain"
-        if a in models and b in models:
-            level = []
-            for x, setting in points:
-                row = view.compare(setting, a, b, metric, ref, "all")
-                if row is not None:
-                    L.append(f"- {axis} = {x:g}: priorgnn − transformer_no_pretrain (all): {_delta_text(row)}.")
-                    if verdict(row) != "better":
-                        level.append(f"{x:g}")
-            L.append(f"- Where the prior-free transformer is not behind PriorGNN beyond noise (all): "
-                     + (f"{axis} = {', '.join(level)}." if level else "nowhere on this axis."))
-        if "additive" in models:
-            for x, setting in points:
-                best = max(((m, view.mean(setting, m, metric, ref, "combo_seen2")) for m in models),
-                           key=lambda t: sign * t[1] if np.isfinite(t[1]) else -np.inf)
-                if np.isfinite(best[1]):
-                    L.append(f"- {axis} = {x:g}: best on `combo_seen2` is {best[0]} ({fmt(best[1])}); additive "
-                             f"{fmt(view.mean(setting, 'additive', metric, ref, 'combo_seen2'))}.")
-    if axis == "pretrain_mult":
-        for x, setting in points:
-            row = view.compare(setting, "transformer_pretrained", "transformer_no_pretrain", metric, ref, "all",
-                               base_setting="base")
-            v = view.mean(setting, "transformer_pretrained", metric, ref, "all")
-            L.append(f"- pool {x:g}x: pretrained transformer `{metric}` (all) = {fmt(v)}"
-                     + (f"; vs no pretraining: {_delta_text(row)}" if row is not None else "") + ".")
-        nv = view.mean("base", "transformer_no_pretrain", metric, ref, "all")
-        L.append(f"- no pretraining: {fmt(nv)}.")
-        if points:  # does the largest pool catch up with PriorGNN (base setting, same data and splits)?
-            x, setting = points[-1]
-            for sub in ("all", "unseen_single", "combo_seen0", "combo_seen1", "combo_seen2"):
-                row = view.compare(setting, "transformer_pretrained", "priorgnn", metric, ref, sub,
-                                   base_setting="base")
-                if row is not None:
-                    L.append(f"- pool {x:g}x vs PriorGNN (`{sub}`): transformer_pretrained − priorgnn: "
-                             f"{_delta_text(row)}.")
-    return L
