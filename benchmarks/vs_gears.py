@@ -508,8 +508,8 @@ def accuracy_verdict(acc_mean, gears_rows, priorgnn_label: str = DEFAULT_LABEL) 
 
 
 def time_to_accuracy(rows) -> list[dict]:
-    """Validation score against wall time: one point per epoch, at the time since the training
-    process began preparing (data, graphs, the model's own preparation) plus the epochs so far."""
+    """Validation score against wall time: one point per epoch, at the time the training process spent
+    preparing (data, graphs, the model's own preparation) plus the epochs so far."""
     pts = []
     for r in rows:
         if r["model"] not in (GEARS, PRIORGNN, DEFAULT_LABEL):
@@ -661,8 +661,8 @@ def render_markdown(summary: dict, rows: list[dict], machine: dict, started: dic
     L.append("Time to accuracy (`vs_gears_time_to_accuracy.png`, data in `vs_gears_curve.csv`): each model's "
              "validation top-20-DE MSE after every epoch, as its own training loop computes it (PriorGNN: "
              "`val_mse_top20_de` over our top-20 DE genes; cell-gears: its `mse_de` over its top-20 non-dropout "
-             "DE genes, which can differ), against the wall time since its training process began preparing "
-             "the data (data, graphs read, the model's own preparation, then the epochs).\n")
+             "DE genes, which can differ), against the wall time of its training process: its preparation "
+             "(data, graphs read, the model's own preparation), then the epochs so far.\n")
 
     L.append("## Memory (peak resident memory of the training process; one process each, mean over seeds)\n")
     L.append(f"| PriorGNN data mode | PriorGNN | cell-gears | ratio | target ≤ {fmt(mem['target'], 2)}× |")
@@ -685,7 +685,7 @@ def render_markdown(summary: dict, rows: list[dict], machine: dict, started: dic
                  "(seed 0).")
     L.append(note + "\n")
 
-    L.append("Preparation inside the training process (mean over seeds):\n")
+    L.append("Preparation inside the training process (mean over seeds; see the per-run table's note):\n")
     L.append("| | PriorGNN (`--summaries-only`) | PriorGNN (cells loaded) | cell-gears |")
     L.append("|---|---:|---:|---:|")
     means = {m: {k: _mean(r[k] for r in _by(rows, m)) for k in
@@ -693,7 +693,7 @@ def render_markdown(summary: dict, rows: list[dict], machine: dict, started: dic
              for m in (PRIORGNN, CELLS_LABEL, GEARS)}
     for key, name in (("load_and_summaries_s", "load data + our summaries"), ("load_graphs_s", "read the two saved graphs"),
                       ("model_prep_s", "the model's own preparation (cell-gears: its DE genes, per-cell graphs, loaders, model)"),
-                      ("data_prep_s", "all preparation before the first epoch"), ("process_wall_s", "whole training process (wall)")):
+                      ("data_prep_s", "preparation, total"), ("process_wall_s", "whole training process (wall)")):
         L.append(f"| {name} | {fmt_s(means[PRIORGNN][key])} | {fmt_s(means[CELLS_LABEL][key])} | {fmt_s(means[GEARS][key])} |")
     L.append("")
     L.append("Graphs, built once in a separate process and passed to both models:\n")
@@ -759,8 +759,11 @@ def render_markdown(summary: dict, rows: list[dict], machine: dict, started: dic
                  f"{r.get('load_average_end') or '–'} |")
     L.append("")
     L.append("s/step: the mean time of one optimiser step (PriorGNN: over its full-size steps). Steps' time: all "
-             "optimiser steps; training time: all epochs including validation (cell-gears: also its per-epoch "
-             "evaluation of the training set). Preparation: everything in the process before the first epoch.\n")
+             "optimiser steps; training time: all epochs including validation (cell-gears: also its evaluation "
+             "of the training set after each epoch). Preparation: loading the data and our summaries, reading "
+             "the graphs, and the model's own preparation (cell-gears: its DE genes, per-cell graph data set, "
+             "loaders and model; PriorGNN: its fit's time outside the epochs, i.e. loss targets and encoding, "
+             "and after training the best checkpoint's reload and the interaction gate).\n")
     note = S.get("protocol_note")
     if note:
         L.append("## Protocol note (an extrapolation, not a measurement)\n")
@@ -785,7 +788,7 @@ def plot_curve(points: list[dict], path: Path, labels: dict) -> None:
             ax.plot([p["wall_s"] for p in pts], [p["val_mse_top20_de"] for p in pts], marker="o", ms=3, lw=1,
                     color=colours[model], alpha=0.8, label=labels[model] if k == 0 else None)
     ax.set_xscale("log")
-    ax.set_xlabel("wall time since the training process began preparing (s, log scale)")
+    ax.set_xlabel("wall time of the training process: preparation, then the epochs (s, log scale)")
     ax.set_ylabel("validation top-20-DE MSE (each model's own)")
     ax.set_title("Time to accuracy, one line per seed, one point per epoch")
     ax.legend(fontsize=8)
