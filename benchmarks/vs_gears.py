@@ -585,6 +585,10 @@ def render_markdown(summary: dict, rows: list[dict], machine: dict, started: dic
              f"for every run. Both models: hidden size {S['hidden']}, batch size {S['batch_size']}, seeds "
              f"{', '.join(map(str, S['seeds']))}, the same GO graph ({S['go_edges']:,} edges) and co-expression "
              f"graph ({S['coexpression_edges']:,} edges), passed in as files.\n")
+    if len(S["seeds"]) < 3:
+        L.append(f"**{n_of(len(S['seeds']), 'seed')} only** (the full protocol is 3): the shared machine's time "
+                 "allowed no more in this invocation, so there are no standard deviations over seeds and "
+                 "every number below is one training run per model.\n")
 
     L.append("## What ran\n")
     L.append("| run | one optimiser step trains on | epochs (per seed) | optimiser steps (per seed) | stopping rule | finished training |")
