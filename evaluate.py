@@ -25,6 +25,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from priorgnn.cli import ArgumentParser, nonnegative_int, os_error_message, positive_int
 from priorgnn.errors import ConfigError, PriorGNNError
 
 log = logging.getLogger("evaluate")
@@ -69,10 +70,10 @@ def add_report_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--table-metrics", default=None, metavar="NAMES", help="columns of table.tex")
     p.add_argument("--ci-style", choices=("pm", "interval"), default="pm",
                    help="table.tex cells: mean ± CI half-width, or mean [lo, hi]")
-    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (>= 1000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
-    p.add_argument("--ceiling-seed", type=int, default=0, help="seed of the split-half noise ceiling")
-    p.add_argument("--ceiling-repeats", type=int, default=1,
+    p.add_argument("--n-boot", type=positive_int, default=2000, help="bootstrap resamples (>= 1000)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the bootstrap")
+    p.add_argument("--ceiling-seed", type=nonnegative_int, default=0, help="seed of the split-half noise ceiling")
+    p.add_argument("--ceiling-repeats", type=positive_int, default=1,
                    help="random half-splits averaged per condition for the ceiling")
     p.add_argument("--no-ceiling", action="store_true", help="skip the split-half noise ceiling")
     p.add_argument("--no-truth", action="store_true", help="on simulated data, skip the truth reference")
@@ -173,7 +174,7 @@ SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="evaluate.py",
         description="Evaluate priorgnn runs and baselines and write the benchmark report. "
                     "Without a subcommand, 'report' is assumed: evaluate.py RUN [RUN ...] [options].",
@@ -203,10 +204,17 @@ def main(argv: list[str] | None = None) -> int:
     except PriorGNNError as exc:
         if args.debug:
             raise
-        print(f"evaluate.py: error: {exc}", file=sys.stderr)
+        print("evaluate.py: error: " + " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip()),
+              file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if args.debug:
+            raise
+        print(f"evaluate.py: error: {os_error_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("evaluate.py: interrupted", file=sys.stderr)
+        print("evaluate.py: interrupted; the report is written only once complete, so nothing was written "
+              "(a study keeps its finished fits and continues from them when rerun).", file=sys.stderr)
         return 130
 
 

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from priorgnn.cli import run_main
+from priorgnn.cli import ArgumentParser, run_main
 from priorgnn.errors import ConfigError, PriorGNNError
 
 log = logging.getLogger(__name__)
@@ -245,7 +245,7 @@ def _gene_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m knowledge",
         description="Build, degrade and inspect knowledge graphs (Gene Ontology, co-expression, edge "
                     "lists) used as priors. Graphs are written as OUT.npz + OUT.json (no pickle).",

@@ -38,3 +38,7 @@ class DownloadError(PriorGNNError):
 
 class ConfigError(PriorGNNError, ValueError):
     """A command-line or YAML option is invalid."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with one line saying what was kept and how to continue (the CLIs print it)."""

@@ -9,7 +9,12 @@ co-expression priors, makes a GEARS simulation split, trains PriorGNN and writes
 from __future__ import annotations
 
 import copy
+import inspect
 import logging
+import math
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -23,15 +28,46 @@ import yaml
 
 from priorgnn._io import safe_name, write_csv, write_h5ad, write_text
 from priorgnn.data.conditions import canonical_condition, make_condition
-from priorgnn.errors import CheckpointError, ConfigError, GraphError
+from priorgnn.errors import CheckpointError, ConfigError, GraphError, Interrupted
 from priorgnn.models.base import PriorGraphs, TrainConfig, get_model_class
-from priorgnn.runs import DataSpec, Run, environment_info
+from priorgnn.runs import DataSpec, Run, RunLock, environment_info
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RunConfig", "train_run", "predict_run", "resolve_data", "build_priors", "parse_conditions"]
+__all__ = ["RunConfig", "train_run", "predict_run", "resolve_data", "build_priors", "parse_conditions",
+           "RESUMABLE", "PREDICT_CONFIRM_LIMIT"]
 
 _TRAIN_FIELDS = {f.name for f in fields(TrainConfig)} - {"run_dir", "resume", "extra"}
+_TRAIN_DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.name in _TRAIN_FIELDS}
+#: Options that may change when a run is resumed (``train.py --resume``); any other option given with
+#: ``--resume`` must equal the run's saved value.
+RESUMABLE = ("train.max_epochs", "train.max_steps", "train.patience", "train.threads", "train.accelerator",
+             "train.devices", "train.progress_bar", "train.num_workers")
+#: Predictions of more conditions than this need ``yes=True`` (``train.py predict --yes``).
+PREDICT_CONFIRM_LIMIT = 1000
+_SPLIT_KINDS = ("simulation", "combo", "random")
+
+
+def _split_options() -> dict[str, inspect.Parameter]:
+    from priorgnn.data.splits import make_split
+
+    return {n: p for n, p in inspect.signature(make_split).parameters.items() if n not in ("conditions",)}
+
+
+def _check_int(where: str, value: Any, low: int, hint: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{where} = {value!r} is not an integer.{hint}")
+    if value < low:
+        raise ConfigError(f"{where} = {value} must be {low} or more.{hint}")
+
+
+def _check_number(where: str, value: Any, *, positive: bool = False, at_most: float | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{where} = {value!r} is not a finite number.")
+    if (positive and value <= 0) or value < 0:
+        raise ConfigError(f"{where} = {value} must be {'above' if positive else 'at least'} 0.")
+    if at_most is not None and value > at_most:
+        raise ConfigError(f"{where} = {value} must be at most {at_most:g}.")
 
 
 @dataclass
@@ -95,6 +131,60 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return copy.deepcopy(asdict(self))
+
+    def validate(self) -> None:
+        """Check every option's type, range and key before anything is read or written; raises
+        :class:`~priorgnn.errors.ConfigError` naming the option and what it accepts."""
+        if not isinstance(self.data, str) or not self.data.strip():
+            raise ConfigError(f"data = {self.data!r}: give a preset (demo, norman), a simulation folder or an .h5ad.")
+        _check_int("data_seed (--data-seed)", self.data_seed, 0)
+        for section in ("simulate", "load", "split", "model_options", "priors", "train"):
+            if not isinstance(getattr(self, section), dict):
+                raise ConfigError(f"{section} must be a mapping of options, not {getattr(self, section)!r}.")
+        # split
+        known = _split_options()
+        unknown = sorted(set(self.split) - set(known))
+        if unknown:
+            import difflib
+
+            hints = [f"{u!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(str(u), known, 1)) else repr(u)
+                     for u in unknown]
+            raise ConfigError(f"unknown split option(s) {', '.join(hints)}; known: {', '.join(sorted(known))} "
+                              "(CLI: --split-set KEY=VALUE).")
+        if self.split.get("kind", "simulation") not in _SPLIT_KINDS:
+            raise ConfigError(f"split kind {self.split.get('kind')!r} is unknown; choose {', '.join(_SPLIT_KINDS)}.")
+        for key, value in self.split.items():
+            if key == "seed":
+                _check_int("split seed (--split-seed)", value, 0)
+            elif key.endswith("_frac"):
+                _check_number(f"split option {key} (--split-set)", value, at_most=1.0)
+            elif key == "require_subgroups" and value is not None and not isinstance(value, (list, tuple)):
+                raise ConfigError(f"split option require_subgroups = {value!r}: give a list of subgroups.")
+        # training
+        bad = set(self.train) - _TRAIN_FIELDS
+        if bad:
+            raise ConfigError(f"unknown train option(s) {sorted(bad)}; known: {sorted(_TRAIN_FIELDS)}.")
+        t = self.train
+        if "max_epochs" in t:
+            _check_int("max_epochs (--epochs)", t["max_epochs"], 1,
+                       " To save a model without training (a reference row), use --untrained (train.untrained: true).")
+        if "max_steps" in t and t["max_steps"] != -1:
+            _check_int("max_steps (--max-steps)", t["max_steps"], 1, " (-1: no limit)")
+        for key, low in (("batch_size", 1), ("patience", 0), ("seed", 0), ("num_workers", 0)):
+            if key in t:
+                _check_int(f"{key} (--{key.replace('_', '-')})", t[key], low)
+        if t.get("threads") is not None:
+            _check_int("threads (--threads)", t["threads"], 1)
+        if "lr" in t:
+            _check_number("lr (--lr)", t["lr"], positive=True)
+        if "weight_decay" in t:
+            _check_number("weight_decay (--weight-decay)", t["weight_decay"])
+        for key in ("untrained", "progress_bar"):
+            if key in t and not isinstance(t[key], bool):
+                raise ConfigError(f"train option {key} = {t[key]!r} is not true or false.")
+        if self.load.get("n_top_genes") is not None:
+            _check_int("n_top_genes (--n-top-genes)", self.load["n_top_genes"], 1)
+        get_model_class(self.model).check_hparams(self.model_options)
 
     def train_config(self, run_dir: Path, resume: str | None = None) -> TrainConfig:
         return TrainConfig(**self.train, run_dir=str(run_dir), resume=resume)
@@ -252,43 +342,192 @@ def build_priors(cfg: RunConfig, data, split, sim, model_cls, *, progress: bool 
 
 
 # -- training ---------------------------------------------------------------------------------------
-def train_run(cfg: RunConfig, *, overwrite: bool = False, resume: bool = False, progress: bool = True) -> Run:
-    """Run the whole job and write the run directory; returns it."""
+def _saved_value(cfg: RunConfig, path: str) -> Any:
+    """The value of ``path`` (``'model'``, ``'train.lr'``, ...) in ``cfg``, or its default."""
+    section, _, key = path.partition(".")
+    if not key:
+        return getattr(cfg, section)
+    d = getattr(cfg, section)
+    if key in d:
+        return d[key]
+    if section == "train":
+        return _TRAIN_DEFAULTS.get(key)
+    if section == "split":
+        p = _split_options().get(key)
+        return {"kind": "simulation", "seed": 1}.get(key, None if p is None else p.default)
+    if section == "priors":
+        return "auto" if key in ("go", "coexpression") else None
+    if section == "model_options":
+        try:
+            p = inspect.signature(get_model_class(cfg.model).__init__).parameters.get(key)
+        except ConfigError:
+            p = None
+        return None if p is None or p.default is inspect.Parameter.empty else p.default
+    return None
+
+
+def _resume_config(out: Path, changes: dict[str, Any] | None, flags: dict[str, str] | None) -> RunConfig:
+    """The saved config of the run in ``out`` with the allowed ``changes`` applied; an option that
+    contradicts the saved run is an error naming it."""
+    if not (out / "config.yaml").exists():
+        raise CheckpointError(f"cannot resume: {out} holds no config.yaml of an earlier run. Train it first "
+                              "(without --resume), or give the --out of an existing run.")
+    cfg = RunConfig.from_yaml(out / "config.yaml")
+    conflicts, applied = [], []
+    for path, value in (changes or {}).items():
+        saved = _saved_value(cfg, path)
+        flag = (flags or {}).get(path, path)
+        if path in RESUMABLE:
+            if value != saved:
+                section, _, key = path.partition(".")
+                getattr(cfg, section)[key] = value
+                applied.append(f"{flag} {value!r} (was {saved!r})")
+        elif value != saved:
+            conflicts.append(f"{flag} {value!r} (the run has {saved!r})")
+    if conflicts:
+        raise ConfigError(
+            f"cannot resume {out} with {'; '.join(conflicts)}: a resumed run keeps its saved settings. Options "
+            "that may change on resume: --epochs, --max-steps, --patience, --threads, --accelerator, --devices, "
+            "--no-progress, -q, --debug. For other settings start a new run (another --out, or --overwrite)."
+        )
+    for line in applied:
+        log.info("resume: %s", line)
+    cfg.out = str(out)
+    return cfg
+
+
+def _replace_dir(work: Path, out: Path) -> None:
+    """Put the finished run ``work`` at ``out``; an earlier run there is removed only after the swap."""
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.replace(out, old / out.name)
+    try:
+        os.replace(work, out)
+    except BaseException:
+        if old is not None:
+            os.replace(old / out.name, out)
+            shutil.rmtree(old, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _keep_interrupted(work: Path, out: Path) -> Path:
+    """Keep an interrupted new run: at ``out`` if that is free, else beside it (the earlier run stays)."""
+    if out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+    dest = out
+    n = 1
+    while dest.exists():
+        dest = out.parent / f"{out.name}-interrupted{'' if n == 1 else f'-{n}'}"
+        n += 1
+    os.replace(work, dest)
+    return dest
+
+
+def _is_run_dir(p: Path) -> bool:
+    return (p / "run.json").exists() or (p / "config.yaml").exists()
+
+
+def train_run(cfg: RunConfig, *, overwrite: bool = False, resume: bool = False, progress: bool = True,
+              changes: dict[str, Any] | None = None, flags: dict[str, str] | None = None) -> Run:
+    """Run the whole job and write the run directory; returns it.
+
+    A new run is built in a temporary folder beside ``cfg.out`` and moved into place only once it has
+    succeeded, so ``overwrite=True`` replaces an earlier run only by a complete new one (a failed run
+    leaves the earlier one as it was). The run directory is locked while it is written
+    (:class:`~priorgnn.runs.RunLock`). With ``resume=True`` the run in ``cfg.out`` continues from its
+    last checkpoint with its own ``config.yaml``; ``changes`` (``{'train.max_epochs': 8, ...}``) are
+    applied if they are among :data:`RESUMABLE`, and any other that differs from the saved run is an error.
+    Ctrl-C during training keeps the epochs completed so far (a resumable run) and raises
+    :class:`~priorgnn.errors.Interrupted` saying where they are.
+    """
     t0 = time.perf_counter()
     out = Path(cfg.out) if cfg.out else cfg.default_out()
-    if (out / "run.json").exists() and not (overwrite or resume):
-        raise ConfigError(f"{out} already holds a run. Choose another --out, or pass --overwrite "
-                          "(replace it) or --resume (continue its training).")
-    ckpt = out / "checkpoints" / "last.ckpt"
-    if resume:
-        if not (out / "config.yaml").exists():
-            raise CheckpointError(f"cannot resume: {out} holds no config.yaml of an earlier run.")
-        cfg = RunConfig.from_yaml(out / "config.yaml")
-        cfg.out = str(out)
-    if overwrite and not resume:
-        import shutil
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder. Give the path of a run folder (created if absent).")
+    if not resume:
+        cfg.validate()
+        if _is_run_dir(out) and not overwrite:
+            what = "a run" if (out / "run.json").exists() else "an unfinished (interrupted) run"
+            raise ConfigError(f"{out} already holds {what}. Choose another --out, or pass --overwrite "
+                              "(replace it once the new run has succeeded) or --resume (continue its training).")
+        if out.is_dir() and any(out.iterdir()) and not _is_run_dir(out):
+            raise ConfigError(f"{out} is a folder with other files, not a run directory; it is never replaced. "
+                              "Choose a new or empty --out.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with RunLock(out):
+        if resume:
+            cfg = _resume_config(out, changes, flags)
+            model_cls = get_model_class(cfg.model)
+            return _build_run(cfg, out, out, model_cls, progress, t0, resume=True)
+        model_cls = get_model_class(cfg.model)
+        if cfg.summaries_only and model_cls.needs_cells:
+            raise ConfigError(f"model {cfg.model!r} trains on cells, which --summaries-only does not load; drop "
+                              "--summaries-only for it.")
+        cfg.out = str(out) if cfg.out else None
+        # replacing a run: build beside it and swap at the end; a new run: build in place (resumable if killed)
+        replacing = _is_run_dir(out)
+        existed = out.exists()
+        work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent)) if replacing else out
 
-        for stale in ("checkpoints", "logs", "predictions", "model", "graphs"):
-            shutil.rmtree(out / stale, ignore_errors=True)
-    out.mkdir(parents=True, exist_ok=True)
-    model_cls = get_model_class(cfg.model)
+        def discard() -> None:
+            shutil.rmtree(work, ignore_errors=True)
+            if not replacing and existed:
+                out.mkdir(exist_ok=True)
+
+        try:
+            _build_run(cfg, out, work, model_cls, progress, t0, resume=False)
+        except Interrupted as exc:
+            epochs = getattr(exc, "epochs_done", 0)
+            if epochs:
+                kept = _keep_interrupted(work, out) if replacing else out
+                raise _interrupted_line(exc, kept, f"python train.py --out {kept} --resume") from None
+            discard()
+            raise Interrupted("interrupted before the first epoch ended; nothing was kept"
+                              f"{'; the earlier run in ' + str(out) + ' is unchanged' if replacing else ''}.") from None
+        except KeyboardInterrupt:
+            discard()
+            raise Interrupted("interrupted before training finished; nothing was kept"
+                              f"{'; the earlier run in ' + str(out) + ' is unchanged' if replacing else ''}.") from None
+        except BaseException:
+            discard()
+            raise
+        if replacing:
+            _replace_dir(work, out)
+    run = Run(out)
+    log.info("wrote run %s in %.1f s", out, run.info["timings"]["total_s"])
+    return run
+
+
+def _interrupted_line(exc: Interrupted, kept: Path, command: str) -> Interrupted:
+    new = Interrupted(f"interrupted in epoch {exc.epochs_done + 1}: {exc.epochs_done} completed epoch(s) kept in "
+                      f"{kept}/checkpoints/last.ckpt; continue with: {command}")
+    new.epochs_done = exc.epochs_done
+    return new
+
+
+def _build_run(cfg: RunConfig, out: Path, work: Path, model_cls, progress: bool, t0: float, *,
+               resume: bool) -> Run:
+    """Fit and write the run into ``work`` (``out`` itself when resuming; else a temporary folder
+    that :func:`train_run` moves to ``out``)."""
+    ckpt = work / "checkpoints" / "last.ckpt"
+    work.mkdir(parents=True, exist_ok=True)
     model_cls(**cfg.model_options)  # fail early on bad options
-    if cfg.summaries_only and model_cls.needs_cells:
-        raise ConfigError(f"model {cfg.model!r} trains on cells, which --summaries-only does not load; drop "
-                          "--summaries-only for it.")
-    write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    write_text(work / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
     timings: dict[str, float] = {}
     t = time.perf_counter()
     data, spec, sim = resolve_data(cfg, progress=progress)
     split = make_or_load_split(cfg, data)
-    if resume and (out / "split.json").exists():
+    if resume and (work / "split.json").exists():
         from priorgnn.data.splits import Split
 
-        saved = Split.load(out / "split.json")
+        saved = Split.load(work / "split.json")
         if (saved.train, saved.val, saved.test) != (split.train, split.val, split.test):
             raise CheckpointError(f"cannot resume {out}: its saved split differs from the configured one.")
-    split.save(out / "split.json")
+    split.save(work / "split.json")
     data.summaries  # noqa: B018 - computed (or loaded) once, timed as data preparation
     timings["data_s"] = time.perf_counter() - t
     log.info("data: %r; split %s: %d train, %d val, %d test conditions", data, split.kind,
@@ -299,7 +538,7 @@ def train_run(cfg: RunConfig, *, overwrite: bool = False, resume: bool = False, 
     for name in ("go", "coexpression"):
         g = getattr(graphs, name)
         if g is not None:
-            g.save(out / "graphs" / f"{name}.npz")
+            g.save(work / "graphs" / f"{name}.npz")
     timings["priors_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -307,14 +546,19 @@ def train_run(cfg: RunConfig, *, overwrite: bool = False, resume: bool = False, 
     resume_path = str(ckpt) if resume and ckpt.exists() else None
     if resume and resume_path is None and model_cls.trainable:
         log.warning("no checkpoint to resume from in %s; training from the start", out)
-    model.fit(data, split, graphs=graphs, train=cfg.train_config(out, resume_path))
+    try:
+        model.fit(data, split, graphs=graphs, train=cfg.train_config(work, resume_path))
+    except Interrupted as exc:
+        if resume:
+            raise _interrupted_line(exc, out, f"python train.py --out {out} --resume") from None
+        raise
     timings["train_s"] = time.perf_counter() - t
-    model.save(out / "model")
+    model.save(work / "model")
 
     t = time.perf_counter()
     if split.test:
         pred = model.predict(split.test)
-        _write_prediction(pred, out / "predictions", "test")
+        _write_prediction(pred, work / "predictions", "test")
     timings["predict_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
 
@@ -324,9 +568,8 @@ def train_run(cfg: RunConfig, *, overwrite: bool = False, resume: bool = False, 
         "graphs": {n: getattr(graphs, n).provenance for n in ("go", "coexpression") if getattr(graphs, n) is not None},
         "config": cfg.to_dict(), "fit_info": model.fit_info, "timings": timings, **environment_info(),
     }
-    run = Run(out)
+    run = Run(work)
     run.write_info(info)
-    log.info("wrote run %s in %.1f s", out, timings["total_s"])
     return run
 
 
@@ -366,24 +609,80 @@ def parse_conditions(text: str | None = None, file: str | None = None, all_pairs
     return out
 
 
+def _unknown_gene_error(model, unknown: list[str], conditions: Sequence[str]) -> ConfigError:
+    vocab = model._vocabulary()
+    lower = {}
+    for g in vocab:
+        lower.setdefault(g.lower(), g)
+    parts = []
+    for g in unknown[:5]:
+        hint = f" (measured as {lower[g.lower()]!r}: fix the spelling)" if g.lower() in lower else ""
+        parts.append(f"{g!r}{hint}")
+    more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+    first = next(c for c in conditions if any(g in unknown for g in c.split("+")))
+    return ConfigError(
+        f"cannot predict {first!r}: the {model.name} model has never seen gene(s) {', '.join(parts)}{more} "
+        "(neither measured nor perturbed in training). Check the gene names, or pass --allow-fallback "
+        "(predict_run(..., allow_fallback=True)) to predict them with the model's fallback."
+    )
+
+
+def _size_text(n_bytes: float) -> str:
+    return f"{n_bytes / 1e6:.0f} MB" if n_bytes >= 1e6 else f"{n_bytes / 1e3:.0f} kB"
+
+
 def predict_run(run_path: str | Path, conditions: Sequence[str], *, out: str | Path | None = None,
                 name: str = "predict", allow_prior_free: bool = False, interactions: bool = False,
-                top: int = 50) -> dict[str, Path]:
-    """Predict ``conditions`` with a trained run; write AnnData + CSV (and an interaction table)."""
+                top: int = 50, allow_fallback: bool = False, overwrite: bool = False,
+                yes: bool = False) -> dict[str, Path]:
+    """Predict ``conditions`` with a trained run; write AnnData + CSV (and an interaction table).
+
+    A gene the model has never seen (neither measured nor perturbed in training) is an error unless
+    ``allow_fallback``. Earlier outputs of the same ``name`` are an error unless ``overwrite``. More
+    than :data:`PREDICT_CONFIRM_LIMIT` conditions need ``yes`` (the error states the size and an
+    estimated time, from timing the first few predictions).
+    """
     run = Run.load(run_path)
     model = run.model()
     if allow_prior_free and "allow_prior_free" in model.hparams:
         model.hparams["allow_prior_free"] = True
-    pred = model.predict(list(conditions))
+    conditions = list(conditions)
+    unknown = model.unknown_genes(conditions)
+    if unknown and not allow_fallback:
+        raise _unknown_gene_error(model, unknown, conditions)
     folder = Path(out) if out else run.path / "predictions"
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--out {folder} is a file, not a folder; give a folder for the predictions.")
+    stem = safe_name(name)
+    targets = [folder / f"{stem}.h5ad", folder / f"{stem}_delta.csv"]
+    if interactions:
+        targets.append(folder / f"{stem}_interactions.csv")
+    existing = [t for t in targets if t.exists()]
+    if existing and not overwrite:
+        raise ConfigError(f"{existing[0]} already exists (an earlier prediction). Pass --overwrite to replace it, "
+                          "or --name NEW to write beside it.")
+    n = len(conditions)
+    if n > 100:
+        n_pairs = sum(1 for c in conditions if "+" in c and "ctrl" not in c.split("+"))
+        k = min(16, n)
+        t = time.perf_counter()
+        model.predict(conditions[:k])
+        est = (time.perf_counter() - t) / k * n
+        size = n * len(model.genes) * 4 * 2 + n * len(model.genes) * 10
+        what = (f"{n:,} conditions ({n - n_pairs:,} singles and controls, {n_pairs:,} pairs) x {len(model.genes):,} "
+                f"genes: about {est:.0f} s and {_size_text(size)} of output")
+        if n > PREDICT_CONFIRM_LIMIT and not yes:
+            raise ConfigError(f"{what}, above the {PREDICT_CONFIRM_LIMIT:,}-condition limit that needs confirmation. "
+                              "Rerun with --yes to go ahead, or predict fewer genes or conditions.")
+        log.warning("predicting %s", what)
+    pred = model.predict(conditions)
     h5, csv = _write_prediction(pred, folder, name)
     written = {"h5ad": h5, "csv": csv}
     if interactions:
         from priorgnn.interactions import rank_pair_interactions
 
         table = rank_pair_interactions(pred, top=top)
-        path = folder / f"{safe_name(name)}_interactions.csv"
+        path = folder / f"{stem}_interactions.csv"
         write_csv(path, table, index=False)
         written["interactions"] = path
     return written
-

@@ -17,7 +17,10 @@ No state lives outside the run directory (except the content-keyed cache, which 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
+import os
 import platform
 import subprocess
 from dataclasses import dataclass
@@ -31,7 +34,7 @@ from priorgnn.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Run", "DataSpec", "environment_info", "RUN_FILE"]
+__all__ = ["Run", "DataSpec", "environment_info", "RUN_FILE", "RunLock"]
 
 RUN_FILE = "run.json"
 _PACKAGES = ("priorgnn", "torch", "torch-geometric", "lightning", "anndata", "scanpy", "goatools",
@@ -187,3 +190,58 @@ class Run:
             if p.exists():
                 setattr(out, name, GeneGraph.load(p))
         return out
+
+
+class RunLock:
+    """An exclusive lock on a run directory while it is written (``with RunLock(path): ...``).
+
+    The lock is an ``flock`` on ``.NAME.lock`` beside the run directory (the directory itself may not
+    exist yet, or be swapped in at the end), so it is released by the operating system if the process
+    dies. A second writer fails at once with :class:`~priorgnn.errors.CheckpointError` naming the
+    process that holds the lock. The lock file is removed on release.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.lock_path = self.path.parent / f".{self.path.name}.lock"
+        self._fh = None
+
+    def __enter__(self) -> RunLock:
+        import fcntl
+
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fh = open(self.lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                fh.seek(0)
+                holder = fh.read().strip() or "another process"
+                fh.close()
+                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise
+                raise CheckpointError(
+                    f"{self.path} is being written by another training ({holder}). Wait for it to finish, "
+                    "or choose another --out."
+                ) from None
+            # the file may have been removed by the previous holder between open and flock: retry
+            try:
+                same = os.fstat(fh.fileno()).st_ino == os.stat(self.lock_path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            fh.close()
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fh is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.lock_path)
+            self._fh.close()  # closing releases the flock
+            self._fh = None

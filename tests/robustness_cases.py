@@ -2,9 +2,10 @@
 states the message it must print. Used by ``tests/test_robustness.py`` (one test per case) and by
 ``benchmarks/robustness.py`` (the counts table).
 
-A case passes when the tool exits with status 2 (or 0 for a documented, logged repair), prints the
-expected fragment, prints no traceback, and loses no data: every file that existed before the
-command is unchanged afterwards, and no output is left under its final name by a failed command.
+A case passes when the tool exits with status 2 (or 0 for a documented, logged repair, or 130 for
+Ctrl-C), prints the expected fragment (and none of the forbidden ones), prints no traceback, and loses
+no data: every file that existed before the command is unchanged afterwards, and no output is left
+under its final name by a failed command.
 """
 
 from __future__ import annotations
@@ -29,7 +30,14 @@ class Case:
     name: str
     build: Callable[[Path], tuple[str, list[str]]]  # -> (tool, argv)
     expect: str  # fragment of the message
-    status: int = 2  # 0 for a logged repair
+    status: int = 2  # 0 for a logged repair, 130 for Ctrl-C
+    forbid: tuple[str, ...] = ()  # fragments that must not appear in the output
+    updates: str | None = None  # a run folder the command updates by design (a successful --resume)
+    once: bool = False  # no log line may appear twice
+
+
+#: Callables run after a case's command (release a lock, undo a patch), set by the case's build.
+_AFTER: list[Callable[[], None]] = []
 
 
 @dataclass
@@ -231,6 +239,149 @@ def _case_predict_malformed(tmp):
     return "train", ["predict", str(run), "--conditions", "G1+G2+G3", "-q"]
 
 
+# -- round two: runs lost, nonsense accepted, tracebacks, misleading messages, noise -------------------
+def _run_with_predictions(tmp: Path, model: str = "additive", *extra: str) -> Path:
+    run = _trained_run(tmp, model, *extra)
+    return run
+
+
+def _case_overwrite_bad_data(tmp):
+    run = _trained_run(tmp, "additive")
+    bad = tmp / "empty.h5ad"
+    bad.write_bytes(b"")
+    return "train", ["--data", str(bad), "--model", "additive", "--split", "combo", "--out", str(run),
+                     "--overwrite", "--no-progress", "-q"]
+
+
+def _case_locked(tmp):
+    from priorgnn.runs import RunLock
+
+    run = _trained_run(tmp, "additive")
+    lock = RunLock(run).__enter__()  # another training holds the run
+    _AFTER.append(lambda: lock.__exit__(None, None, None))
+    return "train", ["--data", str(tmp / "base.h5ad"), "--model", "additive", "--split", "combo", "--out", str(run),
+                     "--overwrite", "--no-progress", "-q"]
+
+
+def _case_predict_again(tmp):
+    import train
+
+    run = _trained_run(tmp, "additive")
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        assert train.main(["predict", str(run), "--conditions", "G1+G2", "-q"]) == 0
+    return "train", ["predict", str(run), "--conditions", "G3+G4", "-q"]
+
+
+def _case_ctrl_c(tmp):
+    from priorgnn.training import fit
+
+    data = _h5ad(tmp, synth_lognorm())
+    original = fit.EpochClock.on_train_epoch_end
+
+    def interrupt_in_epoch_3(self, trainer, pl_module):
+        original(self, trainer, pl_module)
+        if trainer.current_epoch == 2:
+            raise KeyboardInterrupt
+
+    fit.EpochClock.on_train_epoch_end = interrupt_in_epoch_3
+    _AFTER.append(lambda: setattr(fit.EpochClock, "on_train_epoch_end", original))
+    return "train", ["--data", str(data), "--model", "priorgnn", "--go", "none", "--split", "combo", "--model-set",
+                     "hidden=8", "--epochs", "6", "--out", str(tmp / "run"), "--no-progress", "-q"]
+
+
+def _train_flags(*flags: str):
+    return lambda tmp: _train(_h5ad(tmp, synth_lognorm()), *flags)
+
+
+def _case_resume(*flags: str, quiet: bool = True):
+    def build(tmp):
+        run = _trained_run(tmp, "priorgnn", "--go", "none", "--epochs", "2", "--model-set", "hidden=8")
+        return "train", ["--out", str(run), "--resume", "--no-progress", *(["-q"] if quiet else []), *flags]
+
+    return build
+
+
+def _case_predict(conditions: str, *extra: str, model: str = "additive", n_genes: int = 30):
+    def build(tmp):
+        if n_genes != 30:
+            import train
+
+            data = _h5ad(tmp, synth_lognorm(n_genes=n_genes), "base.h5ad")
+            run = tmp / "run-big"
+            with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+                assert train.main(["--data", str(data), "--model", model, "--split", "combo", "--out", str(run),
+                                   "--no-progress", "-q"]) == 0
+        else:
+            run = _trained_run(tmp, model)
+        key = "--all-pairs" if "," in conditions and "+" not in conditions else "--conditions"
+        return "train", ["predict", str(run), key, conditions, *extra]
+
+    return build
+
+
+def _case_read_only(tool: str):
+    # /sys refuses new folders to every user, root included: a real read-only output place
+    def build(tmp):
+        if tool == "train":
+            return _train(_h5ad(tmp, synth_lognorm()), "--out", "/sys/priorgnn-test/run")
+        if tool == "simulate":
+            return "simulate", ["--preset", "tiny", "--out", "/sys/priorgnn-test/sim", "--quiet"]
+        run = _trained_run(tmp, "additive")
+        if tool == "predict":
+            return "train", ["predict", str(run), "--conditions", "G1+G2", "--out", "/sys/priorgnn-test", "-q"]
+        return "evaluate", [str(run), "--no-figures", "--quiet", "--no-ceiling", "--out", "/sys/priorgnn-test"]
+
+    return build
+
+
+def _case_damaged_model(what: str):
+    def build(tmp):
+        run = _trained_run(tmp, "priorgnn", "--go", "none", "--epochs", "1", "--model-set", "hidden=8")
+        f = run / "model" / ("weights.pt" if "weights" in what else "model_state.npz")
+        if what.startswith("missing"):
+            f.unlink()
+        elif what == "empty weights.pt":
+            f.write_bytes(b"")
+        else:  # truncated
+            f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+        return "train", ["predict", str(run), "--conditions", "G1+G2", "-q"]
+
+    return build
+
+
+def _case_integer_conditions(tmp):
+    a = synth_lognorm()
+    codes = {c: str(i) for i, c in enumerate(sorted(set(a.obs["condition"].astype(str))))}
+    a.obs["condition"] = a.obs["condition"].astype(str).map(codes).to_numpy()
+    return _train(_h5ad(tmp, a))
+
+
+def _case_nan_conditions(tmp):
+    a = synth_lognorm()
+    cond = a.obs["condition"].astype(str).to_numpy().astype(object)
+    cond[:3] = np.nan
+    a.obs["condition"] = pd.Categorical(cond)
+    return _train(_h5ad(tmp, a))
+
+
+def _case_control_label_absent(tmp):
+    a = synth_lognorm()
+    a.obs["perturbation"] = (a.obs["condition"].astype(str).str.replace("+ctrl", "", regex=False)
+                             .str.replace("+", "_", regex=False).str.replace("ctrl", "control", regex=False))
+    del a.obs["condition"]
+    return _train(_h5ad(tmp, a), "--style", "scperturb", "--control-label", "non-targeting")
+
+
+def _case_noise(quiet: bool):
+    def build(tmp):
+        data = _h5ad(tmp, synth_lognorm())
+        argv = ["--data", str(data), "--model", "priorgnn", "--go", "none", "--split", "combo", "--model-set",
+                "hidden=8", "--epochs", "1", "--out", str(tmp / "run"), "--no-progress"]
+        return "train", argv + (["-q"] if quiet else [])
+
+    return build
+
+
 CASES: list[Case] = [
     Case("empty file", _case_empty, "empty"),
     Case("not an h5ad", _case_not_h5ad, "not an .h5ad"),
@@ -259,6 +410,53 @@ CASES: list[Case] = [
     Case("resume with another architecture", _case_resume_other_architecture, "does not fit"),
     Case("predict a gene outside the graph", _case_predict_unknown_gene, "NOTAGENE"),
     Case("predict a malformed condition", _case_predict_malformed, "combines 3"),
+    # runs lost
+    Case("--overwrite a good run with bad data", _case_overwrite_bad_data, "empty"),
+    Case("two trainings into one --out", _case_locked, "being written by another training"),
+    Case("predict again onto earlier predictions", _case_predict_again, "Pass --overwrite"),
+    Case("Ctrl-C during training", _case_ctrl_c, "2 completed epoch(s) kept", status=130,
+         forbid=("Detected KeyboardInterrupt",)),
+    # accepted as nonsense
+    Case("--model-set with a typo", _train_flags("--model", "priorgnn", "--model-set", "hiden=8"), "did you mean 'hidden'"),
+    Case("--epochs 0", _train_flags("--epochs", "0"), "use --untrained"),
+    Case("--epochs -1", _train_flags("--epochs", "-1"), "must be 1 or more"),
+    Case("--batch-size 0", _train_flags("--batch-size", "0"), "a positive integer"),
+    Case("--split-set test_frac=2", _train_flags("--split-set", "test_frac=2"), "must be at most 1"),
+    Case("--resume with another --model", _case_resume("--model", "transformer"), "cannot resume"),
+    Case("--resume with more --epochs (allowed, logged)", _case_resume("--epochs", "3", quiet=False),
+         "resume: --epochs 3 (was 2)", status=0, updates="run-priorgnn/"),
+    Case("--resume with --no-progress (allowed)", _case_resume(), "", status=0, updates="run-priorgnn/"),
+    Case("predict a gene the model never saw", _case_predict("NOTAGENE+ctrl"), "never seen gene(s) 'NOTAGENE'"),
+    Case("predict a gene in the wrong case", _case_predict("g0+G1"), "measured as 'G0'"),
+    Case("predict all pairs of many genes", _case_predict(",".join(f"G{i}" for i in range(50)), n_genes=50),
+         "Rerun with --yes"),
+    Case("ill-conditioned interaction fits (flagged, not ranked)", _case_predict("G20,G21,G22", "--allow-fallback"),
+         "ill-conditioned", status=0),
+    # tracebacks
+    Case("--model-set hidden=abc", _train_flags("--model", "priorgnn", "--model-set", "hidden=abc"), "not an integer"),
+    Case("--model-set hidden=-4", _train_flags("--model", "priorgnn", "--model-set", "hidden=-4"), "must be 1 or more"),
+    Case("--lr -0.01", _train_flags("--lr", "-0.01"), "must be a positive number"),
+    Case("--lr nan", _train_flags("--lr", "nan"), "not a finite number"),
+    Case("--split-set with an unknown key", _train_flags("--split-set", "tset_frac=0.3"), "did you mean 'test_frac'"),
+    Case("--out an existing file", lambda t: _train(_h5ad(t, synth_lognorm()), "--out", str(t / "d.h5ad")),
+         "is a file, not a folder"),
+    Case("train into a read-only folder", _case_read_only("train"), "Operation not permitted"),
+    Case("predict into a read-only folder", _case_read_only("predict"), "Operation not permitted"),
+    Case("evaluate into a read-only folder", _case_read_only("evaluate"), "Operation not permitted"),
+    Case("simulate into a read-only folder", _case_read_only("simulate"), "Operation not permitted"),
+    Case("truncated model_state.npz", _case_damaged_model("truncated model_state.npz"), "model_state.npz is unreadable"),
+    Case("empty weights.pt", _case_damaged_model("empty weights.pt"), "weights.pt is unreadable"),
+    Case("missing weights.pt", _case_damaged_model("missing weights.pt"), "weights.pt is missing"),
+    Case("missing model_state.npz", _case_damaged_model("missing model_state.npz"), "model_state.npz is missing"),
+    # misleading messages
+    Case("integer-coded conditions", _case_integer_conditions, "integer codes"),
+    Case("NaN conditions", _case_nan_conditions, "have no condition (missing/NaN"),
+    Case("--control-label absent from the data", _case_control_label_absent, "'non-targeting' is not among"),
+    # noise
+    Case("third-party logging once, no advertisement", _case_noise(False), "",
+         status=0, forbid=("litmodels", "Tip:", "LitLogger"), once=True),
+    Case("-q silences third-party logging", _case_noise(True), "", status=0,
+         forbid=("lightning", "GPU available", "litmodels", "Tip:")),
 ]
 
 
@@ -267,30 +465,55 @@ def _snapshot(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def run_case(case: Case, tmp: Path) -> Outcome:
-    """Build the case in ``tmp``, run its tool in-process, and check the outcome."""
+def _tool(name: str):
     import evaluate
     import train
+    from knowledge import cli as knowledge_cli
+    from priorgnn.simulate import __main__ as simulate_cli
+
+    return {"train": train.main, "evaluate": evaluate.main, "simulate": simulate_cli.main,
+            "knowledge": knowledge_cli.main}[name]
+
+
+def _log_lines(message: str) -> list[str]:
+    """Log lines without their time stamps (to find a line printed twice)."""
+    import re
+
+    return [re.sub(r"^\d\d:\d\d:\d\d ", "", ln) for ln in message.splitlines() if ln.strip()]
+
+
+def run_case(case: Case, tmp: Path) -> Outcome:
+    """Build the case in ``tmp``, run its tool in-process, and check the outcome."""
+    import logging
 
     tool, argv = case.build(tmp)
     before = _snapshot(tmp)
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         try:
-            status = (train.main if tool == "train" else evaluate.main)(argv)
+            status = _tool(tool)(argv)
         except SystemExit as exc:  # argparse
             status = int(exc.code or 0)
-        except Exception as exc:  # noqa: BLE001 - an uncaught exception is a failed case
+        except BaseException as exc:  # noqa: BLE001 - an uncaught exception is a failed case
             import traceback
 
             traceback.print_exc(file=err)
             status = -1
             del exc
+        finally:
+            for h in logging.getLogger().handlers:  # the log handler wrote to this case's stderr
+                h.flush()
     message = err.getvalue()
     after = _snapshot(tmp)
-    lost = [f for f, h in before.items() if after.get(f) != h]
+    while _AFTER:  # after the snapshot: a lock file held for the case is the case's own
+        _AFTER.pop()()
+    lost = [f for f, h in before.items() if after.get(f) != h
+            and not (case.updates and status == 0 and f.startswith(case.updates))]
     if status != 0:
         # a failed command must not leave a run's final files behind
         lost += [f for f in after if f not in before and Path(f).name in ("run.json", "report.md")]
-    return Outcome(case.name, status, message.strip(), status == case.status and case.expect in message,
-                   "Traceback" in message, lost)
+    clear = status == case.status and case.expect in message and not any(f in message for f in case.forbid)
+    if case.once:
+        lines = _log_lines(message)
+        clear = clear and len(lines) == len(set(lines))
+    return Outcome(case.name, status, message.strip(), clear, "Traceback" in message, lost)

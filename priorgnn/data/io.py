@@ -106,6 +106,17 @@ def scperturb_to_gears(
         if len(parts) == 2 and parts[0] == parts[1]:
             raise DataValidationError(f"perturbation {value!r} names the same gene twice.")
         mapping[value] = make_condition(parts)
+    if CTRL not in mapping.values():
+        import difflib
+
+        values = sorted(map(str, mapping))
+        close = difflib.get_close_matches(control_label, values, 3, 0.5)
+        raise DataValidationError(
+            f"the control label {control_label!r} is not among the values of obs[{perturbation_column!r}]"
+            f"{' (close: ' + ', '.join(map(repr, close)) + ')' if close else ''}; values include "
+            f"{', '.join(map(repr, values[:6]))}{' …' if len(values) > 6 else ''}. Pass the label your control "
+            "cells carry (control_label=..., CLI --control-label)."
+        )
     adata.obs["condition"] = raw.map(mapping).astype("category")
     return adata
 

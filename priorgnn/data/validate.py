@@ -107,8 +107,21 @@ def canonicalise_conditions(
     All malformed conditions are reported at once. If ``gene_names`` is given, a gene that matches
     a measured gene only up to case is reported as a case mismatch, with the measured spelling.
     """
+    missing = int(pd.isna(conditions).sum()) if len(conditions) else 0
+    if missing:
+        raise DataValidationError(
+            f"{missing} cell(s) have no condition (missing/NaN in the condition column). Remove those cells or "
+            "fill in their condition ('ctrl', 'A+ctrl' or 'A+B')."
+        )
     values = conditions.astype(str)
     uniques = pd.unique(values)
+    codes = [u for u in uniques if str(u).strip().lstrip("-").replace(".", "", 1).isdigit()]
+    if codes:
+        raise DataValidationError(
+            f"the condition column holds numbers ({', '.join(map(repr, codes[:3]))}{' …' if len(codes) > 3 else ''}), "
+            "not condition names: it looks like integer codes. Map the codes to names ('ctrl', 'A+ctrl', 'A+B') "
+            "first, or point condition_column= (CLI --condition-column) to the column that holds the names."
+        )
     mapping: dict[str, str] = {}
     problems: list[str] = []
     for u in uniques:

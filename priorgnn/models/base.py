@@ -16,7 +16,9 @@ Models register by name with :func:`register_model`, so ``train.py --model NAME`
 
 from __future__ import annotations
 
+import inspect
 import logging
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -142,6 +144,32 @@ class PerturbationModel(ABC):
         self.control_mean: np.ndarray | None = None
         self.fit_info: dict[str, Any] = {}
 
+    @classmethod
+    def check_hparams(cls, options: dict[str, Any]) -> None:
+        """Validate hyperparameters before a model is built: every key is a parameter of the model's
+        constructor, and each value has the parameter's type and range (sizes >= 1, counts of layers,
+        epochs and steps >= 0, rates and weights finite and >= 0, dropouts and fractions below 1).
+        Raises :class:`~priorgnn.errors.ConfigError` naming the option and what it accepts."""
+        sig = inspect.signature(cls.__init__)
+        params = {n: p for n, p in sig.parameters.items()
+                  if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        unknown = sorted(set(options) - set(params))
+        if unknown:
+            import difflib
+
+            hints = [f"{u!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(u, params, 1)) else repr(u)
+                     for u in unknown]
+            raise ConfigError(f"{cls.name}: unknown hyperparameter(s) {', '.join(hints)}; known: "
+                              f"{', '.join(sorted(params))} (CLI: --model-set KEY=VALUE).")
+        for key, value in options.items():
+            _check_hparam(cls.name, key, value, params[key])
+        try:
+            cls(**options)
+        except ConfigError:
+            raise
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ConfigError(f"{cls.name}: invalid hyperparameters {options} ({exc}).") from None
+
     # -- to implement ------------------------------------------------------------------------------
     @abstractmethod
     def fit(self, data: PerturbationData, split: Split, *, graphs: PriorGraphs | None = None,
@@ -174,6 +202,25 @@ class PerturbationModel(ABC):
     def _check_fitted(self) -> None:
         if self.genes is None or self.control_mean is None:
             raise CheckpointError(f"model {self.name!r} is not fitted; call fit() or load a run.")
+
+    def _vocabulary(self) -> set[str]:
+        """Genes this model can place: the measured genes and the genes it was trained on perturbed."""
+        vocab = set(self.genes or [])
+        for attr in ("single_genes", "pert_genes"):
+            vocab.update(map(str, getattr(self, attr, None) or []))
+        return vocab
+
+    def unknown_genes(self, conditions: Sequence[str]) -> list[str]:
+        """Genes of ``conditions`` the model has never seen (neither measured nor perturbed in
+        training): predicting them uses a fallback (e.g. the additive model's mean single), if any."""
+        self._check_fitted()
+        vocab = self._vocabulary()
+        out: list[str] = []
+        for c in conditions:
+            for g in parse_condition(c):
+                if g not in vocab and g not in out:
+                    out.append(g)
+        return out
 
     def canonical(self, conditions: Sequence[str]) -> list[str]:
         return [canonical_condition(c) for c in conditions]
@@ -222,12 +269,66 @@ class PerturbationModel(ABC):
             )
         model = cls(**meta.get("hparams", {}))
         model.fit_info = meta.get("fit_info", {})
-        with np.load(directory / "model_state.npz", allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-        model.genes = [str(g) for g in arrays.pop("genes")]
-        model.control_mean = arrays.pop("control_mean")
-        model._load_state(arrays, directory)
+        import pickle
+        import zipfile
+
+        unreadable = (OSError, EOFError, KeyError, ValueError, RuntimeError, zipfile.BadZipFile,
+                      pickle.UnpicklingError)
+        stage = "model_state.npz"
+        try:
+            with np.load(directory / "model_state.npz", allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+            model.genes = [str(g) for g in arrays.pop("genes")]
+            model.control_mean = arrays.pop("control_mean")
+            stage = "weights.pt" if (directory / "weights.pt").exists() else "a saved file"
+            model._load_state(arrays, directory)
+        except CheckpointError:
+            raise
+        except unreadable as exc:
+            what = Path(getattr(exc, "filename", None) or "").name or stage
+            kind = "missing" if isinstance(exc, FileNotFoundError) else "unreadable (truncated or damaged)"
+            raise CheckpointError(
+                f"{directory}: the saved {cls.name} model is incomplete: {what} is {kind} "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else 'no detail'}). "
+                "Restore the run folder from a copy, or re-train it (train.py ... --out RUN --overwrite)."
+            ) from None
         return model
+
+
+_SIZES_MAY_BE_ZERO = ("layers", "epochs", "steps")
+
+
+def _check_hparam(model: str, key: str, value: Any, param: inspect.Parameter) -> None:
+    """Type and range of one hyperparameter, from the constructor's default and annotation."""
+    default = param.default
+    ann = str(param.annotation) if param.annotation is not inspect.Parameter.empty else ""
+    if value is None:
+        if default is None or "None" in ann:
+            return
+        raise ConfigError(f"{model}: {key} cannot be empty (null); give a value like {default!r}.")
+    where = f"{model}: {key}={value!r}"
+    if isinstance(default, bool) or ann.startswith("bool"):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} is not true or false.")
+        return
+    if isinstance(default, int) or ann.startswith("int"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} is not an integer.")
+        low = 0 if any(s in key for s in _SIZES_MAY_BE_ZERO) or (isinstance(default, int) and default < 1) else 1
+        if value < low:
+            raise ConfigError(f"{where} must be {low} or more.")
+        return
+    if isinstance(default, float) or ann.startswith("float"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} is not a number.")
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(f"{where} must be a finite number >= 0.")
+        if ("dropout" in key or "frac" in key) and value >= 1:
+            raise ConfigError(f"{where} must be below 1.")
+        return
+    if isinstance(default, str) or ann.startswith("str"):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} is not a name (text); e.g. {default!r}.")
 
 
 def load_model(directory: str | Path) -> PerturbationModel:

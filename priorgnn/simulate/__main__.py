@@ -7,6 +7,7 @@ import logging
 import sys
 import time
 
+from priorgnn.cli import ArgumentParser, nonnegative_float, nonnegative_int, os_error_message
 from priorgnn.errors import PriorGNNError
 
 _EPILOG = """\
@@ -22,7 +23,7 @@ Settings (--set KEY=VALUE): python -m priorgnn.simulate --list-settings
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m priorgnn.simulate",
         description="Simulate a perturbation screen (single and double CRISPRa/CRISPRi perturbations) "
         "from a mechanistic gene-regulatory ODE model with known causal truth, and write cells "
@@ -30,17 +31,17 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--preset", default="demo", help="named preset: demo, norman or tiny (default: demo)")
-    p.add_argument("--seed", type=int, default=0, help="master seed (default: 0)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="master seed (default: 0)")
     p.add_argument("--out", help="output folder (required unless --list-settings)")
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                    help="override a simulator setting; repeatable (e.g. --set n_doubles=80)")
-    p.add_argument("--go-recall", type=float, default=1.0, metavar="R",
+    p.add_argument("--go-recall", type=nonnegative_float, default=1.0, metavar="R",
                    help="fraction of true GO-like annotations kept (default: 1.0)")
-    p.add_argument("--go-false-rate", type=float, default=0.0, metavar="F",
+    p.add_argument("--go-false-rate", type=nonnegative_float, default=0.0, metavar="F",
                    help="wrong annotations added, as a fraction of the true ones (default: 0)")
-    p.add_argument("--go-shuffle", type=float, default=0.0, metavar="S",
+    p.add_argument("--go-shuffle", type=nonnegative_float, default=0.0, metavar="S",
                    help="fraction of genes whose annotation sets are permuted among them (default: 0)")
-    p.add_argument("--go-seed", type=int, default=None, help="seed of the knowledge files (default: --seed)")
+    p.add_argument("--go-seed", type=nonnegative_int, default=None, help="seed of the knowledge files (default: --seed)")
     p.add_argument("--list-settings", action="store_true", help="print the preset's settings and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bars or log messages")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
@@ -81,8 +82,16 @@ def main(argv: list[str] | None = None) -> int:
     except PriorGNNError as exc:
         if args.debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print("error: " + " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip()), file=sys.stderr)
         return 2
+    except OSError as exc:
+        if args.debug:
+            raise
+        print(f"error: {os_error_message(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; a simulation is written to --out only once complete (rerun to write it).", file=sys.stderr)
+        return 130
     s = sim.summary
     kn = sim.knowledge
     print(f"simulation written to {sim.path} ({wall:.1f} s)")

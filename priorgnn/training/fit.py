@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import tempfile
 import time
 import warnings
@@ -15,7 +16,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
-from priorgnn.errors import CheckpointError
+from priorgnn.errors import CheckpointError, Interrupted
 from priorgnn.models.base import TrainConfig
 from priorgnn.training.io import AtomicCheckpointIO, AtomicCSVLogger
 from priorgnn.training.plan import ConditionDataModule, PerturbationTrainingPlan
@@ -24,7 +25,44 @@ from priorgnn.training.targets import ConditionTargets
 
 log = logging.getLogger(__name__)
 
-__all__ = ["train_delta_module", "load_checkpoint_weights", "cpu_threads"]
+__all__ = ["train_delta_module", "load_checkpoint_weights", "cpu_threads", "TrainingInterrupted"]
+
+
+class TrainingInterrupted(Interrupted):
+    """Ctrl-C during training; ``epochs_done`` completed epochs are in ``checkpoints/last.ckpt``."""
+
+    def __init__(self, message: str, epochs_done: int, checkpoint: str | None) -> None:
+        super().__init__(message)
+        self.epochs_done, self.checkpoint = epochs_done, checkpoint
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` whose saved state follows its run folder when the folder is
+    moved (a run is built in a temporary folder and moved into place): paths under the saved
+    ``dirpath`` are mapped to the current one, so a resumed run keeps its best score."""
+
+    @property
+    def state_key(self) -> str:
+        # the key Lightning's own ModelCheckpoint gives this state, so runs saved before keep resuming alike
+        return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        old = state_dict.get("dirpath")
+        new = self.dirpath
+        if old and new and old != new and Path(old).name == Path(new).name:
+            def move(p):
+                if isinstance(p, str) and p.startswith(old):
+                    return new + p[len(old):]
+                return p
+
+            state_dict = dict(state_dict)
+            state_dict["dirpath"] = new
+            for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+                if key in state_dict:
+                    state_dict[key] = move(state_dict[key])
+            if isinstance(state_dict.get("best_k_models"), dict):
+                state_dict["best_k_models"] = {move(k): v for k, v in state_dict["best_k_models"].items()}
+        super().load_state_dict(state_dict)
 
 
 def cpu_threads(requested: int | None = None) -> int:
@@ -129,10 +167,13 @@ def train_delta_module(net: torch.nn.Module, encode, data, split, train: TrainCo
     run_dir = Path(train.run_dir or tmp)
     ckpt_dir = run_dir / "checkpoints"
     monitor, mode = ("val_mse_top20_de", "min") if targets_val is not None else ("train_loss", "min")
-    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode=mode,
-                                 save_last=True, save_top_k=1, enable_version_counter=False)
+    checkpoint = RunCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode=mode,
+                               save_top_k=1, enable_version_counter=False)
+    # the latest epoch, every epoch (after its validation), so an interrupted run resumes where it stopped
+    latest = RunCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1, every_n_epochs=1,
+                           save_on_train_epoch_end=True, enable_version_counter=False)
     clock = EpochClock(monitor)
-    callbacks: list = [checkpoint, clock]
+    callbacks: list = [checkpoint, latest, clock]
     if train.patience and train.patience > 0:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=train.patience))
     if train.progress_bar:
@@ -161,6 +202,23 @@ def train_delta_module(net: torch.nn.Module, encode, data, split, train: TrainCo
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
         try:
             trainer.fit(plan, datamodule=dm, ckpt_path=resume, weights_only=True)
+            if trainer.interrupted:
+                raise SystemExit(1)
+        except SystemExit:
+            # Lightning turns Ctrl-C into a graceful shutdown, ignores further Ctrl-C and exits; undo both
+            if not trainer.interrupted:
+                raise
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            last = ckpt_dir / "last.ckpt"
+            done = 0
+            if last.exists():
+                done = int(torch.load(last, map_location="cpu", weights_only=True).get("epoch", -1)) + 1
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise TrainingInterrupted(
+                f"interrupted in epoch {done + 1}: {done} completed epoch(s) kept in {last}",
+                done, str(last) if last.exists() and tmp is None else None,
+            ) from None
         except (RuntimeError, KeyError) as exc:
             if resume is None or not any(s in str(exc) for s in ("state_dict", "size mismatch", "Missing key",
                                                                    "Unexpected key")):
