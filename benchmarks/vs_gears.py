@@ -754,14 +754,18 @@ def render_markdown(summary: dict, rows: list[dict], machine: dict, started: dic
 
     L.append("## Per run\n")
     L.append("| run | seed | epochs | optimiser steps | s/step | steps' time | training time | best epoch | "
-             "peak RSS | preparation | process wall | load average at its end (1, 5, 15 min) |")
-    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+             "peak RSS | preparation | process wall | load average at its end (1, 5, 15 min) | commit |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
     for r in sorted(rows, key=lambda r: (RUN_ORDER.index(r["model"]), r["seed"])):
         L.append(f"| {r['model']} | {r['seed']} | {r['epochs']} | {r['optimiser_steps']:,} | {fmt_s(r['seconds_per_step'])} | "
                  f"{fmt_s(r['steps_time_s'])} | {fmt_s(r['training_s'])} | {r['best_epoch'] if r['best_epoch'] else '–'} | "
                  f"{r['peak_rss_gib']:.2f} GiB | {fmt_s(r['data_prep_s'])} | {fmt_s(r['process_wall_s'])} | "
-                 f"{r.get('load_average_end') or '–'} |")
+                 f"{r.get('load_average_end') or '–'} | `{(r.get('git_revision') or '?')[:7]}` |")
     L.append("")
+    revs = sorted({(r.get("git_revision") or "?")[:7] for r in rows})
+    if len(revs) > 1:
+        L.append(f"The runs were made by {len(revs)} commits ({', '.join(revs)}; per run in the last column): "
+                 "commits to the project landed while this invocation ran.\n")
     L.append("s/step: the mean time of one optimiser step (PriorGNN: over its full-size steps). Steps' time: all "
              "optimiser steps; training time: all epochs including validation (cell-gears: also its evaluation "
              "of the training set after each epoch). Preparation: loading the data and our summaries, reading "
