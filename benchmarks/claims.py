@@ -27,8 +27,9 @@ Append to :data:`REGISTRY`. A whole Markdown table that copies a results table i
 :class:`TableClaim`: the document, ``anchor`` (regular expressions matched line by line, each after
 the previous; the table is the first one from the last matching line on), the :class:`Source` file(s), and
 ``cell(frames, row_label, column_header)`` returning the numbers the cell must state, in order
-(``[mean, sd]`` for ``0.559 ± 0.066``). :func:`long_format_cells` builds ``cell`` for the usual
-long-format CSV (one row per model × subgroup × metric)::
+(``[mean, sd]`` for ``0.559 ± 0.066``). :func:`wide_format_cells` builds ``cell`` for a CSV with
+one row per table row; :func:`long_format_cells` for the usual long-format CSV (one row per model ×
+subgroup × metric)::
 
     TableClaim(
         name="study: pearson_delta vs truth",
@@ -112,8 +113,9 @@ def head_commit(root: Path = ROOT) -> str:
 class Source:
     """A results file (CSV or JSON, relative to the project root) and the code it measures.
 
-    ``code``: the paths whose later change makes the file stale (not needed when the file records
-    ``code_fingerprint`` and ``code_paths`` itself).
+    ``code``: the paths whose later change makes the file stale, as git pathspecs (so
+    ``":(exclude)path"`` leaves a file out); not needed when the file records ``code_fingerprint``
+    and ``code_paths`` itself.
     """
 
     path: str
@@ -418,6 +420,28 @@ def long_format_cells(*, row_column: str, header: str, fixed: Mapping[str, Any] 
     return cell
 
 
+def wide_format_cells(*, row_column: str, columns: Mapping[str, Sequence[str]], source: int = 0,
+                      fixed: Mapping[str, Any] | None = None) -> CellFn:
+    """``cell`` for a table-shaped CSV: one source row per table row (``row_column`` = the row label,
+    plus the ``fixed`` filters), and ``columns`` maps each table header to the CSV column(s) whose
+    values the cell states, in order (``{"pearson_delta": ("mean", "sd")}``). Headers not in
+    ``columns`` are not claims."""
+
+    def cell(frames, label, head):
+        if head not in columns:
+            return None
+        df = frames[source]
+        sel = df[row_column].astype(str) == label
+        for col, v in (fixed or {}).items():
+            sel &= df[col].astype(str) == str(v)
+        hit = df[sel]
+        if len(hit) != 1:
+            raise Missing(f"{len(hit)} source rows for {row_column}={label!r}")
+        return [float(hit.iloc[0][c]) for c in columns[head]]
+
+    return cell
+
+
 def _demo_fits(frames, label, head):
     f = frames[1]
     f = f[f["model"] == label]
@@ -478,8 +502,23 @@ def _calibration_page(preset: str) -> CellFn:
     return cell
 
 
+_DEMO = (Source("benchmarks/results/demo_models.csv"), Source("benchmarks/results/demo_models_fits.csv"))
+_DEMO_CELLS = long_format_cells(row_column="model", header=r"(?P<subgroup>unseen_single|combo_seen\d) (?P<metric>\w+)",
+                                extra={h: _demo_fits for h in ("seeds", "fit s", "epochs", "capped fits")})
+
+
+def _demo_tables(doc: str, section: str) -> list[TableClaim]:
+    return [TableClaim(name=f"{doc}: demo models, {which}", doc=doc, anchor=(section, intro), sources=_DEMO,
+                       cell=_DEMO_CELLS)
+            for which, intro in (("unseen genes", r"^Unseen genes, scored off the perturbed genes"),
+                                 ("seen genes and fits", r"^Doubles of seen genes, and the fits"))]
+
+
+# the simulator library and the scoring script; the simulator's command-line wrapper
+# (priorgnn/simulate/__main__.py), which the script runs, only parses options and writes the folder
 _CALIBRATION = Source("benchmarks/results/simulator_calibration.csv",
-                      code=("priorgnn/simulate", "benchmarks/calibrate_simulator.py"))
+                      code=("benchmarks/calibrate_simulator.py", "priorgnn/simulate",
+                            ":(exclude)priorgnn/simulate/__main__.py"))
 _CALIBRATION_NOT_IN_CSV = ("the per-double CSV does not hold it (written from the simulation only into the "
                            "Markdown page)")
 
