@@ -226,8 +226,11 @@ def steps_split(split_path: Path, batch_size: int, out_path: Path) -> int:
     others = [c for c in split.train if c != CTRL]
     n = len(split.train)
     keep = n if n < batch_size else batch_size * (n // batch_size)
-    cut = Split(kind=split.kind, seed=split.seed, train=[CTRL] + others[:keep - 1], val=split.val, test=split.test,
-                params={**split.params, "cut_for_step_timing": keep})
+    # the training conditions left out go to the test set (every condition of the data must be in one
+    # set; this run's predictions are not scored); the kind is renamed, as the split is no longer one
+    # of the simulation kind
+    cut = Split(kind=f"{split.kind}-cut", seed=split.seed, train=[CTRL] + others[:keep - 1], val=split.val,
+                test=split.test + others[keep - 1:], params={**split.params, "cut_for_step_timing": keep})
     cut.save(out_path)
     return keep
 

@@ -188,7 +188,10 @@ def test_steps_split_cuts_training_to_whole_batches(vs, tmp_path):
     Split("simulation", 1, train, ["V+ctrl"], ["T+ctrl"]).save(tmp_path / "split.json")
     assert vs.steps_split(tmp_path / "split.json", 32, tmp_path / "cut.json") == 96
     cut = Split.load(tmp_path / "cut.json")
-    assert len(cut.train) == 96 and "ctrl" in cut.train and cut.val == ["V+ctrl"] and cut.test == ["T+ctrl"]
+    assert len(cut.train) == 96 and "ctrl" in cut.train and cut.val == ["V+ctrl"]
+    # every condition stays in one set (the data's conditions must all be placed): the 13 left out are tested
+    assert set(cut.test) == {"T+ctrl"} | (set(train) - set(cut.train)) and len(cut.test) == 14
+    cut.check(train + ["V+ctrl", "T+ctrl"])
     Split("simulation", 1, train[:20], ["V+ctrl"], ["T+ctrl"]).save(tmp_path / "small.json")
     assert vs.steps_split(tmp_path / "small.json", 32, tmp_path / "cut2.json") == 20
 
