@@ -417,19 +417,25 @@ def _causal_rows(sim, conditions: list[str], delta: np.ndarray, label: str) -> p
 
     ``ranking_identical`` marks a model whose ranking of the genes is the same for every held-out
     target (e.g. ``mean``, which predicts one vector for every unseen single): its AUPRC is then not a
-    target-specific recovery of causal effects, whatever its value. ``auprc_shared`` scores, for the
-    same positives, the model's target-agnostic ranking: the mean ``|delta|`` of its predictions for
-    the *other* held-out targets; ``auprc − auprc_shared`` is what the model's ranking for ``A`` adds
-    beyond what it predicts for every target."""
-    from priorgnn.metrics.stats import rankings_identical
+    target-specific recovery of causal effects, whatever its value. ``ranking_agreement`` is the mean
+    Spearman correlation between the rankings of two held-out targets (own genes left out).
+    ``auprc_agnostic`` scores, for the same positives, the model's target-agnostic ranking: the mean
+    ``|delta|`` of its predictions for the *other* held-out targets, each without its own gene's
+    change; ``auprc − auprc_agnostic`` is what the model's ranking for ``A`` adds beyond what it
+    predicts for every target."""
+    from priorgnn.metrics.stats import ranking_agreement, rankings_identical
 
     genes = list(sim.simulator.genes)
     pos = {g: i for i, g in enumerate(genes)}
     own = [pos.get(parse_condition(c)[0]) for c in conditions]
-    same = rankings_identical(np.abs(np.asarray(delta, dtype=np.float64)),
-                              exclude=[i for i in own if i is not None])
+    own_idx = [i for i in own if i is not None]
     mag = np.abs(np.asarray(delta, dtype=np.float64))
-    total = mag.sum(axis=0)
+    same = rankings_identical(mag, exclude=own_idx)
+    agreement = ranking_agreement(mag, exclude=own_idx)
+    masked = mag.copy()
+    for k, i in enumerate(own):
+        if i is not None:
+            masked[k, i] = np.nan  # a target's own change says nothing about the other targets' effects
     rows = []
     for k, c in enumerate(conditions):
         a = parse_condition(c)[0]
@@ -437,12 +443,18 @@ def _causal_rows(sim, conditions: list[str], delta: np.ndarray, label: str) -> p
         keep = np.array([g != a for g in genes])
         lab = np.array([g in down for g in genes])[keep]
         score = mag[k][keep]
-        shared = ((total - mag[k]) / (len(conditions) - 1))[keep] if len(conditions) > 1 else None
+        agnostic = None
+        if len(conditions) > 1:
+            others = np.delete(masked, k, axis=0)
+            with np.errstate(invalid="ignore"):
+                cnt = np.isfinite(others).sum(axis=0)
+                agnostic = np.where(cnt > 0, np.nansum(others, axis=0) / np.maximum(cnt, 1), 0.0)[keep]
         rows.append({"model": label, "condition": c, "gene": a, "n_targets": int(lab.sum()),
                      "positive_rate": float(lab.mean()) if lab.size else np.nan,
                      "auprc": average_precision(score, lab) if lab.any() else np.nan,
-                     "auprc_shared": average_precision(shared, lab) if lab.any() and shared is not None else np.nan,
-                     "ranking_identical": same})
+                     "auprc_agnostic": average_precision(agnostic, lab) if lab.any() and agnostic is not None
+                     else np.nan,
+                     "ranking_identical": same, "ranking_agreement": agreement})
     return pd.DataFrame(rows)
 
 
@@ -625,7 +637,8 @@ def run_study(grid: str | Grid = "quick", out: str | Path = "study", *, progress
     ``only`` restricts the fits run now to settings whose name or axis is listed (e.g. ``["pretrain_mult"]``
     or ``["base", "go_fidelity_0.5"]``); the report still covers every finished fit in ``out`` and counts the
     missing ones. ``accelerator`` is Lightning's (``cpu``, ``gpu``, ``auto``) for the gradient-trained
-    models; each fit records the one it used."""
+    models; each fit records the one it used. A CPU run without ``only`` leaves out the grid's
+    :attr:`Grid.gpu_settings` (the report lists them as not fitted, with the grid's reason)."""
     if isinstance(grid, str):
         if grid not in GRIDS:
             raise ConfigError(f"unknown study grid {grid!r}; choose one of {', '.join(GRIDS)}.")

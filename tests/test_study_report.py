@@ -27,22 +27,25 @@ def test_causal_rows_flag_a_shared_ranking_and_score_the_target_agnostic_one():
     # a 'mean'-style model: one vector for both targets
     shared = np.array([0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
     rows = _causal_rows(sim, conds, np.tile(shared, (2, 1)), "mean")
-    assert rows["ranking_identical"].all()
+    assert rows["ranking_identical"].all() and rows["ranking_agreement"].iloc[0] == pytest.approx(1.0)
     # its AUPRC for g0 (genes g1..g5 ranked 0.4, 0.3, 0.2, 0.1, 0.05; positives g1, g2): 1
     assert rows.loc[0, "auprc"] == pytest.approx(1.0)
-    # the target-agnostic ranking is the same vector, so the target-specific lift is 0
-    assert np.allclose(rows["auprc"], rows["auprc_shared"])
-    # a target-specific model: each target's own downstream genes first
+    # the target-agnostic ranking for g0 is the g3 row without g3's own change: g1, g2, g4, g5 (and g3 at 0)
+    assert rows.loc[0, "auprc_agnostic"] == pytest.approx(1.0)
+    # a target-specific model: each target's own downstream genes first, the own gene changes most
     delta = np.array([[9.0, 1.0, 0.9, 0.0, 0.1, 0.2],
                       [0.0, 0.1, 0.2, 9.0, 1.0, 0.9]])
     rows = _causal_rows(sim, conds, delta, "specific")
     assert not rows["ranking_identical"].any()
     assert rows["auprc"].tolist() == pytest.approx([1.0, 1.0])
-    # for g0 the shared ranking is the g3 row without g0: g4 (1.0), g5 (0.9), g3 (9.0 → first), g2, g1
+    # for g0 the agnostic score is the g3 row with g3's own change masked: g1 .1, g2 .2, g3 0, g4 1, g5 .9;
+    # g3's own 9.0 must not count (it says nothing about g0's targets)
     labels_g0 = np.array([1, 1, 0, 0, 0])  # g1, g2, g3, g4, g5
-    expected = average_precision(np.array([0.1, 0.2, 9.0, 1.0, 0.9]), labels_g0)
-    assert rows.loc[0, "auprc_shared"] == pytest.approx(expected)
-    assert expected < 1.0
+    expected = average_precision(np.array([0.1, 0.2, 0.0, 1.0, 0.9]), labels_g0)
+    assert rows.loc[0, "auprc_agnostic"] == pytest.approx(expected)
+    assert expected == pytest.approx((1 / 3 + 2 / 4) / 2)
+    # the two targets' rankings of g1, g2, g4, g5 are reversed: agreement −1 (Spearman of 1, .9, .1, .2 vs .1, .2, 1, .9)
+    assert rows["ranking_agreement"].iloc[0] == pytest.approx(-1.0)
 
 
 def _causal_frame(rng, n=12):
@@ -51,14 +54,18 @@ def _causal_frame(rng, n=12):
         for c in range(n):
             base = {"setting": "base", "seed": seed, "condition": f"c{c}", "positive_rate": 0.1}
             # the mean model ranks every target the same way, well above the positive rate
-            rows.append({**base, "model": "mean", "auprc": 0.3 + rng.normal(0, 0.01), "auprc_shared": 0.3,
-                         "ranking_identical": True})
+            rows.append({**base, "model": "mean", "auprc": 0.3 + rng.normal(0, 0.01), "auprc_agnostic": 0.3,
+                         "ranking_identical": True, "ranking_agreement": 1.0})
             # a model that is above chance and beats its own shared ranking
-            rows.append({**base, "model": "good", "auprc": 0.5 + rng.normal(0, 0.01), "auprc_shared": 0.3,
-                         "ranking_identical": False})
+            rows.append({**base, "model": "good", "auprc": 0.5 + rng.normal(0, 0.01), "auprc_agnostic": 0.3,
+                         "ranking_identical": False, "ranking_agreement": 0.2})
+            # a model above chance through a ranking it gives every target (its agnostic ranking does as well)
+            v = 0.3 + rng.normal(0, 0.01)
+            rows.append({**base, "model": "generic", "auprc": v, "auprc_agnostic": v + rng.normal(0, 0.001),
+                         "ranking_identical": False, "ranking_agreement": 0.999})
             # a model at chance
-            rows.append({**base, "model": "chance", "auprc": 0.1 + rng.normal(0, 0.01), "auprc_shared": 0.1,
-                         "ranking_identical": False})
+            rows.append({**base, "model": "chance", "auprc": 0.1 + rng.normal(0, 0.01), "auprc_agnostic": 0.1,
+                         "ranking_identical": False, "ranking_agreement": 0.2})
     return pd.DataFrame(rows)
 
 
@@ -68,15 +75,18 @@ def test_causal_tests_never_call_a_shared_ranking_above_chance(rng):
     assert m["above_chance"] > 0.15 and m["above_chance_lo"] > 0  # numerically far above the positive rate ...
     assert m["verdict"] == "ranking identical across targets; not a model-specific ranking"  # ... yet no verdict
     assert np.isnan(m["p_value"]) and np.isnan(m["p_holm"])
-    assert out.loc["good", "verdict"] == "above chance"
-    assert out.loc["good", "verdict_specific"] == "adds to its shared ranking"
-    assert out.loc["chance", "verdict"].startswith("not shown")
-    # Holm over the two tests of each tested model (4 p-values), by hand
-    p = [out.loc["good", "p_value"], out.loc["chance", "p_value"], out.loc["good", "p_value_specific"],
-         out.loc["chance", "p_value_specific"]]
+    assert out.loc["good", "verdict"] == "target-specific, above chance"
+    assert out.loc["chance", "verdict"] == "not shown above chance"
+    assert out.loc["generic", "verdict"] == "above chance, but not beyond its own target-agnostic ranking"
+    # tables without the agnostic AUPRC give no verdict
+    old = causal_tests(_causal_frame(rng).drop(columns="auprc_agnostic"), n_boot=100).set_index("model")
+    assert old.loc["good", "verdict"].startswith("not assessed") and np.isnan(old.loc["good", "p_holm"])
+    # Holm over the two tests of each tested model (6 p-values), by hand
+    tested = ["good", "generic", "chance"]
+    p = [out.loc[m, "p_value"] for m in tested] + [out.loc[m, "p_value_specific"] for m in tested]
     adj = holm(p)
     assert out.loc["good", "p_holm"] == pytest.approx(adj[0])
-    assert out.loc["chance", "p_holm_specific"] == pytest.approx(adj[3])
+    assert out.loc["chance", "p_holm_specific"] == pytest.approx(adj[5])
     # the Wilcoxon p of the 'good' model: 12 conditions, all positive after averaging the seeds
     f = _causal_frame(np.random.default_rng(0))
     g = f[f["model"] == "good"]

@@ -46,6 +46,7 @@ __all__ = [
     "trend_test",
     "adjusted_verdict",
     "rankings_identical",
+    "ranking_agreement",
     "SUBGROUP_ORDER",
     "REFERENCE_ROWS",
 ]
@@ -459,3 +460,28 @@ def rankings_identical(scores: np.ndarray, *, exclude: Sequence[int] | None = No
     q = np.round(s / tol) if tol > 0 else s
     ranks = sps.rankdata(q, axis=1, method="dense")
     return bool(np.all(ranks == ranks[0]))
+
+
+def ranking_agreement(scores: np.ndarray, *, exclude: Sequence[int] | None = None) -> float:
+    """Mean over pairs of rows of the Spearman correlation between two rows of ``scores`` (targets ×
+    genes), on the genes no row excludes (``exclude[i]``: the target's own gene): 1 when every target
+    gets the same ranking, near 0 when the rankings are unrelated. Two constant rows agree (1), a
+    constant and a varying row do not (0). NaN with fewer than two rows or two genes."""
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 2 or s.shape[0] < 2:
+        return float("nan")
+    keep = np.ones(s.shape[1], dtype=bool)
+    if exclude is not None:
+        keep[np.asarray(list(exclude), dtype=np.int64)] = False
+    s = s[:, keep]
+    if s.shape[1] < 2:
+        return float("nan")
+    r = sps.rankdata(s, axis=1)
+    r = r - r.mean(axis=1, keepdims=True)
+    norm = np.sqrt((r**2).sum(axis=1))
+    const = norm == 0
+    z = np.divide(r, norm[:, None], out=np.zeros_like(r), where=~const[:, None])
+    c = z @ z.T
+    c[np.ix_(const, const)] = 1.0
+    iu = np.triu_indices(s.shape[0], k=1)
+    return float(np.mean(c[iu]))

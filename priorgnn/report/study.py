@@ -69,38 +69,48 @@ def _ci_row(values_by_seed: list[np.ndarray], n_boot: int) -> dict[str, float]:
 
 def causal_tests(causal: pd.DataFrame, *, n_boot: int = 1000, exclude=("truth", "observed_data")) -> pd.DataFrame:
     """Per (setting, model): mean AUPRC with CI; the lift over the positive rate (AUPRC − positive rate)
-    and the target-specific lift (AUPRC − ``auprc_shared``, the AUPRC of the model's own prediction
-    averaged over the other held-out targets), each with a CI and a Wilcoxon test over conditions
-    (seeds averaged per condition), Holm-adjusted together over the models of a setting; and whether
-    the model's gene ranking is the same for every held-out target (``ranking_identical``: then its
-    AUPRC is not a model-specific recovery of causal effects and it gets no test and no verdict)."""
+    and the target-specific lift (AUPRC − ``auprc_agnostic``, the AUPRC of the model's own predictions
+    for the other held-out targets, their own genes left out), each with a CI and a Wilcoxon test over
+    conditions (seeds averaged per condition), Holm-adjusted together over the models of a setting.
+
+    A model whose gene ranking is the same for every held-out target in every seed
+    (``ranking_identical``) gets no test and no verdict: its AUPRC is not a model-specific recovery of
+    causal effects. Otherwise it is called *target-specific above chance* only when both tests are
+    real; above chance without a target-specific lift is reported as such. Without the
+    ``auprc_agnostic`` column (tables of an older run) no verdict is given."""
     cols = ["setting", "model", "mean", "ci_lo", "ci_hi", "n", "n_seeds", "positive_rate", "ranking_identical",
-            "above_chance", "above_chance_lo", "above_chance_hi", "p_value", "p_holm", "verdict",
-            "target_specific", "target_specific_lo", "target_specific_hi", "p_value_specific", "p_holm_specific",
-            "verdict_specific"]
+            "seeds_identical", "ranking_agreement", "above_chance", "above_chance_lo", "above_chance_hi", "p_value",
+            "p_holm", "target_specific", "target_specific_lo", "target_specific_hi", "p_value_specific",
+            "p_holm_specific", "verdict"]
     if causal.empty:
         return pd.DataFrame(columns=cols)
     rows = []
+    assessed = {}
     for (setting, model), g in causal.groupby(["setting", "model"], sort=False):
         g = g[np.isfinite(g["auprc"])]
-        by_seed = [s["auprc"].to_numpy(dtype=float) for _, s in g.groupby("seed")]
-        same = bool(g["ranking_identical"].astype(bool).any()) if "ranking_identical" in g else False
+        seeds = sorted(g["seed"].unique())
+        by_seed = [g.loc[g["seed"] == s, "auprc"].to_numpy(dtype=float) for s in seeds]
+        ident = g.groupby("seed")["ranking_identical"].first().astype(bool) if "ranking_identical" in g else None
+        n_ident = int(ident.sum()) if ident is not None else 0
+        same = bool(len(seeds) and n_ident == len(seeds))
         row = {"setting": setting, "model": model, **_ci_row(by_seed, n_boot),
-               "positive_rate": float(g["positive_rate"].mean()) if len(g) else np.nan, "ranking_identical": same}
-        tested = model not in exclude and not same and len(g)
-        for name, other in (("above_chance", "positive_rate"), ("target_specific", "auprc_shared")):
+               "positive_rate": float(g["positive_rate"].mean()) if len(g) else np.nan, "ranking_identical": same,
+               "seeds_identical": n_ident,
+               "ranking_agreement": float(g.groupby("seed")["ranking_agreement"].first().mean())
+               if "ranking_agreement" in g else np.nan}
+        assessed[(setting, model)] = "auprc_agnostic" in g and bool(g["auprc_agnostic"].notna().any())
+        tested = model not in exclude and not same and len(g) and assessed[(setting, model)]
+        for name, other, pcol in (("above_chance", "positive_rate", "p_value"),
+                                  ("target_specific", "auprc_agnostic", "p_value_specific")):
+            row.update({name: np.nan, f"{name}_lo": np.nan, f"{name}_hi": np.nan, pcol: np.nan})
             if other not in g:
-                row.update({name: np.nan, f"{name}_lo": np.nan, f"{name}_hi": np.nan})
-                row["p_value" if name == "above_chance" else "p_value_specific"] = np.nan
                 continue
             d = g["auprc"] - g[other]
             ok = np.isfinite(d)
-            r = _ci_row([d[ok & (g["seed"] == s)].to_numpy(dtype=float) for s in sorted(g["seed"].unique())], n_boot)
+            r = _ci_row([d[ok & (g["seed"] == s)].to_numpy(dtype=float) for s in seeds], n_boot)
             row.update({name: r["mean"], f"{name}_lo": r["ci_lo"], f"{name}_hi": r["ci_hi"]})
-            p = np.nan
             if tested and ok.any():
-                p = wilcoxon_signed_rank(d[ok].groupby(g.loc[ok, "condition"]).mean().to_numpy())[1]
-            row["p_value" if name == "above_chance" else "p_value_specific"] = p
+                row[pcol] = wilcoxon_signed_rank(d[ok].groupby(g.loc[ok, "condition"]).mean().to_numpy())[1]
         rows.append(row)
     out = pd.DataFrame(rows)
     out["p_holm"] = np.nan
@@ -109,23 +119,27 @@ def causal_tests(causal: pd.DataFrame, *, n_boot: int = 1000, exclude=("truth", 
         adj = holm(np.r_[out.loc[idx, "p_value"].to_numpy(), out.loc[idx, "p_value_specific"].to_numpy()])
         out.loc[idx, "p_holm"] = adj[:len(idx)]
         out.loc[idx, "p_holm_specific"] = adj[len(idx):]
-    verdicts, specific = [], []
+    verdicts = []
     for _, r in out.iterrows():
         if r["model"] in exclude:
             verdicts.append("reference")
-            specific.append("reference")
         elif r["ranking_identical"]:
             verdicts.append("ranking identical across targets; not a model-specific ranking")
-            specific.append("none (identical rankings)")
+        elif not assessed[(r["setting"], r["model"])]:
+            verdicts.append("not assessed (target-agnostic ranking not recorded in these tables)")
         else:
-            v = adjusted_verdict(r["above_chance"], r["above_chance_lo"], r["above_chance_hi"], r["p_holm"], ALPHA)
-            verdicts.append({"better": "above chance", "worse": "below chance"}.get(v, f"not shown ({v})"))
-            v = adjusted_verdict(r["target_specific"], r["target_specific_lo"], r["target_specific_hi"],
-                                 r["p_holm_specific"], ALPHA)
-            specific.append({"better": "adds to its shared ranking", "worse": "worse than its shared ranking"}
-                            .get(v, f"not shown ({v})"))
+            above = adjusted_verdict(r["above_chance"], r["above_chance_lo"], r["above_chance_hi"], r["p_holm"], ALPHA)
+            spec = adjusted_verdict(r["target_specific"], r["target_specific_lo"], r["target_specific_hi"],
+                                    r["p_holm_specific"], ALPHA)
+            if above == "better" and spec == "better":
+                verdicts.append("target-specific, above chance")
+            elif above == "better":
+                verdicts.append("above chance, but not beyond its own target-agnostic ranking")
+            elif spec == "better":
+                verdicts.append("beats its target-agnostic ranking, not shown above chance")
+            else:
+                verdicts.append("not shown above chance")
     out["verdict"] = verdicts
-    out["verdict_specific"] = specific
     return out[cols]
 
 
@@ -551,6 +565,12 @@ def _timing_text(out: Path) -> list[str]:
             L.append(f"**Measured with `/usr/bin/time -v`:** wall time {wall.group(1)}, peak RSS "
                      f"{int(rss.group(1)) / 1024 ** 2:.2f} GiB{cpu}"
                      + (f" (`{cmd.group(1)}`)" if cmd else "") + ".  ")
+            signal = re.search(r"Command terminated by signal (\d+)", txt)
+            status = re.search(r"Exit status: (\d+)", txt)
+            if signal or (status and status.group(1) != "0"):
+                L.append(f"**The run was stopped** ({'signal ' + signal.group(1) if signal else 'exit status ' + status.group(1)}) "
+                         f"after {wall.group(1)} of wall time, before it had fitted the whole grid: the fits listed "
+                         "as not fitted below were not run, and the timing above covers the fits that were.  ")
     j = out / "timing.json"
     if j.exists():
         tj = read_json(j)
@@ -651,8 +671,8 @@ def _missing_text(grid, tables) -> list[str]:
         reason = grid.gpu_settings.get(setting)
         what = ", ".join(f"{m} (seeds {', '.join(map(str, sorted(gg['seed'])))})" for m, gg in g.groupby("model"))
         L.append(f"**Not fitted in this run:** `{setting}`: {what}"
-                 + (f". Reason: {reason}; no earlier numbers of this setting are used in this report." if reason
-                    else "; rerun the same command to finish them (finished fits are kept).") + "  ")
+                 + (f". Reason: {reason}." if reason else ". Rerunning the same command fits them (finished fits are "
+                    "kept).") + " No earlier numbers of these fits are used in this report.  ")
     return L
 
 
@@ -876,20 +896,22 @@ def _go_content_text(view: _View, base_models: list[str], pm: str, ref: str) -> 
     if go_none is None or go_rand is None or rand_none is None:
         L.append("")
         return L
+    word = {"better": "better", "worse": "worse"}
+    s = (f"After adjustment: intact GO vs no GO graph: {word.get(go_none, 'not distinguishable')}; intact GO vs a "
+         f"random graph with as many edges: {word.get(go_rand, 'not distinguishable')}; random graph vs no GO graph: "
+         f"{word.get(rand_none, 'not distinguishable')}. ")
     if go_none not in real and go_rand not in real and rand_none not in real:
-        s = ("Intact GO, a random graph with as many edges and no GO graph are not distinguishable here: none of "
-             "the three paired differences is real after adjustment.")
+        s += "Intact GO, a random graph with as many edges and no GO graph are not distinguishable here."
     elif go_none == "better" and go_rand == "better":
-        s = "Intact GO beats both no GO graph and a random graph of the same size: the gain depends on GO's content."
-    elif go_none == "better" and rand_none == "better" and go_rand not in real:
-        s = ("Intact GO beats no GO graph, and so does a random graph of the same size, while intact GO and the "
-             "random graph are not distinguishable: these tests do not attribute the gain to GO's content.")
+        s += "Intact GO also beats a random graph of the same size: at least part of the gain depends on GO's content."
+    elif go_none == "better" and rand_none == "better":
+        s += "A random graph of the same size gives a gain too: these tests do not attribute the gain to GO's content."
     elif go_none == "better":
-        s = ("Intact GO beats no GO graph, but neither intact GO against a random graph nor the random graph "
-             "against no GO graph is resolved: these tests cannot tell whether the gain comes from GO's content.")
+        s += "These tests cannot tell whether the gain over no graph comes from GO's content."
+    elif go_none == "worse":
+        s += "The GO graph costs accuracy compared with no graph."
     else:
-        s = (f"Intact GO against no GO graph: {go_none}; against a random graph: {go_rand}; random graph against "
-             f"no GO graph: {rand_none} (verdicts after adjustment); no gain of the GO graph is shown.")
+        s += "The GO graph is not shown to help compared with no graph."
     L += ["", s, ""]
     return L
 
@@ -1042,9 +1064,12 @@ def _causal_text(view: _View, causal: pd.DataFrame, tables, figs, out) -> list[s
          "Above chance is not yet target-specific: a model can rank genes that are downstream of many "
          "regulators first for every target. The *target-specific lift* therefore compares the AUPRC of the "
          "model's ranking for `A` with that of its own target-agnostic ranking (its mean |predicted change| "
-         "over the other held-out targets), paired per condition. Both tests of every model form one Holm "
-         f"family (family '{F_CAUSAL}'). A model whose ranking of the genes is the same for every held-out "
-         "target (`ranking_identical`) gets no test and no verdict: its ranking is not model-specific.", ""]
+         "over the other held-out targets, each target's own change left out), paired per condition. Both tests "
+         f"of every model form one Holm family (family '{F_CAUSAL}'); a model is called *target-specific, above "
+         "chance* only when both are real. A model whose ranking of the genes is the same for every held-out "
+         "target in every seed (`ranking_identical`) gets no test and no verdict: its ranking is not "
+         "model-specific. *Ranking agreement*: the mean Spearman correlation between two held-out targets' "
+         "rankings (1 = the same ranking for every target).", ""]
     if "causal" in figs:
         L += [f"![causal]({_rel(figs['causal'], out)})", ""]
     cb = causal[causal["setting"] == "base"]
@@ -1053,49 +1078,44 @@ def _causal_text(view: _View, causal: pd.DataFrame, tables, figs, out) -> list[s
     order = {m: i for i, m in enumerate([*MODELS, "truth", "observed_data"])}
     cb = cb.sort_values("model", key=lambda s: s.map(order))
 
-    def _verdict_cell(r) -> str:
-        if r["ranking_identical"]:
-            return "ranking identical across targets; not a model-specific ranking"
-        return r["verdict"]
+    def _ci(a, b, c) -> str:
+        return "–" if not np.isfinite(a) else f"{fmt(a)} [{fmt(b)}, {fmt(c)}]"
 
     L += [markdown_table(pd.DataFrame({
-        "model": cb["model"], "AUPRC [95% CI]": [f"{fmt(a)} [{fmt(b)}, {fmt(c)}]" for a, b, c in
-                                                 zip(cb["mean"], cb["ci_lo"], cb["ci_hi"])],
+        "model": cb["model"], "AUPRC [95% CI]": [_ci(a, b, c) for a, b, c in zip(cb["mean"], cb["ci_lo"], cb["ci_hi"])],
         "positive rate": cb["positive_rate"].map(fmt),
-        "AUPRC − positive rate [95% CI]": [f"{fmt(a)} [{fmt(b)}, {fmt(c)}]" for a, b, c in
+        "AUPRC − positive rate [95% CI]": [_ci(a, b, c) for a, b, c in
                                            zip(cb["above_chance"], cb["above_chance_lo"], cb["above_chance_hi"])],
-        "Holm p": cb["p_holm"].map(fmt_p), "verdict": [_verdict_cell(r) for _, r in cb.iterrows()],
-        "target-specific lift [95% CI]": [f"{fmt(a)} [{fmt(b)}, {fmt(c)}]" for a, b, c in
+        "Holm p": cb["p_holm"].map(fmt_p),
+        "target-specific lift [95% CI]": [_ci(a, b, c) for a, b, c in
                                           zip(cb["target_specific"], cb["target_specific_lo"], cb["target_specific_hi"])],
-        "Holm p (lift)": cb["p_holm_specific"].map(fmt_p), "target-specific verdict": cb["verdict_specific"],
-        "n": cb["n"]})), ""]
+        "Holm p (lift)": cb["p_holm_specific"].map(fmt_p),
+        "ranking agreement across targets": cb["ranking_agreement"].map(fmt),
+        "seeds with identical rankings": [f"{int(a)}/{int(b)}" for a, b in zip(cb["seeds_identical"], cb["n_seeds"])],
+        "verdict": cb["verdict"], "n": cb["n"]})), ""]
     models_only = cb[~cb["model"].isin(["truth", "observed_data"])]
-    specific = models_only[~models_only["ranking_identical"].astype(bool)]
-    same = models_only[models_only["ranking_identical"].astype(bool)]["model"].tolist()
     if len(models_only):
-        above = specific[specific["verdict"] == "above chance"]["model"].tolist()
-        L.append("Models whose target-specific ranking recovers true downstream genes above chance (Holm-adjusted): "
-                 + (", ".join(above) if above else "**none**") + ".")
-        spec_models = specific[specific["verdict_specific"] == "adds to its shared ranking"]["model"].tolist()
-        L.append("Models whose ranking for a target beats their own target-agnostic ranking (target-specific lift, "
-                 "Holm-adjusted): " + (", ".join(spec_models) if spec_models else "**none**") + ".")
-        if same:
-            L.append(f"Ranking identical across targets (not a model-specific ranking, no verdict): {', '.join(same)}.")
-        if len(specific):
-            best = specific.sort_values("mean", ascending=False).iloc[0]
-            L.append(f"Highest mean AUPRC among target-specific rankings: {best['model']} {fmt(best['mean'])} against a "
-                     f"positive rate of {fmt(best['positive_rate'])}.")
+        for verdict in ("target-specific, above chance", "above chance, but not beyond its own target-agnostic ranking",
+                        "ranking identical across targets; not a model-specific ranking"):
+            ms = models_only[models_only["verdict"] == verdict]["model"].tolist()
+            L.append(f"- {verdict[0].upper() + verdict[1:]}: " + (", ".join(ms) if ms else "**none**") + ".")
+        agree = models_only[np.isfinite(models_only["ranking_agreement"])]
+        if len(agree):
+            hi = agree[agree["ranking_agreement"] >= 0.99]["model"].tolist()
+            L.append("- Models whose rankings of the genes agree across held-out targets at a mean Spearman ≥ 0.99 "
+                     "(they predict nearly the same downstream change for every unseen single): "
+                     + (", ".join(hi) if hi else "none") + ".")
         for r in ("truth", "observed_data"):
             x = cb[cb["model"] == r]
             if len(x):
-                L.append(f"Ranking by the {'noise-free' if r == 'truth' else 'measured'} change scores "
-                         f"{fmt(x['mean'].iloc[0])}.")
+                L.append(f"- Ranking by the {'noise-free' if r == 'truth' else 'measured'} change scores "
+                         f"{fmt(x['mean'].iloc[0])} (agreement across targets {fmt(x['ranking_agreement'].iloc[0])}).")
         per_cond = tables["causal"]
         per_cond = per_cond[per_cond["setting"] == "base"] if len(per_cond) else per_cond
-        if {"priorgnn", "transformer_no_pretrain"} <= set(specific["model"]):
+        if {"priorgnn", "transformer_no_pretrain"} <= set(models_only["model"]):
             rec = _causal_pair(view, per_cond, "priorgnn", "transformer_no_pretrain")
             if rec is not None:
-                L.append(f"PriorGNN − prior-free transformer (AUPRC, paired over held-out singles): {_delta_text(rec)}.")
+                L.append(f"- PriorGNN − prior-free transformer (AUPRC, paired over held-out singles): {_delta_text(rec)}.")
     L.append("")
     return L
 
