@@ -596,6 +596,9 @@ def parse_conditions(text: str | None = None, file: str | None = None, all_pairs
             lines = Path(file).read_text(encoding="utf-8").splitlines()
         except FileNotFoundError:
             raise ConfigError(f"conditions file {file} not found.") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"conditions file {file} is not a text file; give one condition per line "
+                              "('A+B', 'A+ctrl').") from None
         conds += [ln.split("#")[0].strip() for ln in lines if ln.split("#")[0].strip()]
     if all_pairs:
         genes = sorted({g.strip() for g in all_pairs.replace("\n", ",").split(",") if g.strip()})
