@@ -117,7 +117,7 @@ def _predict_parser() -> argparse.ArgumentParser:
                                                        "and write a table of the top predicted interactions")
     p.add_argument("--top", type=positive_int, default=50, help="rows of the interaction table (default 50)")
     p.add_argument("--out", help="output folder (default RUN/predictions)")
-    p.add_argument("--name", default="predict", help="output file stem (default predict)")
+    p.add_argument("--name", help="output file stem (default predict, or predict-2, predict-3, ... if taken)")
     p.add_argument("--allow-prior-free", action="store_true",
                    help="predict genes without GO annotation that were never perturbed, marked prior_free")
     p.add_argument("--allow-fallback", action="store_true",

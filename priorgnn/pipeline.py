@@ -635,13 +635,15 @@ def _size_text(n_bytes: float) -> str:
 
 
 def predict_run(run_path: str | Path, conditions: Sequence[str], *, out: str | Path | None = None,
-                name: str = "predict", allow_prior_free: bool = False, interactions: bool = False,
+                name: str | None = None, allow_prior_free: bool = False, interactions: bool = False,
                 top: int = 50, allow_fallback: bool = False, overwrite: bool = False,
                 yes: bool = False) -> dict[str, Path]:
     """Predict ``conditions`` with a trained run; write AnnData + CSV (and an interaction table).
 
     A gene the model has never seen (neither measured nor perturbed in training) is an error unless
-    ``allow_fallback``. Earlier outputs of the same ``name`` are an error unless ``overwrite``. More
+    ``allow_fallback``. Outputs are never overwritten unless ``overwrite``: without a ``name`` they are
+    ``predict.*``, or the first free ``predict-2.*``, ``predict-3.*``, ... (logged); earlier outputs of a
+    given ``name`` are an error. More
     than :data:`PREDICT_CONFIRM_LIMIT` conditions need ``yes`` (the error states the size and an
     estimated time, from timing the first few predictions).
     """
@@ -656,14 +658,22 @@ def predict_run(run_path: str | Path, conditions: Sequence[str], *, out: str | P
     folder = Path(out) if out else run.path / "predictions"
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"--out {folder} is a file, not a folder; give a folder for the predictions.")
-    stem = safe_name(name)
-    targets = [folder / f"{stem}.h5ad", folder / f"{stem}_delta.csv"]
-    if interactions:
-        targets.append(folder / f"{stem}_interactions.csv")
-    existing = [t for t in targets if t.exists()]
+    def targets(stem: str) -> list[Path]:
+        return [folder / f"{stem}.h5ad", folder / f"{stem}_delta.csv"] + (
+            [folder / f"{stem}_interactions.csv"] if interactions else [])
+
+    stem = safe_name(name or "predict")
+    existing = [t for t in targets(stem) if t.exists()]
     if existing and not overwrite:
-        raise ConfigError(f"{existing[0]} already exists (an earlier prediction). Pass --overwrite to replace it, "
-                          "or --name NEW to write beside it.")
+        if name is not None:
+            raise ConfigError(f"{existing[0]} already exists (an earlier prediction). Pass --overwrite to replace it, "
+                              "or another --name to write beside it.")
+        k = 2
+        while any(t.exists() for t in targets(f"{stem}-{k}")):
+            k += 1
+        log.warning("%s exists from an earlier prediction; writing %s-%d.* beside it (--overwrite replaces it, "
+                    "--name chooses a name)", existing[0], stem, k)
+        stem = f"{stem}-{k}"
     n = len(conditions)
     if n > 100:
         n_pairs = sum(1 for c in conditions if "+" in c and "ctrl" not in c.split("+"))
@@ -679,7 +689,7 @@ def predict_run(run_path: str | Path, conditions: Sequence[str], *, out: str | P
                               "Rerun with --yes to go ahead, or predict fewer genes or conditions.")
         log.warning("predicting %s", what)
     pred = model.predict(conditions)
-    h5, csv = _write_prediction(pred, folder, name)
+    h5, csv = _write_prediction(pred, folder, stem)
     written = {"h5ad": h5, "csv": csv}
     if interactions:
         from priorgnn.interactions import rank_pair_interactions

@@ -272,6 +272,29 @@ def _case_predict_again(tmp):
     return "train", ["predict", str(run), "--conditions", "G3+G4", "-q"]
 
 
+def _case_predict_again_named(tmp):
+    import train
+
+    run = _trained_run(tmp, "additive")
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        assert train.main(["predict", str(run), "--conditions", "G1+G2", "--name", "mine", "-q"]) == 0
+    return "train", ["predict", str(run), "--conditions", "G3+G4", "--name", "mine", "-q"]
+
+
+def _case_predict_ctrl_c(tmp):
+    from priorgnn.models.base import PerturbationModel
+
+    run = _trained_run(tmp, "additive")
+    original = PerturbationModel.predict
+
+    def interrupted(self, conditions):
+        raise KeyboardInterrupt
+
+    PerturbationModel.predict = interrupted
+    _AFTER.append(lambda: setattr(PerturbationModel, "predict", original))
+    return "train", ["predict", str(run), "--all-pairs", "G1,G2,G3", "-q"]
+
+
 def _case_ctrl_c(tmp):
     from priorgnn.training import fit
 
@@ -413,7 +436,11 @@ CASES: list[Case] = [
     # runs lost
     Case("--overwrite a good run with bad data", _case_overwrite_bad_data, "empty"),
     Case("two trainings into one --out", _case_locked, "being written by another training"),
-    Case("predict again onto earlier predictions", _case_predict_again, "Pass --overwrite"),
+    Case("predict again onto earlier predictions (numbered, logged)", _case_predict_again,
+         "writing predict-2.* beside it", status=0),
+    Case("predict again onto an earlier --name", _case_predict_again_named, "Pass --overwrite"),
+    Case("Ctrl-C during a prediction", _case_predict_ctrl_c, "prediction interrupted; nothing was written",
+         status=130),
     Case("Ctrl-C during training", _case_ctrl_c, "2 completed epoch(s) kept", status=130,
          forbid=("Detected KeyboardInterrupt",)),
     # accepted as nonsense

@@ -35,12 +35,11 @@ def _snapshot(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file() and ".lock" not in p.name}
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """Inputs the cases point at: a tiny data set, an additive run, a file, a bad YAML, a graph."""
+def make_world(root: Path) -> Path:
+    """Inputs the cases point at, in ``root``: a tiny data set, an additive run, a text file, a bad
+    and a good YAML config, a conditions file."""
     import train
 
-    root = tmp_path_factory.mktemp("fuzz")
     data = root / "d.h5ad"
     synth_lognorm().write_h5ad(data)
     (root / "empty.h5ad").write_bytes(b"")
@@ -48,11 +47,15 @@ def world(tmp_path_factory):
     (root / "bad.yaml").write_text("model: [unclosed\n")
     (root / "cfg.yaml").write_text("model: mean\nsplit: combo\n")
     (root / "conds.txt").write_text("G1+G2\n# comment\nG3+ctrl\n")
-    run = root / "run"
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-        assert train.main(["--data", str(data), "--model", "additive", "--split", "combo", "--out", str(run),
+        assert train.main(["--data", str(data), "--model", "additive", "--split", "combo", "--out", str(root / "run"),
                            "--no-progress", "-q"]) == 0
     return root
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return make_world(tmp_path_factory.mktemp("fuzz"))
 
 
 def _pick(rng: random.Random, values: list[str]) -> str:
