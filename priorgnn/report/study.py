@@ -427,25 +427,27 @@ def _plot_curves(view: _View, axis: str, xlabel: str, path: Path, metric: str, r
     if len(points) < 2 or not models:
         return None
     colors = model_colors(list(dict.fromkeys([*models, *flat])))
-    spec = get_metric(metric)
     fig, axes = plt.subplots(1, len(_SUBS), figsize=(3.1 * len(_SUBS), 3.4), sharey=False)
+    from priorgnn.study import PRIMARY, headline_metric
+
     for ax, sub in zip(axes, _SUBS):
+        m_sub = headline_metric(sub) if metric == PRIMARY[0] else metric
         for m in models:
-            xs, ms, lo, hi = _curve_data(view, points, m, metric, ref, sub)
+            xs, ms, lo, hi = _curve_data(view, points, m, m_sub, ref, sub)
             if not xs:
                 continue
             err = np.vstack([np.array(ms) - np.array(lo), np.array(hi) - np.array(ms)])
             err = np.where(np.isfinite(err), np.maximum(err, 0), 0)
             ax.errorbar(xs, ms, yerr=err, marker="o", ms=3, capsize=2, lw=1.2, color=colors[m], label=m)
         for m in flat:  # models whose data do not change along the axis: their base value
-            v = view.mean("base", m, metric, ref, sub)
+            v = view.mean("base", m, m_sub, ref, sub)
             if np.isfinite(v):
                 ax.axhline(v, ls="--", lw=1, color=colors[m], label=f"{m} (base)")
-        ax.set_title(sub, fontsize=9)
+        ax.set_title(f"{sub}\n{m_sub}", fontsize=8)
         ax.set_xlabel(xlabel, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.spines[["top", "right"]].set_visible(False)
-    axes[0].set_ylabel(f"{spec.label}\nvs {ref}", fontsize=8)
+    axes[0].set_ylabel(f"vs {ref}", fontsize=8)
     h, lab = axes[0].get_legend_handles_labels()
     fig.legend(h, lab, loc="upper center", ncol=min(6, len(lab)), fontsize=7, frameon=False,
                bbox_to_anchor=(0.5, 1.08))
@@ -459,14 +461,16 @@ def _plot_degradation(view: _View, path: Path, metric: str, ref: str) -> Path | 
     from priorgnn.study import GO_DEGRADED
 
     fracs = [0.0, 0.25, 0.5, 0.75]
-    spec = get_metric(metric)
     if not any(np.isfinite(view.mean("base", m, metric, ref)) for m in GO_DEGRADED[1:]):
         return None
     fig, axes = plt.subplots(1, len(_SUBS), figsize=(3.1 * len(_SUBS), 3.4))
     others = [("priorgnn_go_rewired", "rewired"), ("priorgnn_go_permuted", "permuted"),
               ("priorgnn_go_random", "random"), ("priorgnn_no_go", "no GO")]
     colors = model_colors([o for o, _ in others] + ["curve"])
+    from priorgnn.study import headline_metric
+
     for ax, sub in zip(axes, _SUBS):
+        metric = headline_metric(sub)
         xs, ms, lo, hi = [], [], [], []
         for f, m in zip(fracs, GO_DEGRADED):
             r = view.get("base", m, metric, ref, sub)
@@ -483,11 +487,11 @@ def _plot_degradation(view: _View, path: Path, metric: str, ref: str) -> Path | 
             v = view.mean("base", m, metric, ref, sub)
             if np.isfinite(v):
                 ax.axhline(v, ls="--", lw=1, color=colors[m], label=name)
-        ax.set_title(sub, fontsize=9)
+        ax.set_title(f"{sub}\n{metric}", fontsize=8)
         ax.set_xlabel("GO edges dropped", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.spines[["top", "right"]].set_visible(False)
-    axes[0].set_ylabel(f"PriorGNN {spec.label}\nvs {ref}", fontsize=8)
+    axes[0].set_ylabel(f"PriorGNN vs {ref}", fontsize=8)
     h, lab = axes[0].get_legend_handles_labels()
     fig.legend(h, lab, loc="upper center", ncol=5, fontsize=7, frameon=False, bbox_to_anchor=(0.5, 1.08))
     fig.tight_layout()
@@ -545,32 +549,44 @@ def _plot_latent(lat: pd.DataFrame, path: Path) -> Path | None:
 
 
 # -- the report -----------------------------------------------------------------------------------------
+def _time_file_text(t: Path, label: str) -> list[str]:
+    txt = t.read_text(encoding="utf-8", errors="replace")
+    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", txt)
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", txt)
+    cmd = re.search(r'Command being timed: "(.*)"', txt)
+    user = re.search(r"User time \(seconds\): ([\d.]+)", txt)
+    system = re.search(r"System time \(seconds\): ([\d.]+)", txt)
+    share = re.search(r"Percent of CPU this job got: (\d+)%", txt)
+    if not (wall and rss):
+        return []
+    cpu = ""
+    if user and system and share:
+        cpu = (f"; CPU time {float(user.group(1)) + float(system.group(1)):.0f} s, i.e. the job got "
+               f"{share.group(1)}% of one core on average (the machine's cores were shared with other "
+               "jobs, so the wall time is mostly waiting)")
+    L = [f"**Measured with `/usr/bin/time -v`{label}:** wall time {wall.group(1)}, peak RSS "
+         f"{int(rss.group(1)) / 1024 ** 2:.2f} GiB{cpu}" + (f" (`{cmd.group(1)}`)" if cmd else "") + ".  "]
+    signal = re.search(r"Command terminated by signal (\d+)", txt)
+    status = re.search(r"Exit status: (\d+)", txt)
+    if signal or (status and status.group(1) != "0"):
+        L.append(f"**That run was stopped** ({'signal ' + signal.group(1) if signal else 'exit status ' + status.group(1)}) "
+                 f"after {wall.group(1)} of wall time: the fits it had finished are kept; any listed as not fitted "
+                 "below were not run.  ")
+    return L
+
+
 def _timing_text(out: Path) -> list[str]:
     L = []
+    parts = sorted(out.glob("time_part*.txt"))
+    if parts:
+        L.append(f"**The run was made in {len(parts) + int((out / 'time.txt').exists())} parts**, each the same "
+                 "command fitting the fits that had no tables yet (finished fits are kept; a fit that was "
+                 "interrupted leaves no tables and is refitted from the start).  ")
+    for k, t in enumerate(parts):
+        L += _time_file_text(t, f", part {k + 1} (`{t.name}`)")
     t = out / "time.txt"
     if t.exists():
-        txt = t.read_text(encoding="utf-8", errors="replace")
-        wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", txt)
-        rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", txt)
-        cmd = re.search(r'Command being timed: "(.*)"', txt)
-        user = re.search(r"User time \(seconds\): ([\d.]+)", txt)
-        system = re.search(r"System time \(seconds\): ([\d.]+)", txt)
-        share = re.search(r"Percent of CPU this job got: (\d+)%", txt)
-        if wall and rss:
-            cpu = ""
-            if user and system and share:
-                cpu = (f"; CPU time {float(user.group(1)) + float(system.group(1)):.0f} s, i.e. the job got "
-                       f"{share.group(1)}% of one core on average (the machine's cores were shared with other "
-                       "jobs, so the wall time is mostly waiting)")
-            L.append(f"**Measured with `/usr/bin/time -v`:** wall time {wall.group(1)}, peak RSS "
-                     f"{int(rss.group(1)) / 1024 ** 2:.2f} GiB{cpu}"
-                     + (f" (`{cmd.group(1)}`)" if cmd else "") + ".  ")
-            signal = re.search(r"Command terminated by signal (\d+)", txt)
-            status = re.search(r"Exit status: (\d+)", txt)
-            if signal or (status and status.group(1) != "0"):
-                L.append(f"**The run was stopped** ({'signal ' + signal.group(1) if signal else 'exit status ' + status.group(1)}) "
-                         f"after {wall.group(1)} of wall time, before it had fitted the whole grid: the fits listed "
-                         "as not fitted below were not run, and the timing above covers the fits that were.  ")
+        L += _time_file_text(t, f", part {len(parts) + 1}" if parts else "")
     j = out / "timing.json"
     if j.exists():
         tj = read_json(j)
@@ -604,7 +620,7 @@ def write_study_report(grid, out: Path, tables: dict[str, pd.DataFrame], *, comm
     summary = aggregate(metrics_df, metrics, group_cols=("setting", "model", "reference"), n_boot=n_boot)
     write_csv(out / "summary.csv", summary.round(6), index=False)
     view = _View(grid, summary, metrics_df, n_boot)
-    pm, pref = PRIMARY
+    pm = PRIMARY[0]
 
     # comparisons: every model against additive and PriorGNN, per setting, both references; Holm within
     # (setting, reference, metric, baseline) over models and subgroups
@@ -677,7 +693,7 @@ def _missing_text(grid, tables) -> list[str]:
 
 
 def _markdown(grid, out, view: _View, summary, causal, gi, lat, tables, fits, figs, command) -> str:
-    from priorgnn.study import (MODELS, PRIMARY, TARGET_METRICS, UNSEEN_METRIC, UNSEEN_SUBGROUPS, grid_summary,
+    from priorgnn.study import (PRIMARY, TARGET_METRICS, UNSEEN_METRIC, UNSEEN_SUBGROUPS, grid_summary,
                                 headline_metric)
 
     pm, pref = PRIMARY
