@@ -447,6 +447,9 @@ def train_run(cfg: RunConfig, *, overwrite: bool = False, resume: bool = False, 
     out = Path(cfg.out) if cfg.out else cfg.default_out()
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file, not a folder. Give the path of a run folder (created if absent).")
+    if resume and not (out / "config.yaml").exists():
+        raise CheckpointError(f"cannot resume: {out} holds no config.yaml of an earlier run. Train it first "
+                              "(without --resume), or give the --out of an existing run.")
     if not resume:
         cfg.validate()
         if _is_run_dir(out) and not overwrite:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -208,7 +209,8 @@ def train_delta_module(net: torch.nn.Module, encode, data, split, train: TrainCo
             # Lightning turns Ctrl-C into a graceful shutdown, ignores further Ctrl-C and exits; undo both
             if not trainer.interrupted:
                 raise
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            with contextlib.suppress(ValueError):  # only the main thread may set handlers
+                signal.signal(signal.SIGINT, signal.default_int_handler)
             last = ckpt_dir / "last.ckpt"
             done = 0
             if last.exists():
