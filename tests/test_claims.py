@@ -170,6 +170,18 @@ def test_table_and_value_claims_pass_and_fail_by_cell(tmp_path):
     assert sorted((o.line, o.stated) for o in report.failures) == [(7, "0.559 ± 0.076"), (10, "8.96")]
 
 
+def test_wide_format_cells_read_one_source_row_per_table_row(tmp_path):
+    _write(tmp_path)
+    claim = TableClaim(name="acc", doc="doc.md", anchor=(r"^## Accuracy",), sources=(Source("results/acc.csv"),),
+                       cell=claims.wide_format_cells(row_column="model", columns={"unseen pearson": ("mean", "sd"),
+                                                                                  "seeds": ("n_seeds",)}))
+    report = run_checks(tmp_path, [claim], staleness=False)
+    assert report.ok and len(report.outcomes) == 4
+    _write(tmp_path, DOC.replace("| 0.101 ± 0.010 |", "| 0.101 ± 0.011 |"))
+    (bad,) = run_checks(tmp_path, [claim], staleness=False).failures
+    assert (bad.line, bad.stated, bad.expected) == (8, "0.101 ± 0.011", [0.1012, 0.0104])
+
+
 def test_a_cell_without_source_row_fails_rather_than_passes(tmp_path):
     _write(tmp_path, DOC.replace("| beta | 3 | 0.101 ± 0.010 | – |",
                                  "| beta | 3 | 0.101 ± 0.010 | – |\n| gamma | 3 | 0.200 ± 0.010 | – |"))
