@@ -86,18 +86,43 @@ def git(root: Path, *args: str, stdin: str | None = None) -> str:
 
 
 def code_fingerprint(paths: Sequence[str], root: Path = ROOT) -> str:
-    """A content hash of the git-tracked files under ``paths`` as they are in the working tree.
+    """A content hash of the code under ``paths`` as it is in the working tree.
 
-    The blob ids (``git hash-object``) of the files, with their paths, hashed together: a results
-    file records it when it is produced, and the check recomputes it; any edit, addition or removal
-    of a tracked file under ``paths`` changes it.
+    ``paths`` are git pathspecs (``":(exclude)path"`` leaves a file out), and ``"file.py::a,B"``
+    stands for the source of the top-level functions or classes ``a`` and ``B`` of ``file.py`` only
+    (for a module that also holds unrelated code, such as command-line handling). Plain paths
+    contribute the blob ids (``git hash-object``) of their git-tracked files; any edit, addition or
+    removal of such a file, or any edit of a named definition, changes the fingerprint. A results
+    file records it when it is produced, and the check recomputes it.
     """
-    files = [f for f in git(root, "ls-files", "-z", "--", *paths).split("\0") if f and (root / f).is_file()]
-    if not files:
-        raise ClaimError(f"no git-tracked file under {', '.join(paths)}: fix the code paths of the claim.")
-    blobs = git(root, "hash-object", "--stdin-paths", stdin="\n".join(files) + "\n").split()
-    text = "\n".join(f"{f} {b}" for f, b in sorted(zip(files, blobs)))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    plain = [p for p in paths if "::" not in p]
+    parts: list[str] = []
+    if plain:
+        files = [f for f in git(root, "ls-files", "-z", "--", *plain).split("\0") if f and (root / f).is_file()]
+        if not files:
+            raise ClaimError(f"no git-tracked file under {', '.join(plain)}: fix the code paths of the claim.")
+        blobs = git(root, "hash-object", "--stdin-paths", stdin="\n".join(files) + "\n").split()
+        parts += [f"{f} {b}" for f, b in zip(files, blobs)]
+    for spec in (p for p in paths if "::" in p):
+        path, _, names = spec.partition("::")
+        parts += [f"{path}::{name} {hashlib.sha1(_definition(root, path, name).encode()).hexdigest()}"
+                  for name in names.split(",")]
+    return hashlib.sha256("\n".join(sorted(parts)).encode()).hexdigest()[:16]
+
+
+def _definition(root: Path, path: str, name: str) -> str:
+    """The source text of the top-level function or class ``name`` in ``path``."""
+    import ast
+
+    p = root / path
+    if not p.is_file():
+        raise ClaimError(f"code path {path} does not exist: fix the code paths of the claim.")
+    text = p.read_text(encoding="utf-8")
+    for node in ast.parse(text).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
+            return "\n".join(ast.get_source_segment(text, d) or "" for d in node.decorator_list) + "\n" + \
+                (ast.get_source_segment(text, node) or "")
+    raise ClaimError(f"{path} has no top-level definition {name!r}: fix the code paths of the claim.")
 
 
 def head_commit(root: Path = ROOT) -> str:
@@ -512,6 +537,24 @@ def _demo_tables(doc: str, section: str) -> list[TableClaim]:
                        cell=_DEMO_CELLS)
             for which, intro in (("unseen genes", r"^Unseen genes, scored off the perturbed genes"),
                                  ("seen genes and fits", r"^Doubles of seen genes, and the fits"))]
+
+
+def _demo_value(model: str, subgroup: str, metric: str, stat: str = "mean") -> Callable[[tuple], float]:
+    def value(frames):
+        df = frames[0]
+        hit = df[(df["model"] == model) & (df["subgroup"] == subgroup) & (df["metric"] == metric)]
+        if len(hit) != 1:
+            raise Missing(f"{len(hit)} rows for {model}, {subgroup}, {metric} in demo_models.csv")
+        return float(hit.iloc[0][stat])
+
+    return value
+
+
+def _demo_prose(doc: str, claims: Sequence[tuple[str, str, str, str]]) -> list[ValueClaim]:
+    """Numbers in a paragraph: (regex with group ``value`` on one line of ``doc``, model, subgroup, metric)."""
+    return [ValueClaim(name=f"{doc}: {model} {subgroup} {metric} in the reading", doc=doc,
+                       pattern=pattern, sources=_DEMO, value=_demo_value(model, subgroup, metric))
+            for pattern, model, subgroup, metric in claims]
 
 
 # the simulator library and the scoring script; the simulator's command-line wrapper

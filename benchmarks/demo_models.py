@@ -73,12 +73,19 @@ SUBGROUPS = ("unseen_single", "combo_seen0", "combo_seen1", "combo_seen2")
 UNSEEN_COLUMNS = [(s, m) for s in ("unseen_single", "combo_seen0")
                   for m in ("pearson_delta_excl_target", "mse_top20_de", "target_sign_match", "target_abs_error")]
 SEEN_COLUMNS = [(s, m) for s in ("combo_seen1", "combo_seen2") for m in ("pearson_delta", "mse_top20_de")]
-#: the code whose results this benchmark reports (recorded as a fingerprint in every results row)
+#: the code whose results this benchmark reports (recorded as a fingerprint in every results row):
+#: the models, training, simulator, data, metrics and knowledge graphs, without their command-line
+#: wrappers, and of priorgnn/pipeline.py only the functions called here
 CODE_PATHS = (
     "benchmarks/demo_models.py", "priorgnn/models/base.py", "priorgnn/models/baselines.py",
     "priorgnn/models/linear.py", "priorgnn/models/priorgnn.py", "priorgnn/models/transformer.py",
-    "priorgnn/models/_transformer_pretrain.py", "priorgnn/training", "priorgnn/simulate", "priorgnn/data",
-    "priorgnn/metrics/core.py", "priorgnn/metrics/evaluation.py", "priorgnn/pipeline.py", "knowledge",
+    "priorgnn/models/_transformer_pretrain.py", "priorgnn/training/fit.py", "priorgnn/training/plan.py",
+    "priorgnn/training/losses.py", "priorgnn/training/targets.py", "priorgnn/simulate",
+    ":(exclude)priorgnn/simulate/__main__.py", "priorgnn/data/dataset.py", "priorgnn/data/splits.py",
+    "priorgnn/data/conditions.py", "priorgnn/metrics/core.py", "priorgnn/metrics/evaluation.py", "knowledge",
+    ":(exclude)knowledge/cli.py", ":(exclude)knowledge/__main__.py",
+    "priorgnn/pipeline.py::RunConfig,resolve_data,make_or_load_split,build_priors,_go_from_annotations,"
+    "_is_simulation_dir,_sim_dir,_summaries_only",
 )
 
 
@@ -149,8 +156,9 @@ def summarise(frames: list[pd.DataFrame], fits: pd.DataFrame) -> tuple[pd.DataFr
                     + f" | {'–' if capped.empty else f'{int(capped.sum())}/{len(capped)}'} |")
     md = ("Unseen genes, scored off the perturbed genes (`pearson_delta_excl_target`), with the perturbed "
           "gene's own change apart:\n\n" + "\n".join(unseen) + "\n\n"
-          "Doubles of seen genes, and the fits (`fit s`: mean wall seconds per fit; `epochs`: mean epoch "
-          "the fits stopped at; `capped fits`: fits stopped by the epoch cap rather than by early stopping):"
+          "Doubles of seen genes, and the fits (`fit s`: mean wall seconds per fit; `epochs`: mean number of "
+          "epochs run, the best one plus the patience of 20 when early stopping ends the fit; `capped fits`: "
+          "fits stopped by the epoch cap rather than by early stopping):"
           "\n\n" + "\n".join(seen) + "\n")
     return agg, md
 

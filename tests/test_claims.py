@@ -256,6 +256,26 @@ def test_recorded_code_fingerprint_detects_any_change_of_the_measured_files(tmp_
     assert run_checks(repo, [_table(code=())]).ok
 
 
+def test_fingerprint_of_named_definitions_ignores_the_rest_of_the_module(tmp_path):
+    repo = _repo(tmp_path)
+    mod = repo / "code" / "pipe.py"
+    mod.write_text("def used(x):\n    return x + 1\n\n\ndef cli():\n    return 'help'\n", encoding="utf-8")
+    _git(repo, "add", ".")
+    spec = ["code/pipe.py::used"]
+    before = code_fingerprint(spec, repo)
+    mod.write_text(mod.read_text().replace("'help'", "'more help'"), encoding="utf-8")
+    assert code_fingerprint(spec, repo) == before
+    mod.write_text(mod.read_text().replace("x + 1", "x + 2"), encoding="utf-8")
+    assert code_fingerprint(spec, repo) != before
+    with pytest.raises(ClaimError, match="no top-level definition 'missing'"):
+        code_fingerprint(["code/pipe.py::missing"], repo)
+    # pathspec exclusion: a file left out does not count
+    excl = ["code", ":(exclude)code/pipe.py"]
+    fp = code_fingerprint(excl, repo)
+    mod.write_text("changed = True\n", encoding="utf-8")
+    assert code_fingerprint(excl, repo) == fp
+
+
 def test_a_source_without_any_provenance_is_an_error(tmp_path):
     repo = _repo(tmp_path)
     report = run_checks(repo, [_table(code=())])
