@@ -46,6 +46,7 @@ RESUMABLE = ("train.max_epochs", "train.max_steps", "train.patience", "train.thr
 #: Predictions of more conditions than this need ``yes=True`` (``train.py predict --yes``).
 PREDICT_CONFIRM_LIMIT = 1000
 _SPLIT_KINDS = ("simulation", "combo", "random")
+_ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "tpu", "auto")
 
 
 def _split_options() -> dict[str, inspect.Parameter]:
@@ -179,6 +180,15 @@ class RunConfig:
             _check_number("lr (--lr)", t["lr"], positive=True)
         if "weight_decay" in t:
             _check_number("weight_decay (--weight-decay)", t["weight_decay"])
+        if "accelerator" in t and t["accelerator"] not in _ACCELERATORS:
+            raise ConfigError(f"accelerator {t['accelerator']!r} is unknown; choose one of {', '.join(_ACCELERATORS)}.")
+        if "devices" in t:
+            d = t["devices"]
+            ok = (isinstance(d, int) and not isinstance(d, bool) and d >= 1) or d == "auto" or d == -1 or (
+                isinstance(d, str) and all(x.strip().isdigit() for x in d.strip(",").split(",") if d.strip(",")))
+            if not ok or d in ("", ","):
+                raise ConfigError(f"devices {d!r}: give a number of devices (1 or more), a list of device ids "
+                                  "(e.g. 0,1) or auto.")
         for key in ("untrained", "progress_bar"):
             if key in t and not isinstance(t[key], bool):
                 raise ConfigError(f"train option {key} = {t[key]!r} is not true or false.")
