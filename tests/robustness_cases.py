@@ -253,6 +253,14 @@ def _case_overwrite_bad_data(tmp):
                      "--overwrite", "--no-progress", "-q"]
 
 
+def _case_overwrite_other_folder(tmp):
+    data = _h5ad(tmp, synth_lognorm())
+    (tmp / "mine").mkdir()
+    (tmp / "mine" / "notes.txt").write_text("the user's own files\n")
+    return "train", ["--data", str(data), "--model", "additive", "--split", "combo", "--out", str(tmp / "mine"),
+                     "--overwrite", "--no-progress", "-q"]
+
+
 def _case_locked(tmp):
     from priorgnn.runs import RunLock
 
@@ -436,6 +444,9 @@ CASES: list[Case] = [
     # runs lost
     Case("--overwrite a good run with bad data", _case_overwrite_bad_data, "empty"),
     Case("two trainings into one --out", _case_locked, "being written by another training"),
+    Case("--overwrite onto a folder that is not a run", _case_overwrite_other_folder, "it is never replaced"),
+    Case("--resume where no run is", lambda t: ("train", ["--out", str(t / "nothing"), "--resume", "-q"]),
+         "holds no config.yaml"),
     Case("predict again onto earlier predictions (numbered, logged)", _case_predict_again,
          "writing predict-2.* beside it", status=0),
     Case("predict again onto an earlier --name", _case_predict_again_named, "Pass --overwrite"),
