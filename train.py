@@ -93,7 +93,9 @@ def _train_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("output")
     g.add_argument("--out", help="run directory (default runs/DATA-MODEL-SPLIT-sSEED)")
     g.add_argument("--name", help="run name")
-    g.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace an existing run directory, once the new run has succeeded (a failed or interrupted "
+                        "run leaves it as it was)")
     g.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint. Options that may change on resume: "
                         "--epochs, --max-steps, --patience, --threads, --accelerator, --devices, --no-progress, -q, "
