@@ -631,7 +631,8 @@ def render_markdown(summary: dict, rows: list[dict], machine: dict, started: dic
                  f"{rule} | {fin} |")
     L.append("")
 
-    L.append("## Speed (mean over seeds; each ratio from one invocation)\n")
+    reused = [f"{r['model']} seed {r['seed']}" for r in rows if r.get("reused")]
+    L.append("## Speed (mean over seeds" + ("; each ratio from one invocation)\n" if not reused else ")\n"))
     L.append("| | PriorGNN | cell-gears | ratio (cell-gears / PriorGNN) |")
     L.append("|---|---:|---:|---:|")
     rs = ps["ratio_per_seed"]
@@ -655,6 +656,10 @@ def render_markdown(summary: dict, rows: list[dict], machine: dict, started: dic
         b = acc.get(GEARS, {}).get("all", {}).get(met, {}).get("mean")
         L.append(f"| – accuracy reached: test `{met}`, all subgroups | {fmt(a)} | {fmt(b)} | |")
     L.append("")
+    if reused:
+        L.append(f"Reused from an earlier invocation of this command, so timed under that invocation's load: "
+                 f"{', '.join(reused)}. A ratio that pairs one of them with a run of this invocation compares "
+                 "two invocations.\n")
     L.append("The ratio per optimiser step compares equal work units: one step of each model's optimiser at "
              "the batch shape stated. PriorGNN's step time comes from its per-step timing run (every step "
              "exactly one batch), cell-gears's from all the steps it ran; each is the time from the previous "
@@ -935,7 +940,7 @@ def main(argv=None) -> int:
     available_models()  # import every model now, so the fingerprint below is the code that runs
     provenance = {"git_commit": head_commit(ROOT), "code_fingerprint": code_fingerprint(CODE_PATHS, ROOT),
                   "code_paths": ";".join(CODE_PATHS)}
-    started = {"time": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load": load_average()}
+    started = {"time": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load": load_average(), "epoch": time.time()}
     out = Path(args.out)
     (out / "logs").mkdir(parents=True, exist_ok=True)
     (out / "runs").mkdir(parents=True, exist_ok=True)
@@ -978,6 +983,15 @@ def main(argv=None) -> int:
                                         "code_paths": provenance["code_paths"]} if same else {})}
         provenance = recorded
         args.command_line = prev.get("command", args.command_line)
+    # runs whose measurement predates this invocation's start were reused from an earlier one
+    if "epoch" in started:
+        t0 = started["epoch"]
+    else:  # recorded to the minute by earlier versions
+        import calendar
+
+        t0 = calendar.timegm(time.strptime(started["time"], "%Y-%m-%d %H:%M UTC"))
+    for r in rows:
+        r["reused"] = (out / "runs" / f"{r['model']}-s{r['seed']}.measure.json").stat().st_mtime < t0
     summary = write_outputs(args, graphs, rows, machine, started, ended, provenance)
     (out / "result.json").write_text(json.dumps({"started": started, "ended": ended, "machine": machine,
                                                  "graphs": graphs, "runs": rows, "provenance": provenance,
