@@ -590,8 +590,9 @@ def render_markdown(summary: dict, rows: list[dict], machine: dict, started: dic
              f"graph ({S['coexpression_edges']:,} edges), passed in as files.\n")
     if len(S["seeds"]) < 3:
         L.append(f"**{n_of(len(S['seeds']), 'seed')} only** (the full protocol is 3): the shared machine's time "
-                 "allowed no more in this invocation, so there are no standard deviations over seeds and "
-                 "every number below is one training run per model.\n")
+                 "allowed no more, so " + ("there are no standard deviations over seeds and every number below "
+                                           "is one training run per model.\n" if len(S["seeds"]) == 1 else
+                                           f"means and standard deviations are over {len(S['seeds'])} seeds.\n"))
 
     L.append("## What ran\n")
     L.append("| run | one optimiser step trains on | epochs (per seed) | optimiser steps (per seed) | stopping rule | finished training |")
