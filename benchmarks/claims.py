@@ -39,13 +39,19 @@ subgroup × metric)::
         cell=long_format_cells(
             row_column="model", header=r"(?P<subgroup>\\w+)",
             fixed={"setting": "base", "reference": "truth", "metric": "pearson_delta"},
-            values=("mean", "ci_lo", "ci_hi"), row_labels={"additive": "additive"}),
+            values=("mean", "ci_lo", "ci_hi"),  # "0.737 [0.711, 0.760]"
+            row_labels={"PriorGNN (GO + co-expression)": "priorgnn", "additive": "additive"}),
     )
 
 A single number in prose is a :class:`ValueClaim`: a regular expression whose group ``value`` is
-the stated number, and ``value(frames)`` computing it from the source. A cell that has no source
-must be named in ``unverified`` with the reason; ``--list`` prints these gaps and the check does not
-count them as checked.
+the stated number (it must match exactly one line of the document), and ``value(frames)``
+computing it from the source. A cell that has no source must be named in ``unverified`` with the
+reason; ``--list`` prints these gaps and the check does not count them as checked.
+
+A benchmark that writes a results file should record what it measured: a ``git_commit`` column
+(or JSON key) at least, better ``code_fingerprint`` and ``code_paths`` (:func:`code_fingerprint`
+of the code it runs, computed at the start of the process; ``benchmarks/demo_models.py`` does
+this), so that the check needs no ``code`` in the :class:`Source`. ``make test`` runs ``--check``.
 """
 
 from __future__ import annotations
@@ -81,7 +87,8 @@ def git(root: Path, *args: str, stdin: str | None = None) -> str:
     except FileNotFoundError:
         raise ClaimError("git is not installed; the claims check reads the history with git.") from None
     if proc.returncode != 0:
-        raise ClaimError(f"`git {' '.join(args)}` failed in {root}: {proc.stderr.strip()}")
+        cmd = " ".join(args)
+        raise ClaimError(f"`git {cmd if len(cmd) < 80 else cmd[:77] + '...'}` failed in {root}: {proc.stderr.strip()}")
     return proc.stdout.strip()
 
 
@@ -550,11 +557,69 @@ def _demo_value(model: str, subgroup: str, metric: str, stat: str = "mean") -> C
     return value
 
 
-def _demo_prose(doc: str, claims: Sequence[tuple[str, str, str, str]]) -> list[ValueClaim]:
-    """Numbers in a paragraph: (regex with group ``value`` on one line of ``doc``, model, subgroup, metric)."""
-    return [ValueClaim(name=f"{doc}: {model} {subgroup} {metric} in the reading", doc=doc,
-                       pattern=pattern, sources=_DEMO, value=_demo_value(model, subgroup, metric))
-            for pattern, model, subgroup, metric in claims]
+def _demo_fit_stat(models: Sequence[str], stat: Callable) -> Callable[[tuple], float]:
+    def value(frames):
+        f = frames[1][frames[1]["model"].isin(models)]
+        if f.empty:
+            raise Missing(f"no fits of {', '.join(models)} in demo_models_fits.csv")
+        return float(stat(f))
+
+    return value
+
+
+def _demo_max(models: Sequence[str], subgroup: str, metric: str) -> Callable[[tuple], float]:
+    def value(frames):
+        return max(_demo_value(m, subgroup, metric)(frames) for m in models)
+
+    return value
+
+
+_BASELINES = ("no_change", "mean", "additive", "linear", "linear_go", "go_knn")
+_TRANSFORMERS = ("transformer_pretrained", "transformer_no_pretrain")
+_EXCL, _US, _C0 = "pearson_delta_excl_target", "unseen_single", "combo_seen0"
+#: the numbers of the reading below the demo-models tables (the same paragraph in README and the page)
+_DEMO_READING: list[tuple[str, str, Callable[[tuple], float]]] = [
+    ("linear, unseen_single excl", r"`linear` scores (?P<value>[\d.]+),", _demo_value("linear", _US, _EXCL)),
+    ("additive, unseen_single excl", r"`additive` (?P<value>[\d.]+) and PriorGNN untrained",
+     _demo_value("additive", _US, _EXCL)),
+    ("untrained, unseen_single excl", r"PriorGNN untrained (?P<value>[\d.]+), against",
+     _demo_value("priorgnn_untrained", _US, _EXCL)),
+    ("priorgnn, unseen_single excl", r"^(?P<value>[\d.]+) for trained PriorGNN", _demo_value("priorgnn", _US, _EXCL)),
+    ("transformer pretrained, unseen_single excl", r"and (?P<value>[\d.]+) and [\d.]+ for the transformer with",
+     _demo_value("transformer_pretrained", _US, _EXCL)),
+    ("transformer no pretrain, unseen_single excl", r"and [\d.]+ and (?P<value>[\d.]+) for the transformer with",
+     _demo_value("transformer_no_pretrain", _US, _EXCL)),
+    ("priorgnn, combo_seen0 excl", r"trained PriorGNN \((?P<value>[\d.]+)\) is below", _demo_value("priorgnn", _C0, _EXCL)),
+    ("additive, combo_seen0 excl", r"\(both (?P<value>[\d.]+)\)", _demo_value("additive", _C0, _EXCL)),
+    ("untrained, combo_seen0 excl", r"\(both (?P<value>[\d.]+)\)", _demo_value("priorgnn_untrained", _C0, _EXCL)),
+    *[(f"{m}, unseen_single target_sign_match", r"`target_sign_match` (?P<value>[\d.]+)\)",
+       _demo_value(m, _US, "target_sign_match")) for m in ("priorgnn", "priorgnn_untrained", *_TRANSFORMERS)],
+    ("best baseline, unseen_single target_sign_match", r"at most (?P<value>[\d.]+) for a baseline",
+     _demo_max(_BASELINES, _US, "target_sign_match")),
+    ("linear, unseen_single target_sign_match", r"at most (?P<value>[\d.]+) for a baseline \(`linear`\)",
+     _demo_value("linear", _US, "target_sign_match")),
+    ("priorgnn, combo_seen1", r"pearson_delta (?P<value>[\d.]+) vs [\d.]+, `combo_seen2`",
+     _demo_value("priorgnn", "combo_seen1", "pearson_delta")),
+    ("transformer no pretrain, combo_seen1", r"pearson_delta [\d.]+ vs (?P<value>[\d.]+), `combo_seen2`",
+     _demo_value("transformer_no_pretrain", "combo_seen1", "pearson_delta")),
+    ("priorgnn, combo_seen2", r"^(?P<value>[\d.]+) vs [\d.]+\), its untrained",
+     _demo_value("priorgnn", "combo_seen2", "pearson_delta")),
+    ("transformer no pretrain, combo_seen2", r"^[\d.]+ vs (?P<value>[\d.]+)\), its untrained",
+     _demo_value("transformer_no_pretrain", "combo_seen2", "pearson_delta")),
+    ("untrained, combo_seen1", r"backbone scores (?P<value>[\d.]+) on `combo_seen1`",
+     _demo_value("priorgnn_untrained", "combo_seen1", "pearson_delta")),
+    *[(f"{m}, combo_seen2", r"`additive` score (?P<value>[\d.]+)\.", _demo_value(m, "combo_seen2", "pearson_delta"))
+      for m in ("priorgnn", "priorgnn_untrained", "additive")],
+    ("transformer fits at the cap", r"\((?P<value>\d+) of \d+ fits at",
+     _demo_fit_stat(_TRANSFORMERS, lambda f: f["hit_cap"].astype(bool).sum())),
+    ("transformer fits", r"\(\d+ of (?P<value>\d+) fits at", _demo_fit_stat(_TRANSFORMERS, len)),
+    ("transformer epoch cap", r"(?P<value>[\d,]+)-epoch cap", _demo_fit_stat(_TRANSFORMERS, lambda f: f["max_epochs"].max())),
+]
+
+
+def _demo_prose(doc: str) -> list[ValueClaim]:
+    return [ValueClaim(name=f"{doc}: demo reading, {label}", doc=doc, pattern=pattern, sources=_DEMO, value=fn)
+            for label, pattern, fn in _DEMO_READING]
 
 
 # the simulator library and the scoring script; the simulator's command-line wrapper
@@ -591,6 +656,10 @@ REGISTRY: list[TableClaim | ValueClaim] = [
         )
         for preset in ("norman", "demo")
     ],
+    *_demo_tables("README.md", r"^### Models on the demo simulation"),
+    *_demo_prose("README.md"),
+    *_demo_tables("benchmarks/results/demo_models.md", r"^# Models on the `demo` simulation"),
+    *_demo_prose("benchmarks/results/demo_models.md"),
 ]
 
 
