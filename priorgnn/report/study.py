@@ -725,8 +725,8 @@ def _markdown(grid, out, view: _View, summary, causal, gi, lat, tables, fits, fi
     L += _missing_text(grid, tables)
     if len(grid.seeds) < 3:
         L.append(f"**Caution:** {len(grid.seeds)} seed(s) only; CIs reflect the finite test conditions, "
-                 "not training-run variation, and a trend over an axis cannot reach significance. The `full` "
-                 "grid has 3 seeds.  ")
+                 "not training-run variation; trend tests over few levels with one seed have little power (each "
+                 "states the smallest p its design can reach). The `full` grid has 3 seeds.  ")
     capped = fits[fits["hit_cap"].astype("boolean").fillna(False).astype(bool)] if len(fits) else fits
     if len(capped):
         L.append(f"**Capped fits:** {len(capped)} of {int(fits['hit_cap'].notna().sum())} gradient-trained fits "
