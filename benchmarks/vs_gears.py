@@ -362,6 +362,16 @@ def evaluate_runs(args, run_dirs: list[Path]) -> Path:
     return out / "per_condition.csv"
 
 
+def _report_covers(per_condition: Path, seeds: list[int]) -> bool:
+    """Whether an earlier evaluation scored exactly these seeds (else ``--table`` evaluates again)."""
+    import pandas as pd
+
+    if not per_condition.exists():
+        return False
+    d = pd.read_csv(per_condition, usecols=["model", "seed"])
+    return set(d.loc[d["model"] == GEARS, "seed"].astype(int)) == set(seeds)
+
+
 def accuracy_table(per_condition: Path):
     """Mean over seeds of the per-seed subgroup means (observed reference), and their SD over seeds."""
     import pandas as pd
@@ -968,7 +978,7 @@ def main(argv=None) -> int:
             rows.append(summarise_run(model, seed, run_dir, meas))
             if model in SCORED:
                 scored.append(run_dir)
-    if not args.table or not (out / "report" / "per_condition.csv").exists():
+    if not args.table or not _report_covers(out / "report" / "per_condition.csv", args.seed_list):
         evaluate_runs(args, scored)
     ended = {"time": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load": load_average(),
              "elapsed_s": time.perf_counter() - t_start}
