@@ -846,7 +846,7 @@ def write_outputs(args, graphs: dict, rows: list[dict], machine: dict, started: 
              "gears_steps": args.gears_steps, "step_epochs": args.step_epochs, "batch_size": args.batch_size,
              "hidden": args.hidden, "threads": args.threads, "accelerator": args.accelerator,
              "go_edges": graphs["go_edges"], "coexpression_edges": graphs["coexpression_edges"], "graphs": g,
-             "modes_max_abs_diff": diff, "started": started, "ended": ended, **provenance}
+             "modes_max_abs_diff": diff, "started": started, "ended": ended, "machine": machine, **provenance}
     summary = build_summary(rows, acc_mean, acc_sd, n_cond, graphs, setup)
     ge = _by(rows, GEARS)
     if ge and not all(r["finished"] for r in ge):
