@@ -630,6 +630,45 @@ _CALIBRATION = Source("benchmarks/results/simulator_calibration.csv",
 _CALIBRATION_NOT_IN_CSV = ("the per-double CSV does not hold it (written from the simulation only into the "
                            "Markdown page)")
 
+#: the streamed runs of benchmarks/scale_limits.py (no recorded commit: the commit that wrote the file)
+_SCALE = Source("benchmarks/results/scale_limits.json",
+                code=("priorgnn/data/stream.py", "priorgnn/data/dataset.py", "benchmarks/scale_limits.py"))
+
+
+def _scale_step(job: str, n_cells: int, field_: str, step_prefix: str | None = None):
+    """A value of one streamed job's step (or the job's extra record) in ``scale_limits.json``."""
+
+    def fn(frames):
+        (records,) = frames
+        hits = [r for r in records if r["job"] == job and r["n_cells"] == n_cells and r.get("ok")]
+        if not hits:
+            raise Missing(f"no successful {job} job at {n_cells:,} cells in scale_limits.json")
+        for st in hits[-1]["steps"]:
+            if field_ in st and (step_prefix is None or st.get("step", "").startswith(step_prefix)):
+                return st[field_]
+        raise Missing(f"the {job} job at {n_cells:,} cells records no {field_}")
+
+    return fn
+
+
+def _scale_prose(doc: str) -> list[ValueClaim]:
+    big = 2_000_000
+    specs = [
+        ("streamed summaries, peak GiB", r"9,501 conditions: (?P<value>[\d.]+) GiB peak",
+         _scale_step("stream", big, "peak_gb", "streamed")),
+        ("streamed summaries, CPU s", r"GiB peak, (?P<value>[\d,]+) CPU-seconds",
+         _scale_step("stream", big, "cpu_s", "streamed")),
+        ("--summaries-only pass, peak GiB", r"peaks at (?P<value>[\d.]+) GiB \(the moment arrays",
+         _scale_step("summaries_only", big, "peak_gb", "streamed")),
+        ("--summaries-only moment arrays, GiB", r"the moment arrays are (?P<value>[\d.]+) GiB of it",
+         _scale_step("summaries_only", big, "moments_gb")),
+        ("--summaries-only pass, CPU s", r"and takes (?P<value>[\d,]+) CPU-seconds",
+         _scale_step("summaries_only", big, "cpu_s", "streamed")),
+    ]
+    return [ValueClaim(name=f"{doc}: scale limits, {label}", doc=doc, pattern=pattern, sources=(_SCALE,), value=fn)
+            for label, pattern, fn in specs]
+
+
 REGISTRY: list[TableClaim | ValueClaim] = [
     TableClaim(
         name="README: simulator calibration",
@@ -660,6 +699,7 @@ REGISTRY: list[TableClaim | ValueClaim] = [
     *_demo_prose("README.md"),
     *_demo_tables("benchmarks/results/demo_models.md", r"^# Models on the `demo` simulation"),
     *_demo_prose("benchmarks/results/demo_models.md"),
+    *_scale_prose("README.md"),
 ]
 
 
