@@ -228,8 +228,8 @@ GRIDS: dict[str, Grid] = {
         # CPU core, about a minute on one GPU: run that axis with --only pretrain_mult --accelerator gpu)
         pretrain_arm_options={"pretrain_steps": None, "pretrain_epochs": 1},
         gpu_settings={"pretrain_x100": "one pass over 322k pretraining cells takes about 24 CPU-minutes per "
-                                        "seed before fine-tuning; fitted with `--only pretrain_x100 "
-                                        "--accelerator gpu`"},
+                                        "seed before fine-tuning; fit it on a GPU with `--only "
+                                        "pretrain_x100 --accelerator gpu`"},
     ),
 }
 
