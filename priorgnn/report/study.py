@@ -579,9 +579,9 @@ def _timing_text(out: Path) -> list[str]:
     L = []
     parts = sorted(out.glob("time_part*.txt"))
     if parts:
-        L.append(f"**The run was made in {len(parts) + int((out / 'time.txt').exists())} parts**, each the same "
-                 "command fitting the fits that had no tables yet (finished fits are kept; a fit that was "
-                 "interrupted leaves no tables and is refitted from the start).  ")
+        L.append(f"**The run was made in {len(parts) + int((out / 'time.txt').exists())} parts**, each fitting "
+                 "the fits that had no tables yet (finished fits are kept; a fit that was interrupted leaves no "
+                 "tables and is refitted from the start); each part's command line is given with its timing.  ")
     for k, t in enumerate(parts):
         L += _time_file_text(t, f", part {k + 1} (`{t.name}`)")
     t = out / "time.txt"
