@@ -857,8 +857,8 @@ def _markdown(grid, out, view: _View, summary, causal, gi, lat, tables, fits, fi
           "stopping epoch, best epoch and `hit_cap`.",
           "- The transformer pretrains on control cells and training-condition cells only (never on "
           "validation or test conditions) for a fixed budget (`pretrain_steps` in the options above; a budget, "
-          "not a stopping rule); the pool multiples run here are "
-          f"{', '.join(f'{m:g}x' for m in grid.pretrain_mults) or 'none'}"
+          "not a stopping rule); the pool multiples fitted here are "
+          f"{', '.join(f'{m:g}x' for m in grid.pretrain_mults if _has_setting(summary, f'pretrain_x{m:g}')) or 'none'}"
           + (f", with these options on that axis: {grid.pretrain_arm_options} (so a larger pool also means "
              "proportionally more optimiser updates; the `pretrain_steps` column of `fits.csv` gives them)"
              if grid.pretrain_arm_options else "")
