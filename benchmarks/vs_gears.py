@@ -784,7 +784,7 @@ def render_markdown(summary: dict, rows: list[dict], machine: dict, started: dic
     revs = sorted({(r.get("git_revision") or "?")[:7] for r in rows})
     if len(revs) > 1:
         L.append(f"The runs were made by {len(revs)} commits ({', '.join(revs)}; per run in the last column): "
-                 "commits to the project landed while this invocation ran.\n")
+                 "commits to the project landed while the runs were made.\n")
     L.append("s/step: the mean time of one optimiser step (PriorGNN: over its full-size steps). Steps' time: all "
              "optimiser steps; training time: all epochs including validation (cell-gears: also its evaluation "
              "of the training set after each epoch). Preparation: loading the data and our summaries, reading "
