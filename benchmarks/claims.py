@@ -669,6 +669,79 @@ def _scale_prose(doc: str) -> list[ValueClaim]:
             for label, pattern, fn in specs]
 
 
+#: benchmarks/vs_gears.py's summaries (they record their commit and code fingerprint)
+_VS_NORMAN = Source("benchmarks/results/vs_gears_summary.json")
+_VS_DEMO = Source("benchmarks/results/vs_gears_demo/vs_gears_summary.json")
+_VS_DEMO_CSV = Source("benchmarks/results/vs_gears_demo/vs_gears.csv")
+_VS_NORMAN_CSV = Source("benchmarks/results/vs_gears.csv")
+
+#: README speed/memory table: row label → the summary JSON's key path
+_VS_ROWS = {
+    "time per optimiser step": ("per_step", "ratio"),
+    "time to a trained model, end to end": ("end_to_end", "ratio"),
+    "seconds end to end, PriorGNN": ("end_to_end", "priorgnn_s"),
+    "seconds end to end, cell-gears": ("end_to_end", "gears_s"),
+    "peak memory, PriorGNN with `--summaries-only`": ("memory", "summaries_only", "ratio"),
+    "peak memory, PriorGNN with cells loaded": ("memory", "cells_loaded", "ratio"),
+}
+
+
+def _vs_speed_cell(frames, label, head):
+    keys = next((v for k, v in _VS_ROWS.items() if label.startswith(k)), None)
+    if keys is None:
+        raise Missing(f"no summary key for the row {label!r}")
+    obj = frames[0] if head.startswith("norman") else frames[1] if head.startswith("demo") else None
+    if obj is None:
+        raise Missing(f"column {head!r} names neither norman nor demo")
+    for k in keys:
+        if k not in obj:
+            raise Missing(f"the summary has no {'.'.join(keys)}")
+        obj = obj[k]
+    return [float(obj)]
+
+
+#: README accuracy table: row label → model in vs_gears.csv
+_VS_MODELS = {"PriorGNN, default schedule (early stopping)": "priorgnn_default", "PriorGNN, 20 epochs": "priorgnn",
+              "PriorGNN untrained (its built-in backbone only)": "priorgnn_untrained",
+              "cell-gears, 20 epochs": "gears", "additive": "additive", "no_change": "no_change"}
+
+
+def _vs_accuracy(model: str, subgroup: str, metric: str, source: int = 0):
+    def fn(frames):
+        df = frames[source]
+        hit = df[(df["kind"] == "accuracy") & (df["model"] == model) & (df["subgroup"] == subgroup)
+                 & (df["metric"] == metric)]
+        if len(hit) != 1:
+            raise Missing(f"{len(hit)} accuracy rows for {model}/{subgroup}/{metric}")
+        return float(hit.iloc[0]["mean"])
+
+    return fn
+
+
+def _vs_accuracy_cell(frames, label, head):
+    sub, metric = head.split(" ", 1)
+    if label not in _VS_MODELS:
+        raise Missing(f"row {label!r} names no model of vs_gears.csv")
+    return [_vs_accuracy(_VS_MODELS[label], sub, metric)(frames)]
+
+
+def _vs_gears_claims() -> list[TableClaim | ValueClaim]:
+    return [
+        TableClaim(name="README: vs cell-gears, speed and memory", doc="README.md",
+                   anchor=(r"^### Side by side with the reference GEARS", r"^\| cell-gears ÷ PriorGNN \|"),
+                   sources=(_VS_NORMAN, _VS_DEMO), cell=_vs_speed_cell),
+        TableClaim(name="README: vs cell-gears, accuracy on demo", doc="README.md",
+                   anchor=(r"^### Side by side with the reference GEARS", r"^\| model \| unseen_single"),
+                   sources=(_VS_DEMO_CSV,), cell=_vs_accuracy_cell),
+        ValueClaim(name="README: vs cell-gears, norman untrained excl_target", doc="README.md",
+                   pattern=r"`pearson_delta_excl_target` is (?P<value>[\d.]+) untrained",
+                   sources=(_VS_NORMAN_CSV,), value=_vs_accuracy("priorgnn_untrained", "all", "pearson_delta_excl_target")),
+        ValueClaim(name="README: vs cell-gears, norman trained excl_target", doc="README.md",
+                   pattern=r"untrained and (?P<value>[\d.]+) trained with the default",
+                   sources=(_VS_NORMAN_CSV,), value=_vs_accuracy("priorgnn_default", "all", "pearson_delta_excl_target")),
+    ]
+
+
 REGISTRY: list[TableClaim | ValueClaim] = [
     TableClaim(
         name="README: simulator calibration",
@@ -700,6 +773,7 @@ REGISTRY: list[TableClaim | ValueClaim] = [
     *_demo_tables("benchmarks/results/demo_models.md", r"^# Models on the `demo` simulation"),
     *_demo_prose("benchmarks/results/demo_models.md"),
     *_scale_prose("README.md"),
+    *_vs_gears_claims(),
 ]
 
 
