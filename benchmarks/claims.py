@@ -742,6 +742,12 @@ def _vs_gears_claims() -> list[TableClaim | ValueClaim]:
     ]
 
 
+#: the knowledge-bias study's full grid (no recorded commit: the commit that wrote the file); its numbers
+#: depend on the library's numerical code, not on the report renderer
+_STUDY = Source("benchmarks/results/study/summary.csv",
+                code=("priorgnn", ":(exclude)priorgnn/report", "knowledge", "evaluate.py"))
+
+
 REGISTRY: list[TableClaim | ValueClaim] = [
     TableClaim(
         name="README: simulator calibration",
@@ -774,6 +780,14 @@ REGISTRY: list[TableClaim | ValueClaim] = [
     *_demo_prose("benchmarks/results/demo_models.md"),
     *_scale_prose("README.md"),
     *_vs_gears_claims(),
+    TableClaim(
+        name="README: study, base setting vs truth",
+        doc="README.md",
+        anchor=(r"^## The knowledge-bias study", r"^\| model \| unseen_single"),
+        sources=(_STUDY,),
+        cell=long_format_cells(row_column="model", header=r"(?P<subgroup>\w+) (?P<metric>\w+)",
+                               fixed={"setting": "base", "reference": "truth"}, values=("mean", "ci_lo", "ci_hi")),
+    ),
 ]
 
 
