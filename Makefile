@@ -17,9 +17,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# `make demo` regenerates its own run: --overwrite replaces runs/demo only once the new run has succeeded
 demo: $(STAMP)
-	$(PY) train.py --out runs/demo
-	$(PY) evaluate.py runs/demo --baselines --out runs/demo/report
+	$(PY) train.py --out runs/demo --overwrite
+	$(PY) evaluate.py runs/demo --baselines --out runs/demo/report --overwrite
 
 test: $(STAMP)
 	$(PY) benchmarks/claims.py --check

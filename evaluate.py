@@ -78,6 +78,8 @@ def add_report_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-ceiling", action="store_true", help="skip the split-half noise ceiling")
     p.add_argument("--no-truth", action="store_true", help="on simulated data, skip the truth reference")
     p.add_argument("--no-figures", action="store_true", help="write tables only")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a report already in the output folder (without it, an existing report is an error)")
     _common_options(p)
 
 
@@ -113,6 +115,10 @@ def run_report(args: argparse.Namespace) -> int:
         raise ConfigError("give at least one run directory: evaluate.py RUN [RUN ...].")
     baselines = _check_baselines(_csv_list(args.baselines) or [])
     out = args.out or _default_out(runs)
+    if (out / "report.md").exists() and not args.overwrite:
+        # checked before any work: an earlier report is never replaced by accident
+        raise ConfigError(f"{out} already holds a report (report.md); pass --overwrite to replace it, "
+                          "or --out DIR to write elsewhere.")
     result = evaluate_runs(
         runs, baselines=baselines, metrics=_csv_list(args.metrics), ceiling=not args.no_ceiling,
         ceiling_repeats=args.ceiling_repeats, truth=not args.no_truth, n_boot=args.n_boot,

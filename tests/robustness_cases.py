@@ -289,6 +289,16 @@ def _case_predict_again_named(tmp):
     return "train", ["predict", str(run), "--conditions", "G3+G4", "--name", "mine", "-q"]
 
 
+def _case_evaluate_again(tmp):
+    import evaluate
+
+    run = _trained_run(tmp, "additive")
+    argv = [str(run), "--no-figures", "--quiet", "--no-ceiling", "--n-boot", "1000", "--out", str(tmp / "rep")]
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        assert evaluate.main(argv) == 0
+    return "evaluate", argv
+
+
 def _case_predict_ctrl_c(tmp):
     from priorgnn.models.base import PerturbationModel
 
@@ -450,6 +460,7 @@ CASES: list[Case] = [
     Case("predict again onto earlier predictions (numbered, logged)", _case_predict_again,
          "writing predict-2.* beside it", status=0),
     Case("predict again onto an earlier --name", _case_predict_again_named, "Pass --overwrite"),
+    Case("evaluate again into an earlier report", _case_evaluate_again, "pass --overwrite to replace it"),
     Case("Ctrl-C during a prediction", _case_predict_ctrl_c, "prediction interrupted; nothing was written",
          status=130),
     Case("Ctrl-C during training", _case_ctrl_c, "2 completed epoch(s) kept", status=130,

@@ -354,3 +354,20 @@ def test_simulated_run_end_to_end(tmp_path):
     # the observed data are closer to the truth than predicting no change
     m = truth_rows.groupby("model")["mse"].mean()
     assert m["observed_data"] < m["no_change"]
+
+
+def test_an_earlier_report_is_replaced_only_with_overwrite(runs, tmp_path, capsys):
+    paths, _ = runs
+    out = tmp_path / "rep"
+    argv = [str(paths[0]), "--out", str(out), "--quiet", "--no-figures", "--no-ceiling", "--n-boot", "1000"]
+    assert evaluate_cli.main([*argv, "--metrics", "mse"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    capsys.readouterr()
+    # a second report into the same folder: refused at once, one line naming the fix, nothing touched
+    assert evaluate_cli.main([*argv, "--metrics", "pearson_delta"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "already holds a report" in err[0] and "--overwrite" in err[0]
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    # with --overwrite it is replaced: the new report has the new metric
+    assert evaluate_cli.main([*argv, "--metrics", "pearson_delta", "--overwrite"]) == 0
+    assert set(pd.read_csv(out / "summary.csv")["metric"]) == {"pearson_delta"}
