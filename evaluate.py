@@ -25,8 +25,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from priorgnn.cli import ArgumentParser, nonnegative_int, os_error_message, positive_int
-from priorgnn.errors import ConfigError, PriorGNNError
+from priorgnn.cli import ArgumentParser, nonnegative_int, positive_int, run_main
+from priorgnn.errors import ConfigError
 
 log = logging.getLogger("evaluate")
 
@@ -205,24 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args.debug, args.quiet)
-    try:
-        return args.func(args)
-    except PriorGNNError as exc:
-        if args.debug:
-            raise
-        print("evaluate.py: error: " + " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip()),
-              file=sys.stderr)
-        return 2
-    except OSError as exc:
-        if args.debug:
-            raise
-        print(f"evaluate.py: error: {os_error_message(exc)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("evaluate.py: interrupted; the report is written only once complete, so nothing was written "
-              "(a study keeps its finished fits and continues from them when rerun).", file=sys.stderr)
-        return 130
-
+    return run_main(lambda: args.func(args), args.debug, prog="evaluate.py",
+                    interrupted="evaluate.py: interrupted; the report is written only once complete, so nothing "
+                                "was written (a study keeps its finished fits and continues from them when rerun).")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -60,3 +60,28 @@ def lognorm_h5ad(tmp_path_factory, name: str, **kw):
     path = tmp_path_factory.mktemp(name) / "data.h5ad"
     a.write_h5ad(path)
     return a, path
+
+
+def ring_graph(genes, offset: int = 1):
+    """A ring over ``genes`` (each gene linked to the one ``offset`` further, both ways, weight 0.5)
+    plus self-loops of weight 1: a small prior graph for model tests."""
+    from knowledge.graph import GeneGraph
+
+    n = len(genes)
+    src = np.arange(n)
+    dst = (src + offset) % n
+    ei = np.stack([np.r_[src, dst, src], np.r_[dst, src, src]])
+    w = np.r_[np.full(2 * n, 0.5), np.ones(n)]
+    return GeneGraph(list(genes), ei, w, {"kind": "test-ring"})
+
+
+def small_prior_data():
+    """``(data, split, graphs)``: 40 synthetic genes, a combo split and two ring graphs as priors."""
+    from priorgnn.data import from_anndata, make_split
+    from priorgnn.models import PriorGraphs
+
+    a = synth_lognorm(n_genes=40, cells=50, ctrl_cells=150)
+    data = from_anndata(a, name="synth")
+    split = make_split(data.conditions, "combo", seed=0, test_frac=0.5, val_frac=0.34)
+    graphs = PriorGraphs(go=ring_graph(data.genes, 3), coexpression=ring_graph(data.genes, 1))
+    return data, split, graphs

@@ -26,7 +26,9 @@ def _train_argv(data, out, model="additive", *extra):
             *extra]
 
 
-def test_overwrite_swaps_in_the_new_run_and_leaves_nothing_behind(tmp_path, monkeypatch):
+@pytest.fixture
+def first_run(tmp_path, monkeypatch):
+    """``(data, out)``: a small .h5ad and an additive run trained from it, the working folder ``tmp_path``."""
     import train
 
     monkeypatch.chdir(tmp_path)
@@ -34,20 +36,23 @@ def test_overwrite_swaps_in_the_new_run_and_leaves_nothing_behind(tmp_path, monk
     synth_lognorm().write_h5ad(data)
     out = tmp_path / "run"
     assert _quiet(train.main, _train_argv(data, out, "additive"))[0] == 0
+    return data, out
+
+
+def test_overwrite_swaps_in_the_new_run_and_leaves_nothing_behind(tmp_path, first_run):
+    import train
+
+    data, out = first_run
     assert _quiet(train.main, _train_argv(data, out, "mean", "--overwrite"))[0] == 0
     assert '"model": "mean"' in (out / "model" / "model.json").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.h5ad", "run"]  # no partial, old or lock left
 
 
-def test_interrupted_overwrite_keeps_the_earlier_run(tmp_path, monkeypatch):
+def test_interrupted_overwrite_keeps_the_earlier_run(tmp_path, monkeypatch, first_run):
     import train
     from priorgnn.training import fit
 
-    monkeypatch.chdir(tmp_path)
-    data = tmp_path / "d.h5ad"
-    synth_lognorm().write_h5ad(data)
-    out = tmp_path / "run"
-    assert _quiet(train.main, _train_argv(data, out, "additive"))[0] == 0
+    data, out = first_run
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     original = fit.EpochClock.on_train_epoch_end
 
@@ -86,14 +91,10 @@ def test_fresh_run_that_fails_leaves_no_folder(tmp_path, monkeypatch):
     assert not (tmp_path / "run").exists()  # a rerun is not told that an unfinished run is there
 
 
-def test_resume_refuses_contradicting_options_and_names_those_that_may_change(tmp_path, monkeypatch):
+def test_resume_refuses_contradicting_options_and_names_those_that_may_change(first_run):
     import train
 
-    monkeypatch.chdir(tmp_path)
-    data = tmp_path / "d.h5ad"
-    synth_lognorm().write_h5ad(data)
-    out = tmp_path / "run"
-    assert _quiet(train.main, _train_argv(data, out, "additive"))[0] == 0
+    data, out = first_run
     for flags, said in ((["--lr", "0.1"], "--lr 0.1"), (["--model-set", "fallback=zero"], "fallback"),
                         (["--split", "random"], "--split 'random' (the run has 'combo')")):
         status, err = _quiet(train.main, ["--out", str(out), "--resume", "-q", *flags])

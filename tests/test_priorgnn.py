@@ -7,20 +7,11 @@ import pytest
 import torch
 from torch_geometric.data import Batch, Data
 
-from knowledge.graph import GeneGraph
 from priorgnn.data import from_anndata, make_split
 from priorgnn.models import PriorGraphs, TrainConfig, get_model_class, load_model
 from priorgnn.models.priorgnn import PriorGNNModule
-from tests._synth import synth_lognorm
-
-
-def _ring(genes, offset=1):
-    n = len(genes)
-    src = np.arange(n)
-    dst = (src + offset) % n
-    ei = np.stack([np.r_[src, dst, src], np.r_[dst, src, src]])
-    w = np.r_[np.full(2 * n, 0.5), np.ones(n)]
-    return GeneGraph(list(genes), ei, w, {"kind": "test-ring"})
+from tests._synth import ring_graph as _ring
+from tests._synth import small_prior_data, synth_lognorm
 
 
 def _naive_per_cell(net: PriorGNNModule, cell_perts: list[list[int]]) -> torch.Tensor:
@@ -86,11 +77,7 @@ def test_efficient_path_matches_naive_per_cell_reference():
 
 @pytest.fixture(scope="module")
 def demo():
-    a = synth_lognorm(n_genes=40, cells=50, ctrl_cells=150)
-    data = from_anndata(a, name="synth")
-    split = make_split(data.conditions, "combo", seed=0, test_frac=0.5, val_frac=0.34)
-    graphs = PriorGraphs(go=_ring(data.genes, 3), coexpression=_ring(data.genes, 1))
-    return data, split, graphs
+    return small_prior_data()
 
 
 def test_zeroed_output_layer(demo):

@@ -7,27 +7,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from knowledge.graph import GeneGraph
 from priorgnn.data import from_anndata, make_split
-from priorgnn.models import PriorGraphs, TrainConfig, get_model_class
-from tests._synth import lognorm_h5ad, synth_lognorm
-
-
-def _ring(genes, offset=1):
-    n = len(genes)
-    src = np.arange(n)
-    dst = (src + offset) % n
-    ei = np.stack([np.r_[src, dst, src], np.r_[dst, src, src]])
-    return GeneGraph(list(genes), ei, np.r_[np.full(2 * n, 0.5), np.ones(n)], {"kind": "test-ring"})
+from priorgnn.models import TrainConfig, get_model_class
+from tests._synth import lognorm_h5ad, small_prior_data, synth_lognorm
+from tests._synth import ring_graph as _ring
 
 
 @pytest.fixture(scope="module")
 def demo():
-    a = synth_lognorm(n_genes=40, cells=50, ctrl_cells=150)
-    data = from_anndata(a, name="synth")
-    split = make_split(data.conditions, "combo", seed=0, test_frac=0.5, val_frac=0.34)
-    graphs = PriorGraphs(go=_ring(data.genes, 3), coexpression=_ring(data.genes, 1))
-    return data, split, graphs
+    return small_prior_data()
 
 
 def _backbone(data, split, conditions):
