@@ -371,3 +371,42 @@ def test_an_earlier_report_is_replaced_only_with_overwrite(runs, tmp_path, capsy
     # with --overwrite it is replaced: the new report has the new metric
     assert evaluate_cli.main([*argv, "--metrics", "pearson_delta", "--overwrite"]) == 0
     assert set(pd.read_csv(out / "summary.csv")["metric"]) == {"pearson_delta"}
+
+
+def test_near_constant_models_are_flagged_and_every_model_is_reported(runs, result, tmp_path):
+    """``mean`` and ``no_change`` predict one change for every condition: flagged in every subgroup with
+    two or more conditions; ``additive`` is flagged on unseen singles (its fallback is one vector, the mean
+training single) and not on doubles with one single trained (the sum differs by that single).
+    Every model appears in the summary and in the fallback table, with the flag next to its score."""
+    from priorgnn.metrics.diagnostics import relative_spread
+    from priorgnn.report import write_report
+
+    d = result.diagnostics
+    assert set(d["model"]) == {"no_change", "mean", "additive"} and set(d["seed"]) == {1, 2}
+    defined = d[d["n_conditions"] >= 2]
+    assert defined[defined["model"].isin(["mean", "no_change"])]["constant"].all()
+    assert (defined[defined["model"].isin(["mean", "no_change"])]["relative_spread"] < 1e-12).all()
+    seen1 = defined[(defined["model"] == "additive") & (defined["subgroup"] == "combo_seen1")]
+    assert len(seen1) == 2 and not seen1["constant"].any() and (seen1["relative_spread"] > 0.3).all()
+    unseen = defined[(defined["model"] == "additive") & (defined["subgroup"] == "unseen_single")]
+    assert len(unseen) == 2 and unseen["constant"].all()
+    # the table agrees with the diagnostic computed directly on the seed's arrays
+    ex = result.examples[1]
+    rows = [i for i, c in enumerate(ex.conditions) if ex.subgroups[c] == "combo_seen1"]
+    exclude = [[ex.genes.index(g) for g in ex.conditions[i].split("+") if g in ex.genes] for i in rows]
+    direct = relative_spread(ex.predicted_delta["additive"][rows], ex.observed_delta[rows], exclude)
+    assert direct != pytest.approx(relative_spread(ex.predicted_delta["additive"][rows],
+                                                   ex.observed_delta[rows]), rel=1e-3)  # targets matter
+    got = seen1[seen1["seed"] == 1]["relative_spread"].iloc[0]
+    assert got == pytest.approx(direct, rel=1e-4)  # figures keep float32 copies
+    md = write_report(result, tmp_path / "rep", figures=False).read_text()
+    summary = md.split("## Summary")[1].split("## Fallbacks")[0]
+    fallbacks = md.split("## Fallbacks")[1].split("## Results")[0]
+    for m in ("no_change", "mean", "additive"):
+        assert f"`{m}`" in summary and f"| `{m}` |" in fallbacks
+    assert "| `mean` | none reported |" in fallbacks
+    assert "`mean` " in summary and "near-constant predictions" in summary
+    line = next(x for x in summary.splitlines() if "Every model" in x and "`mean`" in x)
+    assert "`additive`" in line
+    assert "mean (near-constant predictions" in md  # next to its scores in the subgroup table
+    assert (tmp_path / "rep" / "diagnostics.csv").exists()

@@ -38,6 +38,7 @@ from priorgnn.errors import CheckpointError, ConfigError, DataValidationError
 from priorgnn.interactions import GIThresholds
 from priorgnn.metrics.ceiling import noise_ceiling
 from priorgnn.metrics.core import DEFAULT_METRICS, MetricContext, compute_condition_metrics
+from priorgnn.metrics.diagnostics import constant_prediction_table
 from priorgnn.metrics.registry import get_metric
 from priorgnn.metrics.stats import REFERENCE_ROWS, aggregate, paired_comparison
 
@@ -57,6 +58,7 @@ __all__ = [
     "evaluate_model",
     "predict_conditions",
     "prediction_notes",
+    "prediction_diagnostics",
     "model_order",
     "DEFAULT_BASELINES",
     "BASELINE_ORDER",
@@ -106,6 +108,9 @@ class EvaluationResult:
         Provenance: data, seeds, splits, runs, settings.
     examples
         Per seed, the arrays the figures draw.
+    diagnostics
+        Per model, seed and subgroup, the relative spread of the predicted changes and whether the
+        model predicts (nearly) one change for all conditions (``constant``).
     """
 
     per_condition: pd.DataFrame
@@ -116,6 +121,9 @@ class EvaluationResult:
     references: list[str]
     info: dict[str, Any]
     examples: dict[int, SeedExamples] = field(default_factory=dict)
+    #: :func:`~priorgnn.metrics.diagnostics.constant_prediction_table` per seed: does each model tell
+    #: the test conditions of a subgroup apart (its predicted changes' spread relative to the data's)?
+    diagnostics: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def model_order(labels: Sequence[str]) -> list[str]:
@@ -212,6 +220,19 @@ def _truth_fn(simulation):
 def _subgroup_map(split: Split, conditions: Sequence[str]) -> dict[str, str]:
     sub = {c: name for name, conds in split.subgroups.items() for c in conds}
     return {c: sub.get(c, "other") for c in conditions}
+
+
+def prediction_diagnostics(predictions: dict[str, tuple[np.ndarray, np.ndarray]], examples: SeedExamples
+                           ) -> pd.DataFrame:
+    """:func:`~priorgnn.metrics.diagnostics.constant_prediction_table` of one seed's predictions
+    (changes ``[C, G]`` in the order of ``examples.conditions``), perturbed genes left out."""
+    from priorgnn.data.conditions import parse_condition
+
+    gidx = {g: i for i, g in enumerate(examples.genes)}
+    exclude = [[gidx[g] for g in parse_condition(c) if g in gidx] for c in examples.conditions]
+    return constant_prediction_table({k: v[0] for k, v in predictions.items()}, examples.observed_delta,
+                                     [examples.subgroups[c] for c in examples.conditions],
+                                     seed=examples.seed, exclude=exclude)
 
 
 def _frame(table: pd.DataFrame, model: str, reference: str, seed: int, subgroups: dict[str, str],
@@ -474,7 +495,7 @@ def evaluate_runs(
         except (ImportError, AttributeError) as exc:
             log.warning("the simulator is not available (%s); skipping the truth reference", exc)
 
-    frames, examples, notes = [], {}, {}
+    frames, examples, notes, diags = [], {}, {}, []
     for seed, members in sorted(by_seed.items()):
         split = splits[seed]
         conditions = list(split.test)
@@ -499,6 +520,7 @@ def evaluate_runs(
                                   ceiling_repeats=ceiling_repeats, gi_thresholds=gi_thresholds)
         frames.append(table)
         examples[seed] = ex
+        diags.append(prediction_diagnostics(preds, ex))
     per_condition = pd.concat(frames, ignore_index=True)
     references = ["observed"] + (["truth"] if simulation is not None else [])
     models = model_order(list(per_condition["model"]))
@@ -530,7 +552,7 @@ def evaluate_runs(
     }
     return EvaluationResult(per_condition=per_condition, summary=summary, comparisons=comparisons,
                             metrics=metrics, models=models, references=references, info=info,
-                            examples=examples)
+                            examples=examples, diagnostics=pd.concat(diags, ignore_index=True))
 
 
 def _spec_info(name: str) -> dict[str, Any]:

@@ -24,7 +24,8 @@ from priorgnn.metrics.registry import UNSEEN_SUBGROUPS, get_metric, unseen_claim
 from priorgnn.metrics.stats import REFERENCE_ROWS, SUBGROUP_ORDER
 from priorgnn.report.tables import fmt, fmt_p
 
-__all__ = ["best_models", "summary_lines", "verdict", "UNSEEN_HEADLINE", "headline_for"]
+__all__ = ["best_models", "summary_lines", "verdict", "UNSEEN_HEADLINE", "headline_for", "constant_flags",
+           "constant_note"]
 
 #: Headline metrics of the unseen subgroups: the change off the perturbed genes, then the perturbed
 #: genes' own change (direction and size) as metrics of their own.
@@ -40,6 +41,29 @@ def headline_for(subgroup: str, metrics: Sequence[str], available: Sequence[str]
     else:
         chosen = list(metrics)
     return [m for m in chosen if m in available]
+
+
+def constant_flags(result, subgroup: str) -> dict[str, tuple[int, int, float]]:
+    """Model → (seeds in which it is flagged as near-constant, seeds with a defined spread, median
+    relative spread) in ``subgroup``, for the models flagged in at least one seed (from
+    ``result.diagnostics``, see :mod:`priorgnn.metrics.diagnostics`)."""
+    d = getattr(result, "diagnostics", None)
+    if d is None or len(d) == 0:
+        return {}
+    d = d[(d["subgroup"] == subgroup) & np.isfinite(d["relative_spread"].astype(float))]
+    out = {}
+    for model, part in d.groupby("model", sort=False):
+        k = int(part["constant"].sum())
+        if k:
+            out[str(model)] = (k, len(part), float(np.median(part["relative_spread"].astype(float))))
+    return out
+
+
+def constant_note(flag: tuple[int, int, float]) -> str:
+    """Words for one entry of :func:`constant_flags`."""
+    k, n, rel = flag
+    seeds = "" if n == 1 else (f" in {k} of {n} seeds" if k < n else f" in all {n} seeds")
+    return (f"near-constant predictions{seeds}: spread across conditions {fmt(rel)} × the data's")
 
 
 def best_models(result, metric: str, *, reference: str = "observed") -> dict[str, tuple[str, float]]:
@@ -96,6 +120,28 @@ def _comparison(result, model: str, baseline: str, metric: str, subgroup: str, r
     return None if c.empty else c.iloc[0]
 
 
+def _every_model_line(result, part, subgroup: str, headline: Sequence[str]) -> str:
+    """Every model's mean on the subgroup's first headline metric, with a warning next to the score
+    of a model whose predictions hardly vary across the subgroup's conditions."""
+    if not headline:
+        return ""
+    metric = headline[0]
+    spec = get_metric(metric)
+    flags = constant_flags(result, subgroup)
+    cells = []
+    for m in result.models:
+        v = part[(part["model"] == m) & (part["metric"] == metric)]["mean"]
+        if not len(v):
+            continue
+        txt = f"`{m}` {fmt(float(v.iloc[0]))}"
+        if m in flags:
+            txt += f" (**{constant_note(flags[m])}**)"
+        cells.append(txt)
+    if not cells:
+        return ""
+    return f"Every model, {spec.label}: " + ", ".join(cells)
+
+
 def summary_lines(result, metrics: Sequence[str], *, reference: str = "observed") -> list[str]:
     """Markdown bullet lines: per subgroup, the best model per headline metric and the verdict
     against ``additive``. For the unseen subgroups the headline metrics are those of
@@ -149,6 +195,9 @@ def summary_lines(result, metrics: Sequence[str], *, reference: str = "observed"
                                 "indistinguishable": "not distinguishable from it"}[v]
                         txt += f"; the best learned model, `{other}`, is {word}: {_cmp_text(row)}"
             bits.append(txt)
+        every = _every_model_line(result, part, sg, headline_for(sg, metrics, result.metrics))
+        if every:
+            bits.append(every)
         if bits:
             head = f"**{sg}** ({n} condition-seed pairs, {seeds} seed{'s' if seeds != 1 else ''})"
             lines.append(f"- {head}:")

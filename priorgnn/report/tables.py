@@ -102,7 +102,11 @@ def summary_markdown(result, subgroup: str, metrics: Sequence[str], *, reference
         arrow = "↑" if spec.higher_is_better else "↓"
         table[f"{spec.label} {arrow}"] = cells
     df = pd.DataFrame(table)
-    df["model"] = [f"*{m}*" if m in REFERENCE_ROWS else m for m in df["model"]]
+    from priorgnn.report.summary import constant_flags, constant_note  # summary imports this module
+
+    flags = constant_flags(result, subgroup) if reference == "observed" else {}
+    df["model"] = [f"*{m}*" if m in REFERENCE_ROWS else (f"{m} ({constant_note(flags[m])})" if m in flags else m)
+                   for m in df["model"]]
     return markdown_table(df)
 
 

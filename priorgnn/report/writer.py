@@ -6,6 +6,7 @@
     per_condition.csv    one row per (model, reference, seed, condition)
     summary.csv, .json   means and CIs per model, reference, subgroup, metric (+ provenance in JSON)
     comparisons.csv      paired comparisons with the additive and no-change baselines
+    diagnostics.csv      per model, seed and subgroup: spread of the predictions across conditions
     table.tex            booktabs table for the paper (table_truth.tex on simulated data)
     figures/*.png        bars with CIs per metric, delta scatter, DE heatmap
 """
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from priorgnn._io import safe_name, write_csv, write_json, write_text
+from priorgnn.metrics.diagnostics import CONSTANT_THRESHOLD
 from priorgnn.metrics.registry import get_metric
 from priorgnn.metrics.stats import SUBGROUP_ORDER
 from priorgnn.report.figures import plot_de_heatmap, plot_delta_scatter, plot_metric_bars
@@ -104,6 +106,9 @@ def write_report(
     write_csv(out / "per_condition.csv", result.per_condition, index=False)
     write_csv(out / "summary.csv", result.summary, index=False)
     write_csv(out / "comparisons.csv", result.comparisons, index=False)
+    diagnostics = getattr(result, "diagnostics", None)
+    if diagnostics is not None and len(diagnostics):
+        write_csv(out / "diagnostics.csv", diagnostics, index=False)
     lines_obs = summary_lines(result, headline, reference="observed")
     lines_truth = summary_lines(result, headline, reference="truth") if "truth" in result.references else []
     best = {ref: {m: {sg: list(v) for sg, v in best_models(result, m, reference=ref).items()} for m in metrics}
@@ -112,6 +117,7 @@ def write_report(
         "info": info, "models": result.models, "references": result.references,
         "summary": _records(result.summary), "comparisons": _records(result.comparisons),
         "best": best, "summary_text": {"observed": lines_obs, "truth": lines_truth},
+        "diagnostics": _records(diagnostics) if diagnostics is not None and len(diagnostics) else [],
     }))
     write_text(out / "table.tex", latex_table(result, table_metrics, reference="observed", ci_style=ci_style,
                                              label="tab:benchmark-observed"))
@@ -151,19 +157,25 @@ _NOTE_TEXT = {
 }
 
 
-def _notes_markdown(notes: dict) -> list[str]:
-    """How often each model fell back (test conditions, summed over seeds), per subgroup."""
-    if not notes:
+def _notes_markdown(notes: dict, models: Sequence[str] = ()) -> list[str]:
+    """How often each model fell back (test conditions, summed over seeds), per subgroup. Every model
+    of ``models`` has a row; one that reports no fallback counts says so."""
+    if not notes and not models:
         return []
     subgroups = sorted({sg for per_key in notes.values() for per in per_key.values() for sg in per},
                        key=lambda g: (SUBGROUP_ORDER.index(g) if g in SUBGROUP_ORDER else len(SUBGROUP_ORDER), g))
+    keys = [k for k in _NOTE_TEXT if any(k in per_key for per_key in notes.values())]
     L = ["", "## Fallbacks", "",
          "Test conditions (summed over seeds) that each model predicted for a gene it has no measured effect "
-         "for: " + "; ".join(f"`{k}`: {v}" for k, v in _NOTE_TEXT.items()
-                             if any(k in per_key for per_key in notes.values())) + ".", "",
+         "for" + (": " + "; ".join(f"`{k}`: {_NOTE_TEXT[k]}" for k in keys) if keys else "") + ". A model "
+         "that does not count its fallbacks is listed with `none reported`: its predictions for unseen genes "
+         "are not known to be fallbacks or not; see the near-constant flags in the summary.", "",
          "| model | count | " + " | ".join(subgroups) + " | all |",
          "|---|---|" + "---:|" * (len(subgroups) + 1)]
-    for model, per_key in notes.items():
+    for model in list(dict.fromkeys([*models, *notes])):
+        per_key = notes.get(model) or {}
+        if not per_key:
+            L.append(f"| `{md_escape(model)}` | none reported | " + " | ".join("" for _ in subgroups) + " | |")
         for key, per in per_key.items():
             cells = [f"{per[sg][0]} / {per[sg][1]}" if sg in per else "" for sg in subgroups]
             k, n = sum(v[0] for v in per.values()), sum(v[1] for v in per.values())
@@ -204,7 +216,7 @@ def _markdown(result, out: Path, headline, lines_obs, lines_truth, figs) -> str:
     L += lines_obs or ["- No results."]
     if lines_truth:
         L += ["", "Against the simulator's noise-free truth:", ""] + lines_truth
-    L += _notes_markdown(info.get("prediction_notes") or {})
+    L += _notes_markdown(info.get("prediction_notes") or {}, result.models)
     for ref in result.references:
         title = "observed data" if ref == "observed" else "noise-free truth (simulation)"
         L += ["", f"## Results against the {title}", ""]
@@ -260,6 +272,11 @@ def _markdown(result, out: Path, headline, lines_obs, lines_truth, figs) -> str:
           "- Paired comparisons: per-condition differences averaged over seeds; two-sided Wilcoxon "
           "signed-rank test (exact ties dropped and counted as ties; all ties give p = 1); Holm "
           "correction within each metric and baseline.",
+          "- Near-constant predictions: per model, seed and subgroup, the root mean square deviation of the "
+          "predicted changes from their mean across the subgroup's conditions, divided by the same for the "
+          "observed changes (perturbed genes left out). A model below "
+          f"{CONSTANT_THRESHOLD:g} predicts nearly one change for every condition and is flagged next to its "
+          "scores (`no_change` and `mean` do so by design, `additive` for unseen singles by its fallback).",
           "- Discrimination score: rank of the own condition among all test conditions of the seed by L1 "
           "distance of changes (perturbed genes left out), 1 − rank/N (cell-eval).",
           "- Genetic-interaction label (doubles whose two singles are in training): Norman et al. (2019) "
@@ -269,7 +286,8 @@ def _markdown(result, out: Path, headline, lines_obs, lines_truth, figs) -> str:
           + ". Both labels use the reference's single changes; only the double differs.",
           "", "## Files", "",
           "`per_condition.csv` (one row per model, reference, seed and condition), `summary.csv` / "
-          "`summary.json` (means and CIs), `comparisons.csv` (all paired comparisons), `table.tex`"
+          "`summary.json` (means and CIs), `comparisons.csv` (all paired comparisons), `diagnostics.csv` "
+          "(spread of each model's predictions per seed and subgroup), `table.tex`"
           + (" and `table_truth.tex`" if "truth" in result.references else "")
           + " (booktabs)" + (", `figures/`." if figs else "."), ""]
     return "\n".join(L)
