@@ -123,6 +123,7 @@ def register_metric(name: str, best: BestValue, *, label: str = "", description:
 
 def _ensure_loaded() -> None:
     from priorgnn.metrics import core  # noqa: F401 - registers the built-in metrics
+    from priorgnn.metrics import interactions  # noqa: F401 - registers the interaction metrics
 
 
 def metric_names() -> list[str]:

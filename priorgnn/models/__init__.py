@@ -13,6 +13,7 @@ from priorgnn.models.base import (
     load_model,
     register_model,
 )
+from priorgnn.models import interaction_baselines  # noqa: F401, E402 - registers scaled_additive, dominance
 
 __all__ = [
     "PerturbationModel",

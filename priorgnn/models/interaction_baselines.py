@@ -1,0 +1,235 @@
+"""Simple interaction baselines for doubles: ``scaled_additive``, ``scaled_additive_mag``, ``dominance``.
+
+Any learned genetic interaction is measured against these. All three predict a double ``A+B`` from
+the measured training singles δA, δB, as :class:`~priorgnn.models.baselines.Additive` does, and
+predict singles and conditions of more than two genes exactly as ``additive`` (its ``fallback``
+hyperparameter included: a gene whose single is not in training gets the mean training single, or
+no change, and ``obs['n_fallback']`` counts such genes).
+
+Throughout, the two singles of a double are ordered by the size of their effect, ``‖δ‖₂`` over the
+genes other than the pair's own perturbed genes: δL is the larger, δS the smaller (ties by gene
+name). Gene order inside a pair is arbitrary, so a rule written for "first" and "second" gene would
+not be symmetric; one for "larger" and "smaller" is. The perturbed genes' own change is predicted as
+the sum of the singles' changes at those genes (the perturbation acts on them directly), and
+coefficients are fitted over the other genes only.
+
+``scaled_additive``
+    Norman et al. (Science 2019): ``δAB ≈ cL·δL + cS·δS`` with one global pair ``(cL, cS)``,
+    fitted by least squares pooled over the genes of every training double whose two singles were
+    measured in training. It is applied to doubles of two measured singles; other doubles are
+    predicted additively. With no such training double it *is* ``additive`` (``cL = cS = 1``): it
+    logs a warning, records ``fit_info['scaled_additive']['fallback']`` and marks every double in
+    ``obs['additive_fallback']``.
+``scaled_additive_mag``
+    The same with coefficients that depend on the singles' magnitudes:
+    ``c_k = a_k + b_k·zL + d_k·zS`` for ``k ∈ {L, S}``, with ``z = (log‖δ‖ − m) / s`` standardised over
+    the training doubles' singles. The six numbers are fitted jointly by least squares over the same
+    pooled genes, with a ridge penalty on the four slopes (``ridge`` times the mean diagonal of the
+    normal matrix, so the penalty does not depend on the units of expression); with fewer than
+    ``min_doubles`` training doubles the slopes are left out (the global fit), and below one double
+    the additive fallback applies, as above.
+``dominance``
+    The dominance rule: the double is the whole profile of the stronger single, ``δAB ≈ δL`` (Norman
+    et al.'s epistasis, ``c = (1, 0)``), except for the weaker gene's own change, which is added at
+    that gene. The whole profile was chosen over a per-gene maximum of ``|δA|`` and ``|δB|`` because
+    it keeps the expression program of one gene intact, as Norman et al. describe epistatic pairs;
+    a per-gene maximum mixes the two programs. A gene without a measured single takes the additive
+    fallback delta as its profile. No fitting.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+from priorgnn.data.conditions import parse_condition
+from priorgnn.errors import ConfigError
+from priorgnn.models.base import register_model
+from priorgnn.models.baselines import Additive
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ScaledAdditive", "ScaledAdditiveMagnitude", "Dominance", "order_by_effect"]
+
+_MODES = ("global", "magnitude")
+
+
+def order_by_effect(delta_a: np.ndarray, delta_b: np.ndarray, keep: np.ndarray,
+                    names: tuple[str, str] = ("", "")) -> tuple[int, int]:
+    """Positions ``(larger, smaller)`` of two singles by ``‖δ‖₂`` over the genes in ``keep``
+    (a boolean mask); ties go to the first name in sorted order as the larger."""
+    na, nb = float(np.linalg.norm(delta_a[keep])), float(np.linalg.norm(delta_b[keep]))
+    if na > nb or (na == nb and names[0] <= names[1]):
+        return 0, 1
+    return 1, 0
+
+
+class _PairRule(Additive):
+    """Shared machinery: a double of two measured singles goes through :meth:`_combine`; the rest
+    is ``additive``."""
+
+    def _gene_mask(self, genes: Sequence[str]) -> tuple[np.ndarray, list[int]]:
+        row = self._gene_row
+        own = [row[g] for g in genes if g in row]
+        keep = np.ones(len(self.genes), dtype=bool)
+        keep[own] = False
+        return keep, own
+
+    @property
+    def _gene_row(self) -> dict[str, int]:
+        if getattr(self, "_row_genes", None) is not self.genes:
+            self._row_cache = {g: i for i, g in enumerate(self.genes)}
+            self._row_genes = self.genes
+        return self._row_cache
+
+    def _pair(self, genes: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]] | None:
+        """``(δL, δS, keep, own)`` of a double (``keep``: the genes other than its perturbed genes,
+        ``own``: the rows of its perturbed genes), or ``None`` if it is not a double of two measured
+        singles (rules with ``_pair_uses_fallback`` also take fallback deltas of unmeasured singles)."""
+        if len(genes) != 2:
+            return None
+        if not self._pair_uses_fallback and any(g not in self._index for g in genes):
+            return None
+        da, db = (self._gene_delta(g)[0] for g in genes)
+        keep, own = self._gene_mask(genes)
+        i, j = order_by_effect(da, db, keep, (genes[0], genes[1]))
+        pair = (da, db)
+        return pair[i], pair[j], keep, own
+
+    _pair_uses_fallback = False
+
+    def _combine(self, big: np.ndarray, small: np.ndarray, keep: np.ndarray) -> np.ndarray:
+        raise NotImplementedError  # each rule defines it
+
+    def predict_delta(self, conditions: Sequence[str]) -> np.ndarray:
+        out = super().predict_delta(conditions)  # additive for everything, fallback counts recorded
+        for i, c in enumerate(conditions):
+            p = self._pair(parse_condition(c))
+            if p is None:
+                continue
+            big, small, keep, own = p
+            pred = self._combine(big, small, keep)
+            pred[own] = big[own] + small[own]  # the perturbed genes' own change stays additive
+            out[i] = pred
+        return out
+
+
+@register_model("scaled_additive")
+class ScaledAdditive(_PairRule):
+    """Norman et al.'s ``δAB ≈ cL·δL + cS·δS`` with coefficients fitted on the training doubles; see
+    the module docstring. ``mode='global'`` fits one pair, ``'magnitude'`` lets the pair depend on
+    the singles' magnitudes (also registered as ``scaled_additive_mag``)."""
+
+    def __init__(self, mode: str = "global", fallback: str = "mean", ridge: float = 1.0,
+                 min_doubles: int = 3, **kw) -> None:
+        if mode not in _MODES:
+            raise ConfigError(f"{self.name}: mode must be one of {', '.join(_MODES)}, not {mode!r}.")
+        super().__init__(fallback=fallback, **kw)
+        self.hparams.update(mode=mode, ridge=float(ridge), min_doubles=int(min_doubles))
+        # no training doubles yet: the additive expectation
+        self.coef = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
+        self.z_mean, self.z_sd = 0.0, 1.0
+        self.scaled = False
+
+    # -- fitting -----------------------------------------------------------------------------------
+    def fit(self, data, split, *, graphs=None, train=None):
+        super().fit(data, split, graphs=graphs, train=train)
+        s = data.summaries
+        doubles = [c for c in split.train if len(g := parse_condition(c)) == 2 and all(x in self._index for x in g)]
+        mode = self.hparams["mode"]
+        info = {"mode": mode, "n_doubles": len(doubles), "fallback": None}
+        if not doubles:
+            self.coef = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
+            self.scaled = False
+            info["fallback"] = ("no training double has both singles measured: predicting doubles additively "
+                                "(cL = cS = 1)")
+            log.warning("%s: %s", self.name, info["fallback"])
+        else:
+            pairs = [self._pair(parse_condition(c)) for c in doubles]
+            ys = [s.delta(c).astype(np.float64) for c in doubles]
+            logs = np.log(np.array([[np.linalg.norm(p[0][p[2]]), np.linalg.norm(p[1][p[2]])] for p in pairs])
+                          + 1e-12)
+            self.z_mean = float(logs.mean())
+            self.z_sd = float(logs.std()) or 1.0
+            use_slopes = mode == "magnitude" and len(doubles) >= self.hparams["min_doubles"]
+            if mode == "magnitude" and not use_slopes:
+                info["fallback"] = (f"{len(doubles)} training double(s), fewer than min_doubles="
+                                    f"{self.hparams['min_doubles']}: one global (cL, cS) without magnitude terms")
+                log.warning("%s: %s", self.name, info["fallback"])
+            XtX, Xty = np.zeros((6, 6)), np.zeros(6)
+            for (big, small, keep, _own), y, (lb, ls) in zip(pairs, ys, logs, strict=True):
+                X = self._design(big[keep], small[keep], lb, ls)
+                XtX += X.T @ X
+                Xty += X.T @ y[keep]
+            active = np.array([True, use_slopes, use_slopes, True, use_slopes, use_slopes])
+            A = XtX[np.ix_(active, active)]
+            if use_slopes:
+                penalty = self.hparams["ridge"] * float(np.mean(np.diag(A)))
+                A = A + np.diag(np.where([False, True, True, False, True, True], penalty, 0.0))
+            # lstsq: a minimum-norm answer where the singles of every double are collinear
+            sol = np.linalg.lstsq(A, Xty[active], rcond=None)[0]
+            self.coef = np.zeros(6)
+            self.coef[active] = sol
+            self.scaled = True
+            info["slopes"] = bool(use_slopes)
+        info.update(c_large=float(self.coef[0]), c_small=float(self.coef[3]),
+                    coef=[float(v) for v in self.coef], z_mean=self.z_mean, z_sd=self.z_sd)
+        self.fit_info["scaled_additive"] = info
+        return self
+
+    def _z(self, log_norm: float) -> float:
+        return (log_norm - self.z_mean) / self.z_sd
+
+    def _design(self, big: np.ndarray, small: np.ndarray, log_big: float, log_small: float) -> np.ndarray:
+        zb, zs = self._z(log_big), self._z(log_small)
+        return np.stack([big, big * zb, big * zs, small, small * zb, small * zs], axis=1)
+
+    def coefficients(self, big: np.ndarray, small: np.ndarray, keep: np.ndarray | None = None) -> tuple[float, float]:
+        """``(cL, cS)`` for a double with single changes ``big`` (the larger) and ``small``."""
+        keep = np.ones(big.shape, dtype=bool) if keep is None else keep
+        zb = self._z(float(np.log(np.linalg.norm(big[keep]) + 1e-12)))
+        zs = self._z(float(np.log(np.linalg.norm(small[keep]) + 1e-12)))
+        c = self.coef
+        return float(c[0] + c[1] * zb + c[2] * zs), float(c[3] + c[4] * zb + c[5] * zs)
+
+    def _combine(self, big, small, keep):
+        cl, cs = self.coefficients(big, small, keep)
+        return cl * big + cs * small
+
+    def _prediction_obs(self, conditions):
+        obs = super()._prediction_obs(conditions)
+        obs["additive_fallback"] = [int(not self.scaled and len(parse_condition(c)) == 2) for c in conditions]
+        return obs
+
+    # -- persistence -------------------------------------------------------------------------------
+    def _state(self):
+        return {**super()._state(), "coef": self.coef, "z": np.array([self.z_mean, self.z_sd]),
+                "scaled": np.array(self.scaled)}
+
+    def _load_state(self, arrays, directory):
+        super()._load_state(arrays, directory)
+        self.coef = np.asarray(arrays["coef"], dtype=np.float64)
+        self.z_mean, self.z_sd = (float(v) for v in arrays["z"])
+        self.scaled = bool(arrays["scaled"])
+
+
+@register_model("scaled_additive_mag")
+class ScaledAdditiveMagnitude(ScaledAdditive):
+    """``scaled_additive`` with ``mode='magnitude'`` by default: ``(cL, cS)`` depend on the singles'
+    magnitudes (see the module docstring)."""
+
+    def __init__(self, mode: str = "magnitude", fallback: str = "mean", ridge: float = 1.0,
+                 min_doubles: int = 3, **kw) -> None:
+        super().__init__(mode=mode, fallback=fallback, ridge=ridge, min_doubles=min_doubles, **kw)
+
+
+@register_model("dominance")
+class Dominance(_PairRule):
+    """The double is the stronger single's whole profile (see the module docstring)."""
+
+    _pair_uses_fallback = True
+
+    def _combine(self, big, small, keep):
+        return big.copy()

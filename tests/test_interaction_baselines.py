@@ -1,0 +1,175 @@
+"""Interaction baselines (scaled_additive, scaled_additive_mag, dominance) on hand-built deltas."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from priorgnn.data import from_anndata
+from priorgnn.data.splits import Split
+from priorgnn.errors import ConfigError
+from priorgnn.models import get_model_class, load_model
+
+N_PLAIN = 20
+PERTURBED = ("A", "B", "C", "D", "E", "F", "H", "K")
+GENES = [f"g{i}" for i in range(N_PLAIN)] + list(PERTURBED)
+OWN = 1.5  # each single raises its own gene by this much
+
+
+def _singles(seed: int = 0) -> dict[str, np.ndarray]:
+    """Single deltas: random on the plain genes, with sizes that differ clearly between genes (so the
+    larger single of every pair is unambiguous), and ``OWN`` on the gene's own column."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for k, g in enumerate(PERTURBED):
+        d = np.zeros(len(GENES))
+        d[:N_PLAIN] = rng.normal(size=N_PLAIN) * (0.3 + 0.25 * k)
+        d[GENES.index(g)] = OWN
+        out[g] = d
+    return out
+
+
+def _data(deltas: dict[str, np.ndarray]) -> ad.AnnData:
+    """Cells at each condition's mean ± a tiny symmetric offset, so pseudobulk means are exact."""
+    ctrl = np.linspace(7.0, 9.0, len(GENES))  # high enough that no mean is negative
+    conds = {"ctrl": np.zeros(len(GENES)), **deltas}
+    rows, labels = [], []
+    for c, d in conds.items():
+        for sign in (+1, -1):
+            rows.append(ctrl + d + sign * 0.01 * np.arange(1, len(GENES) + 1) / len(GENES))
+            labels.append(c)
+    obs = pd.DataFrame({"condition": labels}, index=[f"c{i}" for i in range(len(labels))])
+    return ad.AnnData(X=np.array(rows, dtype=np.float32), obs=obs, var=pd.DataFrame(index=GENES))
+
+
+def _big_small(s: dict[str, np.ndarray], a: str, b: str) -> tuple[np.ndarray, np.ndarray]:
+    """The two singles ordered by norm over the plain genes (written out independently)."""
+    na, nb = np.linalg.norm(s[a][:N_PLAIN]), np.linalg.norm(s[b][:N_PLAIN])
+    return (s[a], s[b]) if na >= nb else (s[b], s[a])
+
+
+def _double(s, a, b, c_big, c_small):
+    """``c_big·δL + c_small·δS`` on the plain genes, the sum on the two perturbed genes' own columns."""
+    big, small = _big_small(s, a, b)
+    d = c_big * big + c_small * small
+    for g in (a, b):
+        j = GENES.index(g)
+        d[j] = s[a][j] + s[b][j]
+    return d
+
+
+TRAIN_DOUBLES = (("A", "B"), ("C", "D"), ("A", "E"), ("B", "F"), ("D", "H"), ("E", "K"))
+TEST_DOUBLES = (("C", "K"), ("F", "H"))
+
+
+def _fit(name, double_fn, train_doubles=TRAIN_DOUBLES, **hp):
+    s = _singles()
+    deltas = {f"{g}+ctrl": s[g] for g in PERTURBED}
+    for a, b in train_doubles + TEST_DOUBLES:
+        deltas[f"{a}+{b}"] = double_fn(s, a, b)
+    data = from_anndata(_data(deltas))
+    train = ["ctrl", *(f"{g}+ctrl" for g in PERTURBED), *(f"{a}+{b}" for a, b in train_doubles)]
+    split = Split("custom", 0, train=train, val=[], test=[f"{a}+{b}" for a, b in TEST_DOUBLES])
+    return get_model_class(name)(**hp).fit(data, split), s
+
+
+@pytest.mark.parametrize("name", ["scaled_additive", "scaled_additive_mag"])
+def test_recovers_half_the_sum(name):
+    """The issue's check: doubles built as half the sum of two singles give c1 = c2 = 0.5."""
+    m, s = _fit(name, lambda s, a, b: _double(s, a, b, 0.5, 0.5))
+    info = m.fit_info["scaled_additive"]
+    assert info["fallback"] is None and info["n_doubles"] == len(TRAIN_DOUBLES)
+    assert info["c_large"] == pytest.approx(0.5, abs=1e-5)
+    assert info["c_small"] == pytest.approx(0.5, abs=1e-5)
+    # an exact global fit leaves nothing for the magnitude slopes
+    np.testing.assert_allclose(info["coef"], [0.5, 0, 0, 0.5, 0, 0], atol=1e-5)
+    pred = m.predict_delta([f"{a}+{b}" for a, b in TEST_DOUBLES])
+    for row, (a, b) in zip(pred, TEST_DOUBLES):
+        np.testing.assert_allclose(row, _double(s, a, b, 0.5, 0.5), atol=1e-5)
+        # on the plain genes exactly half the sum of the singles
+        np.testing.assert_allclose(row[:N_PLAIN], 0.5 * (s[a] + s[b])[:N_PLAIN], atol=1e-5)
+
+
+def test_global_coefficients_follow_the_larger_single():
+    """Unequal coefficients: the larger single gets c_large whichever gene is named first."""
+    m, s = _fit("scaled_additive", lambda s, a, b: _double(s, a, b, 0.8, 0.3))
+    info = m.fit_info["scaled_additive"]
+    assert (info["c_large"], info["c_small"]) == pytest.approx((0.8, 0.3), abs=1e-5)
+    big, small = _big_small(s, "C", "K")
+    np.testing.assert_allclose(m.predict_delta(["C+K"])[0][:N_PLAIN], (0.8 * big + 0.3 * small)[:N_PLAIN], atol=1e-5)
+    # gene order within the pair does not matter
+    np.testing.assert_allclose(m.predict_delta(["K+C"]), m.predict_delta(["C+K"]))
+
+
+def test_magnitude_dependent_coefficients():
+    """With c a linear function of the standardised log sizes of the singles, and no ridge, the
+    magnitude variant recovers the function; the global variant cannot."""
+    s = _singles()
+    logs = np.log([np.linalg.norm(x[:N_PLAIN]) for a, b in TRAIN_DOUBLES for x in _big_small(s, a, b)])
+    mu, sd = logs.mean(), logs.std()
+
+    def c_of(a, b):
+        zb, zs = ((np.log(np.linalg.norm(x[:N_PLAIN])) - mu) / sd for x in _big_small(s, a, b))
+        return 0.6 + 0.2 * zb - 0.1 * zs, 0.4 - 0.15 * zb + 0.05 * zs
+
+    def double(s, a, b):
+        return _double(s, a, b, *c_of(a, b))
+
+    m, _ = _fit("scaled_additive_mag", double, ridge=0.0)
+    np.testing.assert_allclose(m.fit_info["scaled_additive"]["coef"], [0.6, 0.2, -0.1, 0.4, -0.15, 0.05], atol=1e-5)
+    for a, b in TEST_DOUBLES:
+        np.testing.assert_allclose(m.predict_delta([f"{a}+{b}"])[0], double(s, a, b), atol=1e-5)
+    flat, _ = _fit("scaled_additive", double)
+    errs = [np.abs(flat.predict_delta([f"{a}+{b}"])[0] - double(s, a, b)).max() for a, b in TEST_DOUBLES]
+    assert max(errs) > 1e-2
+    # too few doubles for the slopes: one global pair, said so
+    few, _ = _fit("scaled_additive_mag", double, train_doubles=TRAIN_DOUBLES[:2])
+    info = few.fit_info["scaled_additive"]
+    assert info["slopes"] is False and "min_doubles" in info["fallback"]
+    assert info["coef"][1:3] == [0.0, 0.0] and info["coef"][4:] == [0.0, 0.0]
+
+
+def test_no_training_doubles_falls_back_to_additive(caplog):
+    m, s = _fit("scaled_additive", lambda s, a, b: _double(s, a, b, 0.5, 0.5), train_doubles=())
+    info = m.fit_info["scaled_additive"]
+    assert info["n_doubles"] == 0 and "additively" in info["fallback"]
+    assert "no training double" in caplog.text
+    np.testing.assert_allclose(m.predict_delta(["C+K"])[0], s["C"] + s["K"], atol=1e-5)
+    pred = m.predict(["C+K", "C+ctrl"])
+    assert list(pred.obs["additive_fallback"]) == [1, 0]
+    assert list(pred.obs["n_fallback"]) == [0, 0]
+
+
+def test_unmeasured_single_is_predicted_additively_with_the_fallback():
+    m, s = _fit("scaled_additive", lambda s, a, b: _double(s, a, b, 0.5, 0.5))
+    mean_single = np.mean([s[g] for g in PERTURBED], axis=0)
+    # Z was never measured: the additive prediction with the mean training single, counted
+    np.testing.assert_allclose(m.predict_delta(["C+Z"])[0], s["C"] + mean_single, atol=1e-5)
+    assert list(m.predict(["C+Z"]).obs["n_fallback"]) == [1]
+
+
+def test_dominance_is_the_stronger_single():
+    m, s = _fit("dominance", lambda s, a, b: _double(s, a, b, 1.0, 0.0))
+    for a, b in TEST_DOUBLES:
+        big, _ = _big_small(s, a, b)
+        expected = big.copy()
+        for g in (a, b):  # both perturbed genes keep their own change
+            expected[GENES.index(g)] = s[a][GENES.index(g)] + s[b][GENES.index(g)]
+        np.testing.assert_allclose(m.predict_delta([f"{a}+{b}"])[0], expected, atol=1e-5)
+    np.testing.assert_allclose(m.predict_delta(["C+ctrl"])[0], s["C"], atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["scaled_additive", "scaled_additive_mag", "dominance"])
+def test_round_trip(name, tmp_path):
+    m, _ = _fit(name, lambda s, a, b: _double(s, a, b, 0.7, 0.2))
+    m.save(tmp_path / "m")
+    again = load_model(tmp_path / "m")
+    conds = ["C+K", "F+H", "C+ctrl", "C+Z"]
+    np.testing.assert_array_equal(again.predict_delta(conds), m.predict_delta(conds))
+
+
+def test_bad_mode_is_one_clear_error():
+    with pytest.raises(ConfigError, match="mode must be one of global, magnitude"):
+        get_model_class("scaled_additive").check_hparams({"mode": "bogus"})
