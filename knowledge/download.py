@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from priorgnn._download import download, manifest_entry, read_manifest, run_cli, update_manifest
+from priorgnn.cli import ArgumentParser, positive_float
 from priorgnn.errors import DownloadError
 
 log = logging.getLogger(__name__)
@@ -239,7 +240,7 @@ def download_go(
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=prog or "python -m knowledge.download",
         description=(
             "Download the current Gene Ontology (go-basic.obo) and human GO annotations "
@@ -259,7 +260,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         help=f"annotation URL (default: {GOA_HUMAN_GAF_URL})")
     parser.add_argument("--force", action="store_true",
                         help="fetch the current release even if the files are present")
-    parser.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+    parser.add_argument("--timeout", type=positive_float, default=60.0, metavar="SECONDS",
                         help="network timeout per connection and read (default: 60)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--debug", action="store_true",
@@ -288,8 +289,9 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     ``prog`` names the command in help and usage (the knowledge CLI passes
     ``"python -m knowledge download-go"``).
     """
-    args = build_parser(prog).parse_args(argv)
-    return run_cli(_run, args, loggers=("priorgnn", "knowledge"))
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    return run_cli(_run, args, loggers=("priorgnn", "knowledge"), prog=parser.prog)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ import shutil
 import stat
 import sys
 import time
-import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -595,33 +594,39 @@ def safe_extract_zip(
 
 @contextlib.contextmanager
 def cli_logging(names: Sequence[str], level: int = logging.INFO) -> Iterator[None]:
-    """Send the named loggers' records to stderr, as plain lines, while a command runs."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    """Send the named loggers' records, as plain lines, while a command runs: progress (below
+    WARNING) to stdout, warnings to stderr, so that a failed command's stderr is its one error line."""
+    out = logging.StreamHandler(sys.stdout)
+    out.addFilter(lambda record: record.levelno < logging.WARNING)
+    err = logging.StreamHandler(sys.stderr)
+    err.setLevel(logging.WARNING)
+    handlers = (out, err)
+    for h in handlers:
+        h.setFormatter(logging.Formatter("%(message)s"))
     loggers = [logging.getLogger(n) for n in names]
-    old_levels = [lg.level for lg in loggers]
+    old = [(lg.level, lg.propagate) for lg in loggers]
     for lg in loggers:
-        lg.addHandler(handler)
+        for h in handlers:
+            lg.addHandler(h)
         lg.setLevel(level)
+        lg.propagate = False  # the lines are printed here, not a second time by a root handler
     try:
         yield
     finally:
-        for lg, old in zip(loggers, old_levels, strict=True):
-            lg.removeHandler(handler)
-            lg.setLevel(old)
+        for lg, (lvl, prop) in zip(loggers, old, strict=True):
+            for h in handlers:
+                lg.removeHandler(h)
+            lg.setLevel(lvl)
+            lg.propagate = prop
 
 
-def run_cli(func, args: argparse.Namespace, loggers: Sequence[str]) -> int:
-    """Run ``func(args)``; a user error prints its message and gives exit status 2 (no traceback
-    unless ``--debug``)."""
-    with cli_logging(loggers, logging.DEBUG if args.debug else logging.INFO):
-        try:
-            return func(args) or 0
-        except KeyboardInterrupt:
-            print("interrupted; run the command again to resume the download.", file=sys.stderr)
-            return 130
-        except (PriorGNNError, OSError) as exc:
-            if args.debug:
-                traceback.print_exc()
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+def run_cli(func, args: argparse.Namespace, loggers: Sequence[str], prog: str | None = None) -> int:
+    """Run ``func(args)`` through the project's shared error handling
+    (:func:`priorgnn.cli.run_main`): a user error is one line on stderr and exit status 2 (the
+    traceback only with ``--debug``); Ctrl-C is one line saying the download resumes (exit 130)."""
+    from priorgnn.cli import run_main
+
+    debug = bool(getattr(args, "debug", False))
+    with cli_logging(loggers, logging.DEBUG if debug else logging.INFO):
+        return run_main(lambda: int(func(args) or 0), debug, prog=prog,
+                        interrupted="interrupted; run the command again to resume the download.")

@@ -362,9 +362,13 @@ def test_dataset_path_defaults(monkeypatch, tmp_path):
     from priorgnn.data.download import DATASETS, dataset_path
 
     assert set(DATASETS) == {"norman", "adamson", "dixit", "replogle_k562_essential",
-                             "replogle_rpe1_essential"}
+                             "replogle_rpe1_essential", "norman2019_subset"}
     assert all(r.url.startswith("https://dataverse.harvard.edu/api/access/datafile/")
-               for r in DATASETS.values())
+               for r in DATASETS.values() if r.archive)
+    sub = DATASETS["norman2019_subset"]
+    assert sub.url == ("https://raw.githubusercontent.com/altoslabs/perturbench/d357dfae/"
+                       "src/perturbench/data/resources/devel.h5ad")
+    assert sub.licence_url == "https://raw.githubusercontent.com/altoslabs/perturbench/d357dfae/LICENSE"
     monkeypatch.delenv("PRIORGNN_DATA_DIR", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     assert dataset_path("adamson") == (
@@ -551,8 +555,9 @@ def test_data_cli_list_download_and_errors(server, tmp_path, h5ad_bytes, capsys)
     assert main(["download", "adamson", "--dest", str(dest), "--url", bad, "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "error:" in err and "in a browser" in err and "Traceback" not in err
-    assert main(["--debug", "download", "adamson", "--dest", str(dest), "--url", bad]) == 2
-    assert "Traceback" in capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1  # one line, as every command line of the project
+    with pytest.raises(DownloadError):  # --debug lets the error through, with its traceback
+        main(["--debug", "download", "adamson", "--dest", str(dest), "--url", bad])
 
     page = tmp_path / "page.html"
     page.write_text("<html>no</html>")
@@ -771,3 +776,120 @@ print("done")
     assert "done" in proc.stdout
     assert "NETWORK-ATTEMPTS 0 []" in proc.stderr, proc.stderr[-2000:]
     assert (report / "report.md").exists()
+
+
+# -- norman2019_subset: one .h5ad with a known checksum and a licence notice ------------------------
+SHARED_SUBSET = REPO.parent / "shared" / "data" / "norman2019_subset"
+SUBSET_SHA256 = "220998f5630c813228c8661c86dd52244b9ac87127511289af90e0d900d8429b"  # ../shared/data/README.md
+needs_subset = pytest.mark.skipif(not (SHARED_SUBSET / "devel.h5ad").is_file(),
+                                  reason="the shared copy of PerturBench's devel.h5ad is not beside the project")
+
+
+@needs_subset
+def test_subset_from_file_verifies_the_checksum_and_keeps_the_licence(tmp_path, capsys):
+    from priorgnn.data.__main__ import main
+    from priorgnn.data.download import dataset_path
+
+    dest = tmp_path / "d"
+    src = SHARED_SUBSET / "devel.h5ad"
+    before = _sha(src.read_bytes())
+    assert main(["download", "norman2019_subset", "--dest", str(dest), "--from-file", str(src)]) == 0
+    out = capsys.readouterr().out
+    h5ad = dest / "norman2019_subset" / "devel.h5ad"
+    assert dataset_path("norman2019_subset", dest) == h5ad
+    assert _sha(h5ad.read_bytes()) == SUBSET_SHA256 == before == _sha(src.read_bytes())  # source untouched
+    licence = dest / "norman2019_subset" / "LICENSE-perturbench.txt"
+    assert licence.read_bytes() == (SHARED_SUBSET / "LICENSE-perturbench.txt").read_bytes()
+    assert SUBSET_SHA256 in out and "LICENSE-perturbench.txt" in out and "--data" in out
+    files = read_manifest(dest / "norman2019_subset.manifest.json")["files"]
+    assert files["norman2019_subset/devel.h5ad"]["sha256"] == SUBSET_SHA256
+    assert files["norman2019_subset/devel.h5ad"]["checksum"] == "verified against the registry"
+    assert files["norman2019_subset/LICENSE-perturbench.txt"]["sha256"] == _sha(licence.read_bytes())
+
+
+def test_subset_from_file_refuses_another_file(tmp_path, h5ad_bytes, capsys):
+    from priorgnn.data.__main__ import main
+
+    other = tmp_path / "devel.h5ad"
+    other.write_bytes(h5ad_bytes)  # an .h5ad, but not PerturBench's
+    assert main(["download", "norman2019_subset", "--dest", str(tmp_path / "d"), "--from-file", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert SUBSET_SHA256 in err and _sha(h5ad_bytes) in err  # both checksums named
+    assert not (tmp_path / "d" / "norman2019_subset" / "devel.h5ad").exists()
+
+
+@pytest.fixture
+def subset_record(monkeypatch, h5ad_bytes):
+    """The registry's norman2019_subset record, pointed at a small local .h5ad (its checksum)."""
+    from priorgnn.data import download as dl
+
+    rec = replace(dl.DATASETS["norman2019_subset"], sha256=_sha(h5ad_bytes), size=len(h5ad_bytes))
+    monkeypatch.setitem(dl.DATASETS, "norman2019_subset", rec)
+    return rec
+
+
+def test_subset_download_fetches_file_and_licence(server, tmp_path, h5ad_bytes, subset_record):
+    from priorgnn.data.download import download_dataset
+
+    notice = b"BSD 3-Clause License\n\nCopyright (c) 2024, Altos Labs\n"
+    url = server.add("/devel.h5ad", h5ad_bytes)
+    lic = server.add("/LICENSE", notice, content_type="text/plain")
+    path = download_dataset("norman2019_subset", tmp_path, url=url, licence_url=lic, **FAST)
+    assert path == tmp_path / "norman2019_subset" / "devel.h5ad" and path.read_bytes() == h5ad_bytes
+    assert (path.parent / "LICENSE-perturbench.txt").read_bytes() == notice
+    files = read_manifest(tmp_path / "norman2019_subset.manifest.json")["files"]
+    assert files["norman2019_subset/devel.h5ad"]["url"] == url
+    assert files["norman2019_subset/LICENSE-perturbench.txt"]["url"] == lic
+    # present and verified: nothing fetched again
+    n = len(server.hits("/devel.h5ad"))
+    assert download_dataset("norman2019_subset", tmp_path, url=url, licence_url=lic, **FAST) == path
+    assert len(server.hits("/devel.h5ad")) == n
+
+
+def test_subset_download_checksum_mismatch_and_missing_licence(server, tmp_path, h5ad_bytes, subset_record):
+    from priorgnn.data.download import PERTURBENCH_LICENCE, download_dataset
+
+    bad = server.add("/other.h5ad", h5ad_bytes[:-1] + bytes([h5ad_bytes[-1] ^ 1]))  # same size, one bit off
+    with pytest.raises(DownloadError, match="sha256"):
+        download_dataset("norman2019_subset", tmp_path, url=bad, **FAST)
+    assert not (tmp_path / "norman2019_subset" / "devel.h5ad").exists()
+    # the licence URL answers 404: the notice kept with the package is written, not none at all
+    url = server.add("/devel.h5ad", h5ad_bytes)
+    download_dataset("norman2019_subset", tmp_path, url=url, licence_url=server.base + "/nolicence", **FAST)
+    licence = tmp_path / "norman2019_subset" / "LICENSE-perturbench.txt"
+    assert licence.read_text() == PERTURBENCH_LICENCE
+    if (SHARED_SUBSET / "LICENSE-perturbench.txt").is_file():
+        assert PERTURBENCH_LICENCE == (SHARED_SUBSET / "LICENSE-perturbench.txt").read_text()
+
+
+@pytest.mark.parametrize("argv", [
+    ["download"], ["download", "nosuch"], ["download", "norman", "--timeout", "-1"],
+    ["download", "norman", "--timeout", "abc"], ["list", "--bogus"], ["bogus"], [],
+    ["download", "norman2019_subset", "--url", "ftp://x", "--no-progress"],
+])
+def test_data_cli_errors_are_one_line(argv, tmp_path, capsys):
+    from priorgnn.data.__main__ import main
+
+    try:
+        status = main(argv + (["--dest", str(tmp_path)] if argv[:1] == ["download"] and len(argv) > 1 else []))
+    except SystemExit as exc:
+        status = exc.code
+    err = capsys.readouterr().err
+    assert status == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith("python -m priorgnn.data")
+
+
+@pytest.mark.parametrize("argv", [[], ["--dest"], ["--dest", "x", "--timeout", "0"], ["--bogus"],
+                                  ["--dest", "{d}", "--url-obo", "ftp://x", "--url-gaf", "ftp://y"]])
+def test_go_cli_errors_are_one_line(argv, tmp_path, capsys):
+    from knowledge.cli import main
+
+    argv = [a.replace("{d}", str(tmp_path / "go")) for a in argv]
+    try:
+        status = main(["download-go", *argv])
+    except SystemExit as exc:
+        status = exc.code
+    err = capsys.readouterr().err
+    assert status == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith("python -m knowledge download-go")

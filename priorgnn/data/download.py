@@ -43,7 +43,7 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,22 @@ class DatasetRecord:
     sha256, size
         The archive's checksum and size when known (verified on every download); ``None`` means not
         yet known: the first download records it in the manifest and later ones verify against that.
+        For a record published as a single ``.h5ad`` (``archive=False``), those of the ``.h5ad``.
+    archive
+        ``True``: ``url`` is a zip archive holding ``NAME/perturb_processed.h5ad`` (GEARS's layout);
+        ``False``: ``url`` is the ``.h5ad`` itself, saved as ``NAME/<file>``.
+    file
+        The ``.h5ad``'s name inside the data set's folder.
+    source
+        Who publishes it (for ``list``).
+    licence_url, licence_file
+        Where the licence notice that must accompany the data is published, and its name beside the
+        ``.h5ad`` (``None``: the publisher states no such requirement).
+    load_hint
+        The ``train.py`` options that load the file by path, shown after a download.
+    load_defaults
+        Loading options applied when the data set is loaded by name (its conventions, and which
+        cells to use); options the user gives take precedence.
     """
 
     name: str
@@ -107,6 +123,13 @@ class DatasetRecord:
     reference: str
     sha256: str | None = None
     size: int | None = None
+    archive: bool = True
+    file: str = H5AD_NAME
+    source: str = f"GEARS, Harvard Dataverse doi:{DATAVERSE_DOI}"
+    licence_url: str | None = None
+    licence_file: str | None = None
+    load_hint: str | None = None
+    load_defaults: dict[str, Any] = field(default_factory=dict, hash=False)
 
 
 def _record(name: str, file_id: int, description: str, reference: str) -> DatasetRecord:
@@ -131,6 +154,75 @@ DATASETS: dict[str, DatasetRecord] = {
     )
 }
 
+#: PerturBench's development subset (real cells of Norman et al. 2019 and McFaline-Figueroa et al.
+#: 2023). The repository's full commit id was not available when this record was written; GitHub
+#: resolves the abbreviated id below, and the sha256 pins the exact bytes whatever the URL serves.
+PERTURBENCH_COMMIT = "d357dfae"
+_PERTURBENCH_RAW = "https://raw.githubusercontent.com/altoslabs/perturbench/" + PERTURBENCH_COMMIT + "/{}"
+NORMAN2019_SUBSET = DatasetRecord(
+    name="norman2019_subset",
+    url=_PERTURBENCH_RAW.format("src/perturbench/data/resources/devel.h5ad"),
+    description="real cells: Norman 2019 K562 CRISPRa (obs dataset=norman19: 100 controls, 18 singles, "
+                "15 doubles) and McFaline-Figueroa 2023 CRISPRi (dataset=mcfaline23); 500 genes, "
+                "scPerturb style",
+    reference="Norman et al. 2019, Science 365:786; McFaline-Figueroa et al. 2023, Cell Genomics",
+    sha256="220998f5630c813228c8661c86dd52244b9ac87127511289af90e0d900d8429b",
+    archive=False,
+    file="devel.h5ad",
+    source=f"PerturBench (Altos Labs), commit {PERTURBENCH_COMMIT}, BSD 3-Clause",
+    licence_url=_PERTURBENCH_RAW.format("LICENSE"),
+    licence_file="LICENSE-perturbench.txt",
+    load_hint="--style scperturb --control-label control --separator + --allow-unmeasured-perturbations "
+              "--select dataset=norman19",
+    # The perturbed genes are not among the 500 measured genes; the McFaline-Figueroa cells have no
+    # control cells of their own, so by name only the Norman 2019 K562 cells are used.
+    load_defaults={"style": "scperturb", "perturbation_column": "condition", "separator": "+",
+                   "control_label": "control", "allow_unmeasured_perturbations": True,
+                   "select": {"dataset": "norman19"}},
+)
+DATASETS[NORMAN2019_SUBSET.name] = NORMAN2019_SUBSET
+
+#: The start of PerturBench's licence notice: a fetched licence file must begin with it.
+_BSD3_HEAD = "BSD 3-Clause License"
+#: PerturBench's licence notice as published with the file (kept with every copy of the data; written
+#: from here when the notice cannot be fetched and no copy lies beside an imported file).
+PERTURBENCH_LICENCE = """\
+BSD 3-Clause License
+
+Copyright (c) 2024, Altos Labs
+
+Redistribution and use in source and binary forms, with or without
+modification, are permitted provided that the following conditions are met:
+
+1. Redistributions of source code must retain the above copyright notice, this
+   list of conditions and the following disclaimer.
+
+2. Redistributions in binary form must reproduce the above copyright notice,
+   this list of conditions and the following disclaimer in the documentation
+   and/or other materials provided with the distribution.
+
+3. Neither the name of the copyright holder nor the names of its
+   contributors may be used to endorse or promote products derived from
+   this software without specific prior written permission.
+
+THIS SOFTWARE IS PROVIDED BY THE COPYRIGHT HOLDERS AND CONTRIBUTORS "AS IS"
+AND ANY EXPRESS OR IMPLIED WARRANTIES, INCLUDING, BUT NOT LIMITED TO, THE
+IMPLIED WARRANTIES OF MERCHANTABILITY AND FITNESS FOR A PARTICULAR PURPOSE ARE
+DISCLAIMED. IN NO EVENT SHALL THE COPYRIGHT HOLDER OR CONTRIBUTORS BE LIABLE
+FOR ANY DIRECT, INDIRECT, INCIDENTAL, SPECIAL, EXEMPLARY, OR CONSEQUENTIAL
+DAMAGES (INCLUDING, BUT NOT LIMITED TO, PROCUREMENT OF SUBSTITUTE GOODS OR
+SERVICES; LOSS OF USE, DATA, OR PROFITS; OR BUSINESS INTERRUPTION) HOWEVER
+CAUSED AND ON ANY THEORY OF LIABILITY, WHETHER IN CONTRACT, STRICT LIABILITY,
+OR TORT (INCLUDING NEGLIGENCE OR OTHERWISE) ARISING IN ANY WAY OUT OF THE USE
+OF THIS SOFTWARE, EVEN IF ADVISED OF THE POSSIBILITY OF SUCH DAMAGE.
+
+Additional License Information
+-------------------
+Certain files within this repository are subject to different licensing terms.
+Please see the specific files in the perturbench/modelcore/models for their
+respective licenses.
+"""
+
 
 def _get(name: str) -> DatasetRecord:
     try:
@@ -152,8 +244,10 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
 
 
 def dataset_path(name: str, root: str | os.PathLike | None = None) -> Path:
-    """Where data set ``name``'s ``perturb_processed.h5ad`` is (whether or not it is there yet)."""
-    return data_root(root) / _get(name).name / H5AD_NAME
+    """Where data set ``name``'s ``.h5ad`` is (whether or not it is there yet): ``NAME/<file>`` under
+    the data root (``perturb_processed.h5ad`` for GEARS's data sets)."""
+    record = _get(name)
+    return data_root(root) / record.name / record.file
 
 
 def archive_path(name: str, root: str | os.PathLike | None = None) -> Path:
@@ -293,6 +387,9 @@ def _install_h5ad(src: Path, target: Path) -> None:
     os.close(fd)
     try:
         shutil.copyfile(src, tmp)
+        umask = os.umask(0)  # mkstemp creates the file private; give it the user's usual mode
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -322,8 +419,9 @@ def download_dataset(
     timeout: float = 60.0,
     max_attempts: int = 3,
     retry_wait: float = 2.0,
+    licence_url: str | None = None,
 ) -> Path:
-    """Fetch a GEARS data set, verify and unpack it, and return its ``perturb_processed.h5ad``.
+    """Fetch a data set, verify and unpack it, and return its ``perturb_processed.h5ad``.
 
     Nothing is fetched if the h5ad is already there (unless ``force``). An archive already at
     :func:`archive_path` (an interrupted run, or placed there by hand) is used instead of downloading;
@@ -349,11 +447,16 @@ def download_dataset(
         Progress bar: ``True``, ``False`` or ``None`` (only on a terminal).
     timeout, max_attempts, retry_wait
         As in :func:`priorgnn._download.download`.
+    licence_url
+        For a data set with a licence notice: fetch the notice from here instead (a mirror).
+
+    A data set published as one ``.h5ad`` (``norman2019_subset``) is fetched, or imported with
+    ``from_file``, and verified against its known sha256; its licence notice is put beside it.
 
     Returns
     -------
     Path
-        The data set's ``perturb_processed.h5ad``.
+        The data set's ``.h5ad``.
 
     Raises
     ------
@@ -372,6 +475,10 @@ def download_dataset(
     manifest = read_manifest(manifest_file)
     expected, expected_from = _expected_sha256(record, manifest)
 
+    if not record.archive:
+        return _download_h5ad(record, root, force=force, url=url, from_file=from_file,
+                              licence_url=licence_url, progress=progress, timeout=timeout,
+                              max_attempts=max_attempts, retry_wait=retry_wait)
     if from_file is not None:
         return _from_file(Path(from_file), record, root, expected, expected_from)
 
@@ -470,3 +577,102 @@ def _from_file(
                     reference=record.reference)
     log.info("%s is ready at %s (from %s)", record.name, h5ad, src)
     return h5ad
+
+
+# ------------------------------------------------------------------- data sets published as one .h5ad
+
+
+def _check_licence(path: Path) -> None:
+    head = path.read_bytes()[:4096].decode("utf-8", errors="replace").lstrip("\ufeff")
+    if not head.startswith(_BSD3_HEAD):
+        raise DownloadError(f"{path.name} is not the licence notice (it does not start with "
+                            f"{_BSD3_HEAD!r}).")
+
+
+def _place_licence(record: DatasetRecord, folder: Path, *, beside: Path | None, fetch: bool,
+                   url: str | None, **net: Any) -> dict[str, Any]:
+    """Put the record's licence notice in ``folder``; return its manifest entry.
+
+    Taken, in this order, from a copy ``beside`` an imported file, from ``url`` (or the record's)
+    when ``fetch``, else (or when that fetch fails) written from the copy kept in this module."""
+    assert record.licence_file is not None
+    target = folder / record.licence_file
+    if beside is not None and beside.is_file():
+        _check_licence(beside)
+        if beside.resolve() != target.resolve():
+            _install_h5ad(beside, target)
+        return manifest_entry(target, url=None, source=f"file {beside.resolve()}")
+    if fetch:
+        src = url or record.licence_url
+        try:
+            download(src, target, validate=_check_licence, **net)
+            return manifest_entry(target, url=src, source="downloaded")
+        except DownloadError as exc:
+            log.warning("could not fetch the licence notice (%s); writing the copy kept with priorgnn", exc)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(PERTURBENCH_LICENCE)
+    os.replace(tmp, target)
+    return manifest_entry(target, url=None, source="written from the copy kept with priorgnn "
+                                                   f"(published at {record.licence_url})")
+
+
+def _download_h5ad(record: DatasetRecord, root: Path, *, force: bool, url: str | None,
+                   from_file: str | os.PathLike | None, licence_url: str | None,
+                   **net: Any) -> Path:
+    """Fetch (or import) a data set published as one ``.h5ad`` with a known sha256, and its licence."""
+    target = dataset_path(record.name, root)
+    folder = target.parent
+    manifest_file = manifest_path(record.name, root)
+    read_manifest(manifest_file)  # a damaged manifest is reported before anything is fetched
+    source_url = url or record.url
+    fix = (f"Fetch it again with `python -m priorgnn.data download {record.name} --force`, or pass "
+           f"a copy with --from-file PATH.")
+
+    if from_file is not None:
+        src = Path(from_file).expanduser()
+        if not src.is_file():
+            raise DownloadError(f"--from-file {src}: no such file. Check the path.")
+        if _file_kind(src) != "h5ad":
+            raise DownloadError(
+                f"{src} is not an .h5ad (HDF5) file. Pass {record.file} as published at {record.url}."
+            )
+        digest = _verify_archive(
+            src, record.sha256, "the registry",
+            f"The file is not {record.name}'s {record.file} (a different version or a damaged copy); "
+            f"fetch it from {record.url}.",
+        )
+        check_h5ad(src, fix=fix)
+        folder.mkdir(parents=True, exist_ok=True)
+        if src.resolve() != target.resolve():
+            _install_h5ad(src, target)
+        entry = manifest_entry(target, url=None, sha256=digest, source=f"file {src.resolve()}",
+                               checksum="verified against the registry")
+        licence = (_place_licence(record, folder, beside=src.parent / record.licence_file, fetch=False,
+                                  url=None) if record.licence_file else None)
+    else:
+        if target.exists() and not force:
+            digest = _verify_archive(target, record.sha256, "the registry", fix)
+            check_h5ad(target, fix=fix)
+            log.info("%s is already at %s; nothing to download (force=True fetches it again)",
+                     record.name, target)
+            if record.licence_file and not (folder / record.licence_file).is_file():
+                update_manifest(manifest_file, {f"{record.name}/{record.licence_file}": _place_licence(
+                    record, folder, beside=None, fetch=True, url=licence_url, **net)})
+            return target
+        folder.mkdir(parents=True, exist_ok=True)
+        manual = (f"download {source_url} in a browser and pass the saved file with --from-file PATH "
+                  f"(`python -m priorgnn.data download {record.name} --from-file PATH`)")
+        result = download(source_url, target, sha256=record.sha256, size=record.size, manual=manual,
+                          validate=lambda p: check_h5ad(p, fix=fix), **net)
+        entry = result.manifest_entry()
+        entry["checksum"] = "verified against the registry"
+        licence = (_place_licence(record, folder, beside=None, fetch=True, url=licence_url, **net)
+                   if record.licence_file else None)
+    files = {f"{record.name}/{record.file}": entry}
+    if licence is not None:
+        files[f"{record.name}/{record.licence_file}"] = licence
+    update_manifest(manifest_file, files, dataset=record.name, source=record.source,
+                    reference=record.reference)
+    log.info("%s is ready at %s", record.name, target)
+    return target
