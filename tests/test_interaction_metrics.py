@@ -13,6 +13,7 @@ from priorgnn.metrics.interactions import (
     interaction_metrics,
     nonadditive_correlation,
     precision_at_k,
+    relative_nonadditive_size,
     top_k_pairs,
 )
 
@@ -78,6 +79,10 @@ def test_precision_at_k_by_hand_on_four_pairs():
     # a ranking that scores every pair alike gets the rate of interacting pairs, 2 / 4
     flat = dict.fromkeys(scores, 1.414)
     assert precision_at_k(flat, truth, 1) == pytest.approx(0.5)
+    # differences at the level of float32 rounding are ties, not a ranking
+    noisy = {c: np.sqrt(2) + e for c, e in zip(scores, [3e-8, -1e-8, 2e-8, 0.0])}
+    assert precision_at_k(noisy, truth, 1) == pytest.approx(0.5)
+    assert precision_at_k(noisy, truth, 1, tol=0.0) == 1.0  # without the tolerance: A+B first
     # NaN scores come last
     assert precision_at_k({"A+B": np.nan, "A+C": 0.2, "A+D": 0.1, "B+C": 0.0}, truth, 2) == pytest.approx(0.5)
     with pytest.raises(DataValidationError, match="between 1 and the number of pairs"):
@@ -142,3 +147,15 @@ def test_registered_per_condition_metrics():
     no_gi = MetricContext(conditions=["A+B"], control=np.zeros(3), de_idx=np.array([[0, 1, 2]]),
                           expressed_idx=np.arange(3))
     assert compute_condition_metrics(ref[None], ref[None], no_gi, metrics=names).isna().all().all()
+
+
+def test_relative_nonadditive_size_by_hand():
+    a, b = np.array([3.0, 0, 9]), np.array([0.0, 4, 9])
+    # sum [3, 4, 18]; double [3, 4, 0]: part [0, 0, -18]; without gene 2: 0 / 5
+    double = np.array([[3.0, 4, 0], [6.0, 8, 18], [3.0, 4, 18]])
+    sizes = relative_nonadditive_size(double, np.tile(a, (3, 1)), np.tile(b, (3, 1)), exclude=[[2], [2], [2]])
+    # part [3, 4] / sum [3, 4] → 1 for the doubled one; the additive one 0
+    np.testing.assert_allclose(sizes, [0.0, 1.0, 0.0])
+    full = relative_nonadditive_size(double[:1], a, b)
+    assert full[0] == pytest.approx(18 / np.sqrt(9 + 16 + 324))
+    assert np.isnan(relative_nonadditive_size(np.ones(3), np.zeros(3), np.zeros(3))[0])

@@ -42,10 +42,12 @@ from priorgnn.metrics.registry import BestValue, register_metric
 
 __all__ = [
     "ZERO_RTOL",
+    "TIE_TOL",
     "SCORED",
     "corr_or_zero",
     "nonadditive_parts",
     "nonadditive_correlation",
+    "relative_nonadditive_size",
     "interaction_score_agreement",
     "gi_label_accuracy",
     "precision_at_k",
@@ -57,6 +59,9 @@ __all__ = [
 #: exactly zero: predictions are stored as float32, so ``additive``'s part is rounding error
 #: (relative size ~1e-7), which must not correlate with anything by chance.
 ZERO_RTOL = 1e-5
+#: Scores (or ranking values) this close, relative to ``max(1, max|value|)``, count as equal: far
+#: above float32 rounding (~1e-7 relative), far below any difference that means something.
+TIE_TOL = 1e-6
 #: Norman et al.'s scores compared between prediction and truth.
 SCORED = ("c1", "c2", "magnitude", "corr_fit")
 
@@ -143,10 +148,28 @@ def nonadditive_correlation(
     return per, corr_or_zero(p[keep], t[keep])
 
 
+def relative_nonadditive_size(double: np.ndarray, single_a: np.ndarray, single_b: np.ndarray, *,
+                              exclude: Sequence[Sequence[int]] | None = None) -> np.ndarray:
+    """Size of the non-additive part relative to the additive expectation, per double:
+    ``‖δAB − δA − δB‖₂ / ‖δA + δB‖₂`` over the genes not in ``exclude`` (e.g. the pair's own perturbed
+    genes). 0 for an additive double (within float32 rounding, :data:`ZERO_RTOL`); NaN when the sum
+    of the singles is zero there. Unlike Norman's magnitude it needs no fit, so it is defined for
+    every pair, collinear singles included.
+    """
+    double = np.atleast_2d(np.asarray(double, dtype=np.float64))
+    part = _zeroed(nonadditive_parts(double, np.atleast_2d(single_a), np.atleast_2d(single_b)), double)
+    total = np.atleast_2d(single_a) + np.atleast_2d(single_b)
+    keep = _keep_masks(*part.shape, exclude)
+    num = np.sqrt(np.sum(np.where(keep, part, 0.0) ** 2, axis=1))
+    den = np.sqrt(np.sum(np.where(keep, total, 0.0) ** 2, axis=1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / den, np.nan)
+
+
 def _constant(x: np.ndarray) -> bool:
-    """Whether ``x`` varies only by rounding error (an additive prediction's magnitudes are √2 up
-    to ~1e-15, whose rank order is noise)."""
-    return bool(np.ptp(x) <= 1e-9 * max(1.0, float(np.abs(x).max())))
+    """Whether ``x`` varies only by rounding error (:data:`TIE_TOL`; an additive prediction's
+    magnitudes are √2 ± 1e-8, whose rank order is noise)."""
+    return bool(np.ptp(x) <= TIE_TOL * max(1.0, float(np.abs(x).max())))
 
 
 def interaction_score_agreement(pred_scores: pd.DataFrame, true_scores: pd.DataFrame,
@@ -195,13 +218,16 @@ def top_k_pairs(scores: Mapping[str, float] | pd.Series, k: int) -> set[str]:
     return set(s.index[s.to_numpy() >= kth])
 
 
-def precision_at_k(scores: Mapping[str, float] | pd.Series, relevant: Collection[str], k: int) -> float:
+def precision_at_k(scores: Mapping[str, float] | pd.Series, relevant: Collection[str], k: int, *,
+                   tol: float = TIE_TOL) -> float:
     """Share of truly interacting pairs among the ``k`` best-scored pairs (higher score first).
 
     Ties at the ``k``-th place are broken at random in expectation: a tied pair counts with its
     probability of being among the top ``k`` (so a ranking that scores every pair alike, as the
     additive baseline's does, gets the rate of interacting pairs, not whatever the input order
-    gives). Pairs with a NaN score come last, tied with each other.
+    gives). Scores within ``tol · max(1, max|score|)`` of the ``k``-th count as tied with it: an
+    additive prediction stored as float32 has Norman magnitudes of √2 ± 1e-8, whose order is
+    rounding error, not a ranking. Pairs with a NaN score come last, tied with each other.
 
     Parameters
     ----------
@@ -218,8 +244,10 @@ def precision_at_k(scores: Mapping[str, float] | pd.Series, relevant: Collection
     v = s.to_numpy()
     v = np.where(np.isnan(v), -np.inf, v)
     kth = np.sort(v)[::-1][k - 1]
-    above = v > kth
-    tie = v == kth
+    finite = v[np.isfinite(v)]
+    eps = tol * max(1.0, float(np.abs(finite).max())) if finite.size else 0.0
+    tie = (v == kth) | (np.abs(v - kth) <= eps)
+    above = (v > kth) & ~tie
     inclusion = above + tie * ((k - above.sum()) / tie.sum())
     rel = np.array([c in set(relevant) for c in s.index], dtype=np.float64)
     return float(np.sum(inclusion * rel) / k)

@@ -1,0 +1,232 @@
+#!/usr/bin/env python
+"""What is a ranking of unmeasured pairs worth? Precision@k of the all-pairs ranking against the
+simulator's truth, for the additive baseline, the interaction baselines and PriorGNN.
+
+    python benchmarks/pair_ranking.py --out runs/bench-pair-ranking --results benchmarks/results
+
+One small simulation: the ``demo`` preset (300 genes, 50 singles, 50 doubles) with the ``norman``
+preset's ``double_interaction_bias`` (2.5), so that, as in Norman et al.'s screen, the measured
+doubles are enriched for interacting pairs. A ``combo`` split (every single in training, half of the
+doubles held out) is the setting of the question "which doubles should I test next": all singles
+are measured, some doubles too. Each model is fitted with the library calls ``train.py`` uses;
+PriorGNN trains for few epochs (``--epochs``, default 20) to keep the benchmark under three minutes
+on one core.
+
+Every pair of the training-perturbed genes (:func:`priorgnn.interactions.all_pairs`) is predicted,
+and pairs are ranked two ways:
+
+* ``magnitude_deviation``: Norman et al.'s ``|magnitude − √2|`` of the predicted double on the
+  measured singles (:func:`priorgnn.interactions.rank_pair_interactions`, the default ranking of
+  ``train.py predict --all-pairs``); pairs whose fit is ill-conditioned come last;
+* ``relative_nonadditive``: ``‖p_AB − m_A − m_B‖ / ‖m_A + m_B‖`` over the genes other than A and B
+  (:func:`priorgnn.metrics.interactions.relative_nonadditive_size`), ``m`` the measured singles.
+
+**Truth.** The noise-free truth of every pair and single (``Simulation.truth``). A pair *interacts*
+when its true relative non-additive size ``‖t_AB − t_A − t_B‖ / ‖t_A + t_B‖`` (genes other than A
+and B) exceeds ``--threshold`` (0.2). ``precision@k`` (:func:`priorgnn.metrics.interactions.precision_at_k`,
+ties broken at random in expectation, so a ranking that scores every pair alike, as ``additive``'s,
+gets the rate of interacting pairs) is reported against that set (``p@k``, next to ``rate``, the
+share of interacting pairs among all pairs) and against the true top-k pairs by the same size
+(``p@k_top``, whose chance level is ``k / n_pairs``). The measured doubles of the training set are
+in the ranking too (they are pairs like the others).
+
+On the held-out doubles (``combo_seen2``), :func:`priorgnn.metrics.interactions.interaction_metrics`
+scores each model's prediction against the truth: correlation of the predicted non-additive part
+(prediction − measured singles) with the true one (per double, mean; and pooled), GI label accuracy,
+and the absolute error and Spearman correlation of Norman's magnitude.
+
+Outputs: ``OUT/pair_ranking.csv`` (one row per model) and ``OUT/pair_ranking.md``; ``--results DIR``
+also writes them as ``DIR/pair_ranking.csv`` and ``DIR/pair_ranking.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from claims import code_fingerprint, head_commit  # noqa: E402
+
+log = logging.getLogger("pair_ranking")
+
+#: label -> (registered model, hyperparameters)
+MODELS = {
+    "additive": ("additive", {}),
+    "scaled_additive": ("scaled_additive", {}),
+    "scaled_additive_mag": ("scaled_additive_mag", {}),
+    "dominance": ("dominance", {}),
+    "priorgnn": ("priorgnn", {}),
+}
+SCORES = ("magnitude_deviation", "relative_nonadditive")
+#: the code whose results this benchmark reports (recorded as a fingerprint in every results row)
+CODE_PATHS = (
+    "benchmarks/pair_ranking.py", "priorgnn/models/base.py", "priorgnn/models/baselines.py",
+    "priorgnn/models/interaction_baselines.py", "priorgnn/models/priorgnn.py", "priorgnn/training",
+    "priorgnn/simulate", ":(exclude)priorgnn/simulate/__main__.py", "priorgnn/data/dataset.py",
+    "priorgnn/data/splits.py", "priorgnn/data/conditions.py", "priorgnn/interactions.py",
+    "priorgnn/metrics/interactions.py", "knowledge", ":(exclude)knowledge/cli.py",
+    ":(exclude)knowledge/__main__.py",
+)
+
+
+def _training_singles(data, split) -> dict[str, np.ndarray]:
+    """Gene → measured training delta of its single."""
+    from priorgnn.data.conditions import parse_condition
+
+    s = data.summaries
+    return {parse_condition(c)[0]: np.asarray(s.delta(c), dtype=np.float64)
+            for c in split.train if len(parse_condition(c)) == 1}
+
+
+def _pair_exclusions(pairs: list[str], gene_index: dict[str, int]) -> list[list[int]]:
+    from priorgnn.data.conditions import parse_condition
+
+    return [[gene_index[g] for g in parse_condition(p) if g in gene_index] for p in pairs]
+
+
+def run(args: argparse.Namespace) -> pd.DataFrame:
+    from priorgnn.data.conditions import make_condition, parse_condition
+    from priorgnn.interactions import all_pairs, rank_pair_interactions
+    from priorgnn.metrics.interactions import (
+        interaction_metrics,
+        precision_at_k,
+        relative_nonadditive_size,
+        top_k_pairs,
+    )
+    from priorgnn.models import TrainConfig, get_model_class
+    from priorgnn.pipeline import RunConfig, build_priors, make_or_load_split, resolve_data
+
+    out = Path(args.out)
+    cfg = RunConfig(data="demo", data_seed=args.data_seed, sim_dir=str(out / f"sim-s{args.data_seed}"),
+                    simulate={"double_interaction_bias": 2.5}, split={"kind": "combo", "seed": args.split_seed})
+    data, _, sim = resolve_data(cfg, progress=False)
+    split = make_or_load_split(cfg, data)
+    measured = _training_singles(data, split)
+    genes = sorted(measured)
+    pairs = all_pairs(genes)
+    gidx = {g: i for i, g in enumerate(map(str, data.genes))}
+    excl = _pair_exclusions(pairs, gidx)
+
+    truth = sim.truth_delta(pairs + [make_condition([g]) for g in genes])
+    t_pairs, t_single = truth[: len(pairs)], dict(zip(genes, truth[len(pairs):], strict=True))
+    ta = np.stack([t_single[parse_condition(p)[0]] for p in pairs])
+    tb = np.stack([t_single[parse_condition(p)[1]] for p in pairs])
+    true_size = pd.Series(relative_nonadditive_size(t_pairs, ta, tb, exclude=excl), index=pairs)
+    interacting = set(true_size.index[true_size > args.threshold])
+    true_top = top_k_pairs(true_size, args.k)
+    rate = len(interacting) / len(pairs)
+    log.info("%d genes, %d pairs, %d interacting (rate %.3f)", len(genes), len(pairs), len(interacting), rate)
+
+    test_doubles = [c for c in split.test if len(g := parse_condition(c)) == 2 and all(x in measured for x in g)]
+    t_test = sim.truth_delta(test_doubles)
+    ma = np.stack([measured[parse_condition(p)[0]] for p in pairs])
+    mb = np.stack([measured[parse_condition(p)[1]] for p in pairs])
+
+    rows = []
+    for label, (name, hp) in MODELS.items():
+        cls = get_model_class(name)
+        mcfg = RunConfig(data="demo", data_seed=args.data_seed, sim_dir=cfg.sim_dir, model=name,
+                         model_options=dict(hp))
+        graphs = build_priors(mcfg, data, split, sim, cls, progress=False)
+        model = cls(**mcfg.model_options)
+        train = TrainConfig(seed=args.seed, max_epochs=args.epochs, progress_bar=False,
+                            run_dir=str(out / "runs" / label))
+        t0 = time.perf_counter()
+        model.fit(data, split, graphs=graphs, train=train)
+        fit_s = time.perf_counter() - t0
+        pred = model.predict(pairs + [make_condition([g]) for g in genes])
+        p_pairs = np.asarray(pred.layers["delta"], dtype=np.float64)[: len(pairs)]
+        ranked = rank_pair_interactions(pred[: len(pairs)], singles=measured, score="magnitude_deviation",
+                                        top=None, progress=False)
+        mag_score = pd.Series(-np.inf, index=pairs)
+        ok = ranked["rank"].notna().to_numpy()
+        mag_score[ranked["condition"][ok].to_numpy()] = ranked["magnitude_deviation"][ok].to_numpy()
+        rel_score = pd.Series(relative_nonadditive_size(p_pairs, ma, mb, exclude=excl), index=pairs)
+        row = {"model": label, "n_genes": len(genes), "n_pairs": len(pairs), "n_interacting": len(interacting),
+               "rate": rate, "k": args.k, "chance_top": args.k / len(pairs)}
+        for score, values in (("magnitude_deviation", mag_score), ("relative_nonadditive", rel_score)):
+            row[f"p@k_{score}"] = precision_at_k(values, interacting, args.k)
+            row[f"p@k_top_{score}"] = precision_at_k(values, true_top, args.k)
+        row["n_ill_conditioned"] = int((~ok).sum())
+        p_test = np.asarray(model.predict(test_doubles).layers["delta"], dtype=np.float64)
+        _, summ = interaction_metrics(test_doubles, p_test, measured, t_test, t_single, gene_index=gidx)
+        row.update({"n_test_doubles": len(test_doubles), **{k: v for k, v in summ.items() if k != "n_doubles"}})
+        row["fit_s"] = round(fit_s, 2)
+        if name == "priorgnn":
+            row["epochs"] = (model.fit_info.get("training") or {}).get("epochs")
+        rows.append(row)
+        log.info("%s: p@%d %.3f / %.3f (rate %.3f), non-additive corr %.3f", label, args.k,
+                 row["p@k_magnitude_deviation"], row["p@k_relative_nonadditive"], rate,
+                 row["nonadditive_corr_mean"])
+    return pd.DataFrame(rows)
+
+
+def markdown(df: pd.DataFrame, command: str, threshold: float) -> str:
+    r = df.iloc[0]
+    k = int(r["k"])
+    L = ["# Ranking unmeasured pairs by predicted interaction", "",
+         f"Command: `{command}`", "",
+         f"`demo` simulation with `double_interaction_bias=2.5`, `combo` split; {int(r['n_genes'])} "
+         f"training-perturbed genes, {int(r['n_pairs'])} pairs, of which {int(r['n_interacting'])} interact "
+         f"(true relative non-additive size > {threshold}): **rate {r['rate']:.3f}**. "
+         f"`p@{k}`: precision@{k} against the interacting pairs; `p@{k} top`: against the true top {k} "
+         f"(chance {r['chance_top']:.3f}). Non-additive correlation, GI label accuracy and magnitude error on the "
+         f"{int(r['n_test_doubles'])} held-out doubles (`combo_seen2`), against the noise-free truth.", "",
+         f"| model | p@{k} (magnitude dev.) | p@{k} (rel. non-additive) | p@{k} top (magnitude dev.) | "
+         f"p@{k} top (rel. non-additive) | rate | non-additive corr (mean) | non-additive corr (pooled) | "
+         "GI label acc. | magnitude abs. error | magnitude Spearman | fit s |",
+         "|---|" + "---:|" * 11]
+    for _, x in df.iterrows():
+        cells = [x["p@k_magnitude_deviation"], x["p@k_relative_nonadditive"], x["p@k_top_magnitude_deviation"],
+                 x["p@k_top_relative_nonadditive"], x["rate"], x["nonadditive_corr_mean"],
+                 x["nonadditive_corr_pooled"], x["gi_label_accuracy"], x["magnitude_abs_error"],
+                 x["magnitude_spearman"], x["fit_s"]]
+        L.append(f"| {x['model']} | " + " | ".join("–" if pd.isna(c) else f"{c:.3f}" for c in cells[:-1])
+                 + f" | {cells[-1]:.1f} |")
+    L += ["", "A model that scores every pair alike (additive: no predicted interaction) gets the rate; NaN "
+          "(–) Spearman: the model's magnitudes do not vary across doubles.", ""]
+    return "\n".join(L)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="runs/bench-pair-ranking", help="working folder")
+    p.add_argument("--results", help="also write pair_ranking.csv/.md here (e.g. benchmarks/results)")
+    p.add_argument("--data-seed", type=int, default=0)
+    p.add_argument("--split-seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0, help="training seed")
+    p.add_argument("--epochs", type=int, default=20, help="PriorGNN's epoch cap")
+    p.add_argument("-k", type=int, default=10, help="precision@k")
+    p.add_argument("--threshold", type=float, default=0.2,
+                   help="true relative non-additive size above which a pair counts as interacting")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    command = "python benchmarks/pair_ranking.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None
+                                                                                      else sys.argv[1:]))
+    commit, fingerprint = head_commit(), code_fingerprint(CODE_PATHS)
+    t0 = time.perf_counter()
+    df = run(args)
+    df["total_s"] = round(time.perf_counter() - t0, 1)
+    df["commit"], df["code_fingerprint"], df["command"] = commit, fingerprint, command
+    md = markdown(df, command, args.threshold)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    targets = [out] + ([Path(args.results)] if args.results else [])
+    for d in targets:
+        d.mkdir(parents=True, exist_ok=True)
+        df.to_csv(d / "pair_ranking.csv", index=False)
+        (d / "pair_ranking.md").write_text(md, encoding="utf-8")
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
