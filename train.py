@@ -44,6 +44,9 @@ def _train_parser() -> argparse.ArgumentParser:
     g.add_argument("--separator", help="scPerturb gene separator (default _)")
     g.add_argument("--control-label", help="scPerturb control label (default control)")
     g.add_argument("--layer", help="use this AnnData layer as expression")
+    g.add_argument("--select", action="append", metavar="COLUMN=VALUE[,VALUE]",
+                   help="keep only the cells whose obs COLUMN has one of these values (repeatable; e.g. "
+                        "--select dataset=norman19 on norman2019_subset); recorded in the run's config")
     g.add_argument("--drop-small-conditions", action="store_true", default=None,
                    help="drop conditions with fewer than 2 cells (logged) instead of failing")
     g.add_argument("--allow-unmeasured-perturbations", action="store_true", default=None,
@@ -74,6 +77,9 @@ def _train_parser() -> argparse.ArgumentParser:
                    help="degrade the GO graph: dropout:0.5, rewire, permute, random, empty")
     g.add_argument("--go-degrade-seed", type=nonnegative_int)
     g.add_argument("--coexpression", help="co-expression graph: auto (training cells), none, or a saved graph .npz")
+    g.add_argument("--allow-prior-free", action="store_true", default=None,
+                   help="train even if some test conditions have a gene with no GO edge that is never perturbed "
+                        "in training (otherwise refused before training); they are marked prior_free")
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=_epochs, dest="max_epochs",
                    help="maximum epochs, 1 or more (one epoch = every training condition once); for a model saved without training use --untrained")
@@ -152,7 +158,8 @@ def _epochs(text: str) -> int:
 _FLAGS = {"data": "--data", "data_seed": "--data-seed", "sim_dir": "--sim-dir", "split_file": "--split-file",
           "model": "--model", "out": "--out", "name": "--name", "summaries_only": "--summaries-only",
           "split.kind": "--split", "split.seed": "--split-seed", "train.max_epochs": "--epochs",
-          "train.progress_bar": "--no-progress", "train.devices": "--devices"}
+          "train.progress_bar": "--no-progress", "train.devices": "--devices", "allow_prior_free": "--allow-prior-free",
+          "load.select": "--select"}
 
 
 def _flag(path: str) -> str:
@@ -167,7 +174,8 @@ def _given(args) -> dict[str, object]:
     """The settings given on the command line, as ``{config location: value}`` (``'model'``,
     ``'train.max_epochs'``, ``'model_options.hidden'``, ...)."""
     given: dict[str, object] = {}
-    for key in ("data", "data_seed", "sim_dir", "split_file", "model", "out", "name", "summaries_only"):
+    for key in ("data", "data_seed", "sim_dir", "split_file", "model", "out", "name", "summaries_only",
+                "allow_prior_free"):
         if getattr(args, key) is not None:
             given[key] = getattr(args, key)
     for k, v in parse_key_values(args.sim_set, "--sim-set").items():
@@ -176,6 +184,8 @@ def _given(args) -> dict[str, object]:
                 "control_label", "layer", "drop_small_conditions", "allow_unmeasured_perturbations"):
         if getattr(args, key) is not None:
             given[f"load.{key}"] = getattr(args, key)
+    if args.select:
+        given["load.select"] = parse_key_values(args.select, "--select")
     if args.split is not None:
         given["split.kind"] = args.split
     if args.split_seed is not None:

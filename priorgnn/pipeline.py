@@ -35,7 +35,7 @@ from priorgnn.runs import DataSpec, Run, RunLock, environment_info
 log = logging.getLogger(__name__)
 
 __all__ = ["RunConfig", "train_run", "predict_run", "resolve_data", "build_priors", "parse_conditions",
-           "RESUMABLE", "PREDICT_CONFIRM_LIMIT"]
+           "prior_free_conditions", "given_files", "RESUMABLE", "PREDICT_CONFIRM_LIMIT"]
 
 _TRAIN_FIELDS = {f.name for f in fields(TrainConfig)} - {"run_dir", "resume", "extra"}
 _TRAIN_DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.name in _TRAIN_FIELDS}
@@ -97,6 +97,9 @@ class RunConfig:
     #: stream per-condition summaries from the file instead of loading the cell matrix (models that do
     #: not need cells; see :class:`priorgnn.data.stream.SummaryData`)
     summaries_only: bool = False
+    #: train even when some test conditions involve a gene that the model's priors cannot place (no GO
+    #: edge, never perturbed in training); those conditions are marked ``prior_free`` in the predictions
+    allow_prior_free: bool = False
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
@@ -189,9 +192,16 @@ class RunConfig:
             if not ok or d in ("", ","):
                 raise ConfigError(f"devices {d!r}: give a number of devices (1 or more), a list of device ids "
                                   "(e.g. 0,1) or auto.")
+        if not isinstance(self.allow_prior_free, bool):
+            raise ConfigError(f"allow_prior_free = {self.allow_prior_free!r} is not true or false.")
         for key in ("untrained", "progress_bar"):
             if key in t and not isinstance(t[key], bool):
                 raise ConfigError(f"train option {key} = {t[key]!r} is not true or false.")
+        select = self.load.get("select")
+        if select is not None and (not isinstance(select, dict) or not all(
+                isinstance(k, str) and k for k in select)):
+            raise ConfigError(f"load.select = {select!r}: give obs column -> value(s), e.g. {{dataset: norman19}} "
+                              "(CLI --select dataset=norman19).")
         if self.load.get("n_top_genes") is not None:
             _check_int("n_top_genes (--n-top-genes)", self.load["n_top_genes"], 1)
         get_model_class(self.model).check_hparams(self.model_options)
@@ -268,7 +278,12 @@ def resolve_data(cfg: RunConfig, *, progress: bool = True):
     data = load_dataset(cfg.data, **cfg.load)
     kind = "h5ad" if (p.suffix == ".h5ad" or p.exists()) else "dataset"
     where = str(p.resolve()) if kind == "h5ad" else cfg.data
-    return data, DataSpec(kind, where, dict(cfg.load), data.content_hash, data.name), None
+    load = dict(cfg.load)
+    if kind == "dataset":  # record the data set's own conventions (e.g. its cell selection) as used
+        from priorgnn.data.download import DATASETS
+
+        load = {**DATASETS[cfg.data].load_defaults, **{k: v for k, v in load.items() if v is not None}}
+    return data, DataSpec(kind, where, load, data.content_hash, data.name), None
 
 
 def make_or_load_split(cfg: RunConfig, data):
@@ -554,8 +569,24 @@ def _build_run(cfg: RunConfig, out: Path, work: Path, model_cls, progress: bool,
             g.save(work / "graphs" / f"{name}.npz")
     timings["priors_s"] = time.perf_counter() - t
 
+    free = prior_free_conditions(cfg, model_cls, graphs, split)
+    if free and not (cfg.allow_prior_free or cfg.model_options.get("allow_prior_free") is True):
+        genes = sorted({g for gs in free.values() for g in gs})
+        raise GraphError(
+            f"{len(free)} test condition(s) cannot be predicted by {cfg.model} with these priors: gene(s) "
+            f"{', '.join(map(repr, genes[:8]))}{' …' if len(genes) > 8 else ''} have no GO edge and are not perturbed "
+            f"in training (e.g. {next(iter(free))!r}). Give GO annotations that cover them, use a split that "
+            "trains on them, or pass --allow-prior-free to train anyway and mark them prior_free in the predictions."
+        )
+    if free:
+        log.warning("%d test condition(s) have gene(s) the priors cannot place; they are predicted and marked "
+                    "prior_free: %s", len(free), ", ".join(list(free)[:8]))
+    options = dict(cfg.model_options)
+    if free and "allow_prior_free" in inspect.signature(model_cls.__init__).parameters:
+        options["allow_prior_free"] = True
+
     t = time.perf_counter()
-    model = model_cls(**cfg.model_options)
+    model = model_cls(**options)
     resume_path = str(ckpt) if resume and ckpt.exists() else None
     if resume and resume_path is None and model_cls.trainable:
         log.warning("no checkpoint to resume from in %s; training from the start", out)
@@ -571,6 +602,10 @@ def _build_run(cfg: RunConfig, out: Path, work: Path, model_cls, progress: bool,
     t = time.perf_counter()
     if split.test:
         pred = model.predict(split.test)
+        if free:  # marked here for every model; a model's own marks are kept
+            mine = np.array([c in free for c in pred.obs_names.astype(str)])
+            own = pred.obs["prior_free"].to_numpy(bool) if "prior_free" in pred.obs else np.zeros(len(mine), bool)
+            pred.obs["prior_free"] = mine | own
         _write_prediction(pred, work / "predictions", "test")
     timings["predict_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
@@ -579,11 +614,77 @@ def _build_run(cfg: RunConfig, out: Path, work: Path, model_cls, progress: bool,
         "name": cfg.name or out.name, "model": cfg.model, "seed": int(cfg.train.get("seed", 0)),
         "data": spec.to_dict(), "split": {"kind": split.kind, "seed": split.seed, "file": "split.json"},
         "graphs": {n: getattr(graphs, n).provenance for n in ("go", "coexpression") if getattr(graphs, n) is not None},
+        "inputs": given_files(cfg, spec),
+        "prior_free_conditions": {c: list(g) for c, g in free.items()},
         "config": cfg.to_dict(), "fit_info": model.fit_info, "timings": timings, **environment_info(),
     }
     run = Run(work)
     run.write_info(info)
     return run
+
+
+def prior_free_conditions(cfg: RunConfig, model_cls, graphs: PriorGraphs, split) -> dict[str, list[str]]:
+    """Test conditions that ``model_cls`` cannot place with these priors, with the genes at fault.
+
+    A model that places unseen genes through the GO graph (``'go'`` in its ``uses_priors``, GO not
+    switched off) has no basis for a gene that has no GO edge to another gene and is not perturbed
+    in any training condition; this is known before training and checked before it starts.
+    """
+    from priorgnn.data.conditions import parse_condition
+
+    if "go" not in model_cls.uses_priors or cfg.model_options.get("use_go", True) is False:
+        return {}
+    trained = {g for c in split.train for g in parse_condition(c)}
+    annotated: set[str] = set()
+    if graphs.go is not None:
+        mask = graphs.go.annotated()
+        annotated = {g for g, a in zip(graphs.go.genes, mask) if a}
+    out: dict[str, list[str]] = {}
+    for c in split.test:
+        bad = [g for g in parse_condition(c) if g not in trained and g not in annotated]
+        if bad:
+            out[c] = bad
+    return out
+
+
+def _file_record(role: str, given: str | os.PathLike) -> dict[str, Any]:
+    from priorgnn._io import sha256_file
+
+    p = Path(given).expanduser()
+    rec: dict[str, Any] = {"role": role, "given": str(given), "path": str(p.resolve())}
+    if p.is_file():
+        rec.update(size=p.stat().st_size, sha256=sha256_file(p))
+    elif p.is_dir():
+        rec["kind"] = "folder"
+    return rec
+
+
+def given_files(cfg: RunConfig, spec: DataSpec) -> list[dict[str, Any]]:
+    """The files the user named for this run (data, split file, prior graphs and annotations), as
+    given and resolved, with their size and sha256 at training time.
+
+    These are the user's own files: a prior fetched from the cache is recorded by the files it was
+    asked for now, not by the paths its cache entry was first built from.
+    """
+    records = []
+    if spec.kind == "h5ad":
+        records.append(_file_record("data", cfg.data))
+    elif spec.kind == "dataset":
+        from priorgnn.data.download import dataset_path
+
+        records.append({**_file_record("data", dataset_path(cfg.data)), "dataset": cfg.data})
+    elif spec.kind == "simulation" and Path(cfg.data).is_dir() and Path(spec.path, "data.h5ad").is_file():
+        records.append(_file_record("data", Path(spec.path, "data.h5ad")))
+    if cfg.split_file:
+        records.append(_file_record("split", cfg.split_file))
+    for key in ("go", "coexpression"):
+        value = str(cfg.priors.get(key, "auto"))
+        if value not in ("auto", "none"):
+            records.append(_file_record(f"priors.{key}", value))
+    for key in ("go_obo", "go_gaf", "go_gene2go", "go_tsv"):
+        if cfg.priors.get(key):
+            records.append(_file_record(f"priors.{key}", cfg.priors[key]))
+    return records
 
 
 def _write_prediction(pred, folder: Path, name: str) -> tuple[Path, Path]:

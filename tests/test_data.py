@@ -272,3 +272,57 @@ def test_atomic_writes_leave_no_partial_file_and_usual_mode(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+# -- style detection, separators, cell selection -----------------------------------------------------
+def _scperturb_like(sep: str = "+", control: str = "control", both: bool = False) -> ad.AnnData:
+    """synth_lognorm with PerturBench-like conditions: 'control', 'G0', 'G0<sep>G1' in obs['condition']."""
+    a = synth_lognorm()
+    conv = [control if c == "ctrl" else sep.join(parse_condition(c)) for c in a.obs["condition"].astype(str)]
+    a.obs = pd.DataFrame({"condition": conv, "batch": ["b1"] * (len(conv) // 2) + ["b2"] * (len(conv) - len(conv) // 2)},
+                         index=a.obs_names)
+    if both:
+        a.obs["perturbation"] = conv
+    return a
+
+
+@pytest.mark.parametrize("both", [False, True])
+def test_auto_style_reads_scperturb_conditions(both):
+    expected = set(synth_lognorm().obs["condition"])
+    data = from_anndata(_scperturb_like(both=both))
+    assert set(data.conditions) == expected  # 'control' -> 'ctrl', 'G0' -> 'G0+ctrl', 'G0+G1' kept
+
+
+def test_auto_style_detects_separator_and_control_label():
+    data = from_anndata(_scperturb_like(sep="_", control="non-targeting"))
+    assert set(data.conditions) == set(synth_lognorm().obs["condition"])
+
+
+def test_separator_that_never_occurs_is_named():
+    with pytest.raises(DataValidationError, match=r"separator '_' never occurs.*use '\+'.*G\d+\+G\d+"):
+        from_anndata(_scperturb_like(), style="scperturb", perturbation_column="condition", separator="_")
+
+
+def test_scperturb_style_reads_condition_column_when_no_perturbation_column():
+    data = from_anndata(_scperturb_like(), style="scperturb", control_label="control")
+    assert set(data.conditions) == set(synth_lognorm().obs["condition"])
+
+
+def test_gears_error_names_the_scperturb_fix():
+    a = _scperturb_like(control="untreated")  # no known control label: auto cannot decide
+    with pytest.raises(DataValidationError, match="--style scperturb --control-label"):
+        from_anndata(a)
+
+
+def test_select_cells_keeps_only_the_chosen_values():
+    from priorgnn.data.io import select_cells
+
+    a = _scperturb_like()
+    kept = select_cells(a, {"batch": "b2"})
+    assert kept.n_obs == int((a.obs["batch"] == "b2").sum()) and set(kept.obs["batch"]) == {"b2"}
+    assert select_cells(a, {"batch": ["b1", "b2"]}).n_obs == a.n_obs
+    assert select_cells(a, {"batch": "b1,b2"}).n_obs == a.n_obs
+    with pytest.raises(DataValidationError, match="no obs column 'btch'.*batch"):
+        select_cells(a, {"btch": "b1"})
+    with pytest.raises(DataValidationError, match="'b3' not among the values of obs\\['batch'\\]; valid values: 'b1', 'b2'"):
+        select_cells(a, {"batch": "b3"})
