@@ -159,6 +159,8 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
         _, summ = interaction_metrics(test_doubles, p_test, measured, t_test, t_single, gene_index=gidx)
         row.update({"n_test_doubles": len(test_doubles), **{k: v for k, v in summ.items() if k != "n_doubles"}})
         row["fit_s"] = round(fit_s, 2)
+        sa = model.fit_info.get("scaled_additive")
+        row["c_large"], row["c_small"] = (sa["c_large"], sa["c_small"]) if sa else (np.nan, np.nan)
         if name == "priorgnn":
             row["epochs"] = (model.fit_info.get("training") or {}).get("epochs")
         rows.append(row)
@@ -190,6 +192,11 @@ def markdown(df: pd.DataFrame, command: str, threshold: float) -> str:
                  x["magnitude_spearman"], x["fit_s"]]
         L.append(f"| {x['model']} | " + " | ".join("–" if pd.isna(c) else f"{c:.3f}" for c in cells[:-1])
                  + f" | {cells[-1]:.1f} |")
+    fitted = df.dropna(subset=["c_large"])
+    if len(fitted):
+        L += ["", "Fitted global coefficients (larger, smaller single): " + "; ".join(
+            f"{x['model']} ({x['c_large']:.3f}, {x['c_small']:.3f})" for _, x in fitted.iterrows())
+            + " (for `scaled_additive_mag`, the values at average single sizes)."]
     L += ["", "A model that scores every pair alike (additive: no predicted interaction) gets the rate; NaN "
           "(–) Spearman: the model's magnitudes do not vary across doubles.", ""]
     return "\n".join(L)
