@@ -413,6 +413,23 @@ def _case_control_label_absent(tmp):
     return _train(_h5ad(tmp, a), "--style", "scperturb", "--control-label", "non-targeting")
 
 
+def _case_subset_other_file(tmp):
+    src = _h5ad(tmp, synth_lognorm(), "devel.h5ad")  # an .h5ad, but not PerturBench's
+    return "data", ["download", "norman2019_subset", "--dest", str(tmp / "datasets"), "--from-file", str(src)]
+
+
+def _case_subset_wrong_separator(tmp):
+    a = synth_lognorm()
+    a.obs["condition"] = [c.replace("+ctrl", "") if c != "ctrl" else "control" for c in a.obs["condition"].astype(str)]
+    return _train(_h5ad(tmp, a), "--style", "scperturb", "--separator", "_")
+
+
+def _case_select_unknown_value(tmp):
+    a = synth_lognorm()
+    a.obs["dataset"] = "norman19"
+    return _train(_h5ad(tmp, a), "--select", "dataset=norman")
+
+
 def _case_noise(quiet: bool):
     def build(tmp):
         data = _h5ad(tmp, synth_lognorm())
@@ -501,6 +518,19 @@ CASES: list[Case] = [
     Case("integer-coded conditions", _case_integer_conditions, "integer codes"),
     Case("NaN conditions", _case_nan_conditions, "have no condition (missing/NaN"),
     Case("--control-label absent from the data", _case_control_label_absent, "'non-targeting' is not among"),
+    # download commands and real-data loading (issues 14 and 15)
+    Case("data download: bad --timeout (one line, not argparse's usage block)",
+         lambda t: ("data", ["download", "norman", "--dest", str(t / "d"), "--timeout", "-1"]),
+         "'-1' must be a positive number"),
+    Case("data download: unknown data set", lambda t: ("data", ["download", "nosuch", "--dest", str(t / "d")]),
+         "invalid choice: 'nosuch'"),
+    Case("download-go without --dest", lambda t: ("download-go", []), "required: --dest"),
+    Case("download-go from a URL that is not http(s)",
+         lambda t: ("download-go", ["--dest", str(t / "go"), "--url-obo", "ftp://x", "--url-gaf", "ftp://y"]),
+         "is not an http(s) URL"),
+    Case("norman2019_subset --from-file another .h5ad", _case_subset_other_file, "checksum mismatch"),
+    Case("scPerturb separator that never occurs", _case_subset_wrong_separator, "separator '_' never occurs"),
+    Case("--select a value the column lacks", _case_select_unknown_value, "valid values: 'norman19'"),
     # noise
     Case("third-party logging once, no advertisement", _case_noise(False), "",
          status=0, forbid=("litmodels", "Tip:", "LitLogger"), once=True),
@@ -520,8 +550,11 @@ def _tool(name: str):
     from knowledge import cli as knowledge_cli
     from priorgnn.simulate import __main__ as simulate_cli
 
+    from priorgnn.data import __main__ as data_cli
+
     return {"train": train.main, "evaluate": evaluate.main, "simulate": simulate_cli.main,
-            "knowledge": knowledge_cli.main}[name]
+            "knowledge": knowledge_cli.main, "data": data_cli.main,
+            "download-go": lambda argv: knowledge_cli.main(["download-go", *argv])}[name]
 
 
 def _log_lines(message: str) -> list[str]:

@@ -1,10 +1,13 @@
 """Fuzz test of the command lines: seeded random flag combinations and values for ``train.py``,
-``train.py predict``, ``evaluate.py``, ``python -m priorgnn.simulate`` and ``python -m knowledge``.
+``train.py predict``, ``evaluate.py``, ``python -m priorgnn.simulate``, ``python -m knowledge``, and the
+download commands ``python -m priorgnn.data`` and ``python -m knowledge download-go`` (never reaching the
+network: their URLs are never http(s), and files are imported with ``--from-file``).
 
 Every case must exit 0, or exit 2 with exactly one line on stderr; never a traceback, and never a
 change to an input file or to an existing run (every file is hashed before and after; a successful
 ``--resume``/``--overwrite`` may update the run it names, a successful prediction may add files and
-``--overwrite`` them, and ``evaluate.py`` may write a new report, or replace one with ``--overwrite``).
+``--overwrite`` them, ``evaluate.py`` may write a new report, or replace one with ``--overwrite``, and a
+successful download may update its own ``--dest`` folder).
 The tools run in-process through their ``main(argv)``. Values are drawn mostly from invalid ones
 (cheap: refused at parse or validation time); valid combinations train on tiny data for one epoch.
 
@@ -47,6 +50,15 @@ def make_world(root: Path) -> Path:
     (root / "bad.yaml").write_text("model: [unclosed\n")
     (root / "cfg.yaml").write_text("model: mean\nsplit: combo\n")
     (root / "conds.txt").write_text("G1+G2\n# comment\nG3+ctrl\n")
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "norman2019_subset" / "devel.h5ad"
+    if shared.is_file():  # the real subset, imported by the download command's --from-file cases
+        (root / "devel.h5ad").write_bytes(shared.read_bytes())
+    go = root / "go-placed"  # GO files placed by hand: download-go records them without fetching
+    go.mkdir()
+    (go / "go-basic.obo").write_text("format-version: 1.2\ndata-version: releases/2024-01-01\n\n[Term]\nid: GO:1\n")
+    import gzip
+
+    (go / "goa_human.gaf.gz").write_bytes(gzip.compress(b"!gaf-version: 2.2\nUniProtKB\tP1\tG1\t\tGO:1\n"))
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
         assert train.main(["--data", str(data), "--model", "additive", "--split", "combo", "--out", str(root / "run"),
                            "--no-progress", "-q"]) == 0
@@ -197,8 +209,55 @@ def _knowledge_case(rng: random.Random, w: Path) -> list[str]:
     return argv + ["--quiet"]
 
 
+def _data_case(rng: random.Random, w: Path) -> list[str]:
+    cmd = _pick(rng, ["download"] * 6 + ["list", "bogus"])
+    dest = ["--dest", _pick(rng, [str(w / "dl")] * 4 + [str(w / "notes.txt"), str(w / "dl2")])]
+    if cmd != "download":
+        return [cmd, *dest] + ([_pick(rng, ["--bogus", "-x"])] if rng.random() < 0.3 else [])
+    name = _pick(rng, ["norman2019_subset"] * 3 + ["norman", "adamson", "nosuch", ""])
+    options = {
+        "--from-file": [str(w / "devel.h5ad"), str(w / "d.h5ad"), str(w / "notes.txt"), str(w / "missing.h5ad"),
+                        str(w / "empty.h5ad"), str(w)],
+        "--url": ["ftp://example.org/x", "notaurl", "file:///nothing"],  # never http(s): no network
+        "--licence-url": ["ftp://example.org/LICENSE"],
+        "--timeout": BAD_NUMBERS + ["5"],
+        "--dest": [str(w / "dl"), str(w / "notes.txt"), str(w / "d.h5ad")],
+    }
+    flags = ["--force", "--keep-archive", "--no-progress", "--bogus"]
+    argv = [cmd, name, *dest, "--url", "ftp://example.org/x", "--licence-url", "ftp://example.org/LICENSE"]
+    for _ in range(rng.randint(1, 3)):
+        if rng.random() < 0.75:
+            opt = _pick(rng, sorted(options))
+            argv += [opt, _pick(rng, options[opt])]
+        else:
+            argv.append(_pick(rng, flags))
+    return argv
+
+
+def _go_case(rng: random.Random, w: Path) -> list[str]:
+    options = {
+        "--dest": [str(w / "go-placed"), str(w / "go-empty"), str(w / "notes.txt")],
+        "--url-obo": ["ftp://example.org/obo", "notaurl"],  # never http(s): no network
+        "--url-gaf": ["ftp://example.org/gaf", ""],
+        "--timeout": BAD_NUMBERS + ["5"],
+    }
+    flags = ["--force", "--no-progress", "--bogus"]
+    argv = ["--dest", str(w / "go-placed"), "--url-obo", "ftp://example.org/obo", "--url-gaf", "ftp://example.org/gaf"]
+    for _ in range(rng.randint(0, 3)):
+        if rng.random() < 0.7:
+            opt = _pick(rng, sorted(options))
+            value = _pick(rng, options[opt])
+            if opt == "--url-gaf" and not value:  # an empty URL means the default (the internet): not here
+                value = "notaurl"
+            argv += [opt, value]
+        else:
+            argv.append(_pick(rng, flags))
+    return argv
+
+
 GENERATORS = {"train": _train_case, "predict": _predict_case, "evaluate": _evaluate_case,
-              "simulate": _simulate_case, "knowledge": _knowledge_case}
+              "simulate": _simulate_case, "knowledge": _knowledge_case, "data": _data_case,
+              "download-go": _go_case}
 
 
 def _run(tool: str, argv: list[str]) -> tuple[int, str]:
@@ -238,6 +297,10 @@ def fuzz(world: Path, n: int, seed: int) -> dict[str, int]:
         assert status in (0, 2), where
         if status == 2:
             assert len(lines) == 1, where
+        downloaded = status == 0 and tool in ("data", "download-go") and "--dest" in argv
+        if downloaded:  # a successful download may update what is in its own --dest (files, manifest)
+            dest = Path(argv[len(argv) - 1 - argv[::-1].index("--dest") + 1]).name + "/"
+            before = {f: h for f, h in before.items() if not f.startswith(dest)}
         updated = status == 0 and ("--resume" in argv or "--overwrite" in argv or tool == "predict")
         changed = [f for f, h in before.items() if after.get(f) != h]
         if updated:  # a successful --resume/--overwrite may update the run it names; a prediction may add files
