@@ -122,6 +122,8 @@ MODELS: dict[str, ModelSpec] = {m.label: m for m in [
     ModelSpec("linear", "linear", "linear", {}, {}, "linear (Ahlmann-Eltze et al. 2025)"),
     ModelSpec("linear_go", "linear", "linear_go", {}, {"go": "auto"}, "linear with GO gene embedding"),
     ModelSpec("go_knn", "linear", "go_knn", {}, {"go": "auto"}, "GO nearest-neighbour average"),
+    ModelSpec("network_knn", "oracle", "network_knn", {"network": "auto"}, {},
+              "oracle: true-network neighbours' measured singles, shrunk by leave-one-out"),
     ModelSpec("additive", "baseline", "additive", {}, {}, "sum of measured singles"),
     ModelSpec("mean", "baseline", "mean", {}, {}, "mean training perturbation"),
     ModelSpec("no_change", "baseline", "no_change", {}, {}, "control mean"),
@@ -135,13 +137,15 @@ class Setting:
     """A point on one simulator axis, and the models fitted there."""
 
     name: str
-    axis: str  # base, go_fidelity, train_frac, interaction, pretrain_mult
+    axis: str  # base, negative_control, go_fidelity, train_frac, interaction, pretrain_mult
     value: float
     models: tuple[str, ...]
     go_fidelity: float = 1.0
     train_frac: float = 1.0
     interaction: float = 1.0
     pretrain_mult: float = 1.0
+    #: the simulator's prior informativeness when it differs from the grid's (the negative control)
+    informativeness: float | None = None
 
 
 @dataclass(frozen=True)
@@ -172,9 +176,15 @@ class Grid:
     #: settings fitted only when asked for by name or axis (``--only``) or on a GPU (``--accelerator
     #: gpu``): a plain CPU run leaves them out and the report lists them as not fitted, with this reason
     gpu_settings: dict[str, str] = field(default_factory=dict)
+    #: models of the negative control: the grid's simulation with prior informativeness 0 (none: no
+    #: negative control)
+    negative_models: tuple[str, ...] = ()
 
     def settings(self) -> list[Setting]:
         out = [Setting("base", "base", 1.0, self.base_models)]
+        if self.negative_models:
+            out.append(Setting("negative_control", "negative_control", 0.0, self.negative_models,
+                               informativeness=0.0))
         out += [Setting(f"go_fidelity_{f:g}", "go_fidelity", f, self.fidelity_models, go_fidelity=f)
                 for f in self.fidelities]
         out += [Setting(f"train_frac_{f:g}", "train_frac", f, self.data_models, train_frac=f)
@@ -190,6 +200,16 @@ class Grid:
 
 
 _ALL_BASE = tuple(MODELS)
+#: The positive control, the simulation of the quick and full grids: ``demo`` with co-annotated
+#: regulators sharing their downstream programs (prior informativeness 1, one GO term per module, so
+#: that a term holds several perturbed regulators) and realistic systematic variation (a shared
+#: response calibrated so that the mean of the other singles predicts a single's change with Pearson
+#: Δ ≈ 0.58 off the target, as on the real Norman et al. cells; see
+#: ``benchmarks/results/simulator_calibration.md``). Its negative control is the same with prior
+#: informativeness 0.
+POSITIVE_CONTROL = {"prior_informativeness": 1.0, "submodules_per_module": 1, "shared_response": 0.33}
+_NEGATIVE_MODELS = ("priorgnn", "priorgnn_no_go", "priorgnn_go_permuted", "network_knn", "go_knn", "mean",
+                    "additive", "transformer_no_pretrain")
 _SMOKE_SIM = {"n_genes": 60, "n_modules": 4, "modules_per_group": 2, "regulator_frac": 0.2,
               "n_singles": 14, "n_doubles": 14, "n_states": 8, "n_cells_ctrl": 80,
               "n_cells_per_condition": 16, "min_cells": 8, "library_size": 1500.0}
@@ -200,30 +220,31 @@ GRIDS: dict[str, Grid] = {
         pretrain_batch_size=32, fidelities=(0.0,), train_fracs=(0.5,), interactions=(0.0,),
         pretrain_mults=(2.0,),
         base_models=("priorgnn", "priorgnn_no_go", "priorgnn_go_drop50", "priorgnn_shared_decoder",
-                     "transformer_pretrained", "transformer_no_pretrain", "linear_go", "go_knn", "additive",
-                     "mean", "no_change"),
+                     "transformer_pretrained", "transformer_no_pretrain", "linear_go", "go_knn", "network_knn",
+                     "additive", "mean", "no_change"),
+        negative_models=("priorgnn", "network_knn", "mean"),
         fidelity_models=("priorgnn", "linear_go"), data_models=("priorgnn", "additive"),
         interaction_models=("priorgnn", "additive"),
         transformer_options={"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32, "pretrain_steps": 3},
         n_boot=1000,
     ),
     "quick": Grid(
-        name="quick", preset="demo", sim_overrides={}, seeds=(0,), max_epochs=500, patience=20,
+        name="quick", preset="demo", sim_overrides=POSITIVE_CONTROL, seeds=(0,), max_epochs=500, patience=20,
         pretrain_batch_size=64, fidelities=(0.0, 0.5), train_fracs=(0.25, 0.5), interactions=(0.0,),
         pretrain_mults=(3.0,), base_models=_ALL_BASE,
         fidelity_models=("priorgnn", "linear_go", "go_knn"),
         data_models=("priorgnn", "transformer_no_pretrain", "additive", "linear"),
         interaction_models=("priorgnn", "transformer_no_pretrain", "additive", "linear"),
-        transformer_options={"pretrain_steps": 40},
+        transformer_options={"pretrain_steps": 40}, negative_models=_NEGATIVE_MODELS,
     ),
     "full": Grid(
-        name="full", preset="demo", sim_overrides={}, seeds=(0, 1, 2), max_epochs=500, patience=20,
+        name="full", preset="demo", sim_overrides=POSITIVE_CONTROL, seeds=(0, 1, 2), max_epochs=500, patience=20,
         pretrain_batch_size=64, fidelities=(0.0, 0.25, 0.5, 0.75), train_fracs=(0.25, 0.5, 0.75),
         interactions=(0.0, 0.5), pretrain_mults=(1.0, 10.0, 100.0), base_models=_ALL_BASE,
         fidelity_models=("priorgnn", "linear_go", "go_knn"),
         data_models=("priorgnn", "priorgnn_no_go", "transformer_no_pretrain", "additive", "linear"),
         interaction_models=("priorgnn", "priorgnn_no_go", "transformer_no_pretrain", "additive", "linear"),
-        transformer_options={"pretrain_steps": 120},
+        transformer_options={"pretrain_steps": 120}, negative_models=_NEGATIVE_MODELS,
         # one full pass over each pool (x100: ~5,000 steps of 64 cells per seed; ~25 min per seed on a
         # CPU core, about a minute on one GPU: run that axis with --only pretrain_mult --accelerator gpu)
         pretrain_arm_options={"pretrain_steps": None, "pretrain_epochs": 1},
@@ -296,27 +317,35 @@ class _Context:
         self._go: dict[tuple[float, float], str] = {}
         self._gene2go: dict[tuple[float, float], dict] = {}
 
-    def simulation(self, interaction: float):
-        if interaction not in self._sims:
+    def simulation(self, interaction: float, informativeness: float | None = None):
+        """The setting's simulation: the grid's, at another interaction strength or (for the negative
+        control) another prior informativeness."""
+        key = (interaction, informativeness)
+        if key not in self._sims:
             from priorgnn.simulate import simulate
 
             g = self.grid
             over = dict(g.sim_overrides)
+            name = f"interaction_{interaction:g}"
             if interaction != 1.0:
                 over["interaction_strength"] = interaction
-            self._sims[interaction] = simulate(g.preset, seed=g.data_seed,
-                                               out=self.out / "sims" / f"interaction_{interaction:g}", **over)
-        return self._sims[interaction]
+            if informativeness is not None:
+                over["prior_informativeness"] = informativeness
+                name += f"_informativeness_{informativeness:g}"
+            self._sims[key] = simulate(g.preset, seed=g.data_seed, out=self.out / "sims" / name, **over)
+        return self._sims[key]
 
     def knowledge_files(self, setting: Setting) -> tuple[Path, Path]:
         """OBO and GAF at the setting's GO fidelity (recall f, false annotations 1 - f)."""
         from priorgnn.simulate.ontology import write_knowledge
 
-        sim = self.simulation(setting.interaction)
+        sim = self.simulation(setting.interaction, setting.informativeness)
         f = setting.go_fidelity
         if f == 1.0:
             return sim.obo_path, sim.gaf_path
-        folder = self.out / "knowledge" / f"interaction_{setting.interaction:g}_fidelity_{f:g}"
+        folder = self.out / "knowledge" / (f"interaction_{setting.interaction:g}_fidelity_{f:g}"
+                                           + ("" if setting.informativeness is None
+                                              else f"_informativeness_{setting.informativeness:g}"))
         obo, gaf = folder / "go.obo", folder / "annotations.gaf"
         if not (folder / "knowledge.json").exists():
             write_knowledge(sim, folder, recall=f, false_rate=1.0 - f, seed=self.grid.data_seed)
@@ -324,7 +353,7 @@ class _Context:
 
     def go_graph_path(self, setting: Setting) -> str:
         """``'auto'`` at full fidelity; otherwise a saved GO graph of the degraded annotations."""
-        key = (setting.interaction, setting.go_fidelity)
+        key = (setting.interaction, setting.go_fidelity, setting.informativeness)
         if key not in self._go:
             if setting.go_fidelity == 1.0:
                 self._go[key] = "auto"
@@ -339,7 +368,7 @@ class _Context:
         return self._go[key]
 
     def gene2go(self, setting: Setting) -> dict[str, frozenset]:
-        key = (setting.interaction, setting.go_fidelity)
+        key = (setting.interaction, setting.go_fidelity, setting.informativeness)
         if key not in self._gene2go:
             from knowledge.go import read_gaf
 
@@ -352,7 +381,7 @@ class _Context:
         its training perturbations (validation and test unchanged)."""
         from priorgnn.data.splits import Split, make_split
 
-        sim = self.simulation(setting.interaction)
+        sim = self.simulation(setting.interaction, setting.informativeness)
         split = make_split(sim.data.conditions, "simulation", seed=1 + seed)
         if setting.train_frac >= 1.0:
             return split
@@ -369,7 +398,7 @@ class _Context:
         conditions), newly drawn from the same system; ``None`` at 1."""
         if setting.pretrain_mult <= 1.0:
             return None
-        sim = self.simulation(setting.interaction)
+        sim = self.simulation(setting.interaction, setting.informativeness)
         data = sim.data
         conds = sorted(set(split.train) | {CTRL})
         counts = pd.Series(data.cell_conditions).value_counts()
@@ -395,7 +424,7 @@ def _reference_tables(ctx: _Context, setting: Setting, seed: int) -> None:
     path = d / f"_reference_s{seed}.csv"
     if path.exists():
         return
-    sim = ctx.simulation(setting.interaction)
+    sim = ctx.simulation(setting.interaction, setting.informativeness)
     split = ctx.split(setting, seed)
     table, _ = evaluate_seed(sim.data, split, {}, seed=seed, metrics=list(STUDY_METRICS), simulation=sim,
                              ceiling=True, ceiling_seed=seed)
@@ -470,7 +499,7 @@ def _go_vs_effect(ctx: _Context, setting: Setting) -> pd.DataFrame:
 
 
 def _effect_similarity(ctx: _Context, setting: Setting) -> tuple[list[str], np.ndarray]:
-    sim = ctx.simulation(setting.interaction)
+    sim = ctx.simulation(setting.interaction, setting.informativeness)
     genes = sorted(sim.data.perturbed_genes)
     eff = sim.truth_delta([make_condition([g]) for g in genes]).astype(np.float64)
     pos = {g: i for i, g in enumerate(sim.simulator.genes)}
@@ -562,7 +591,7 @@ def run_cell(ctx: _Context, setting: Setting, label: str, seed: int) -> bool:
     _reference_tables(ctx, setting, seed)
     spec = MODELS[label]
     g = ctx.grid
-    sim = ctx.simulation(setting.interaction)
+    sim = ctx.simulation(setting.interaction, setting.informativeness)
     data = sim.data
     split = ctx.split(setting, seed)
     cls = get_model_class(spec.model)
@@ -574,6 +603,8 @@ def run_cell(ctx: _Context, setting: Setting, label: str, seed: int) -> bool:
         if options.get("pretrain"):
             options["pretrain_batch_size"] = g.pretrain_batch_size
             options["pretrain_extra_labels"] = True
+    if options.get("network") == "auto":  # the oracle reads the simulation's true network
+        options["network"] = str(sim.path / "network.csv")
     priors = dict(spec.priors)
     if priors.get("go", "none") == "auto":
         priors["go"] = ctx.go_graph_path(setting)

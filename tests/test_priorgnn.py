@@ -87,7 +87,9 @@ def test_zeroed_output_layer(demo):
     train_singles = [c for c in split.train if c.endswith("+ctrl")]
     mean_single = np.mean([s.delta(c) for c in train_singles], axis=0)
     for singles, center in (("none", "mean"), ("residual", "none"), ("residual", "mean")):
-        m = get_model_class("priorgnn")(hidden=8, singles=singles, center=center, allow_prior_free=True)
+        # knowledge='embed': the GEARS pathway only (the propagation pathway is checked below)
+        m = get_model_class("priorgnn")(hidden=8, singles=singles, center=center, allow_prior_free=True,
+                                        knowledge="embed")
         m.fit(data, split, graphs=graphs, train=TrainConfig(max_epochs=1, progress_bar=False))
         with torch.no_grad():
             m.net.indv_w2.zero_()
@@ -108,6 +110,37 @@ def test_zeroed_output_layer(demo):
             # exactly the additive expectation
             np.testing.assert_allclose(delta[2], s.delta("G0+ctrl") + s.delta("G1+ctrl"), rtol=1e-6, atol=1e-6)
             np.testing.assert_allclose(delta[4], s.delta("G0+ctrl") + base, rtol=1e-6, atol=1e-6)
+
+
+def test_zeroed_network_with_propagation_is_mean_plus_shrunk_neighbours(demo):
+    """With the network's output switched off, the default (knowledge='propagate') predicts a single as
+    the mean training single plus λ times the GO-weighted mean of the other training singles'
+    deviations from it (the perturbed gene's own entry of each deviation left out)."""
+    data, split, graphs = demo
+    s = data.summaries
+    m = get_model_class("priorgnn")(hidden=8, allow_prior_free=True)
+    m.fit(data, split, graphs=graphs, train=TrainConfig(max_epochs=1, progress_bar=False))
+    with torch.no_grad():
+        m.net.indv_w2.zero_()
+        m.net.indv_b2.zero_()
+        m.net.self_head.weight.zero_()
+        m.net.self_head.bias.zero_()
+    singles = sorted(c for c in split.train if c.endswith("+ctrl"))
+    names = [c.split("+")[0] for c in singles]
+    D = np.stack([s.delta(c) for c in singles])
+    mean = D.mean(0)
+    dev = D - mean
+    col = {g: i for i, g in enumerate(data.genes)}
+    for i, g in enumerate(names):
+        if g in col:
+            dev[i, col[g]] = 0.0
+    # the GO graph's weights from G0 to the other training singles, by hand from the graph
+    A = graphs.go.to_scipy()  # A[target, source]
+    gi = {g: i for i, g in enumerate(graphs.go.genes)}
+    w = np.array([0.0 if g == "G0" else A[gi["G0"], gi[g]] for g in names])
+    lam = m.fit_info["propagation"]["lambda"]
+    expected = mean + (lam * (w @ dev) / w.sum() if w.sum() > 0 else 0.0)
+    np.testing.assert_allclose(m.predict_delta(["G0+ctrl"])[0], expected, rtol=1e-5, atol=1e-5)
 
 
 def test_training_reduces_validation_loss_and_predicts(demo, tmp_path):
@@ -180,7 +213,8 @@ def test_self_head_starts_at_the_mean_own_change_of_training_singles(demo):
     singles = {c.split("+")[0]: c for c in split.train if c.endswith("+ctrl")}
     mean_single = np.mean([s.delta(c) for c in singles.values()], axis=0)
     expected = np.mean([s.delta(c)[genes.index(g)] - mean_single[genes.index(g)] for g, c in singles.items()])
-    m = get_model_class("priorgnn")(hidden=8, allow_prior_free=True)
+    # knowledge='embed': without the propagated neighbours, only the readout is left at an unseen target
+    m = get_model_class("priorgnn")(hidden=8, allow_prior_free=True, knowledge="embed")
     m.fit(data, split, graphs=graphs, train=TrainConfig(max_epochs=1, lr=0.0, weight_decay=0.0, progress_bar=False))
     assert m.net.self_head.bias.item() == pytest.approx(expected, rel=1e-5)
     with torch.no_grad():  # switch every other output off: what is left is the readout at the target

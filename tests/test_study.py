@@ -46,7 +46,13 @@ def test_grids_have_the_issues_models_and_seeds():
                   "additive", "mean", "no_change", "priorgnn_shared_decoder"):
         assert label in full.base_models and label in GRIDS["quick"].base_models
     axes = {s.axis for s in full.settings()}
-    assert axes == {"base", "go_fidelity", "train_frac", "interaction", "pretrain_mult"}
+    assert axes == {"base", "negative_control", "go_fidelity", "train_frac", "interaction", "pretrain_mult"}
+    # the base simulation is the positive control; the negative control differs only in informativeness
+    assert full.sim_overrides["prior_informativeness"] == 1.0
+    neg = next(s for s in full.settings() if s.axis == "negative_control")
+    assert neg.informativeness == 0.0
+    assert {"priorgnn", "priorgnn_no_go", "network_knn", "mean"} <= set(neg.models)
+    assert "network_knn" in full.base_models
     assert MODELS["priorgnn_shared_decoder"].options["decoder"] == "shared"
 
 

@@ -105,7 +105,7 @@ def _import_builtin_models() -> None:
     # but imports cell-gears only when used.
     from priorgnn.models import baselines  # noqa: F401
     for mod in ("priorgnn.models.priorgnn", "priorgnn.models.transformer", "priorgnn.models.gears_ref",
-                "priorgnn.models.linear"):
+                "priorgnn.models.linear", "priorgnn.models.neighbours"):
         try:
             __import__(mod)
         except ModuleNotFoundError as exc:

@@ -97,8 +97,11 @@ class PriorGNNModule(nn.Module):
                  pert_dropout: float = 0.0, trained_pert_idx: torch.Tensor | None = None,
                  pert_gene_idx: torch.Tensor | None = None, self_init: float = 0.0,
                  single_pert_idx: torch.Tensor | None = None,
-                 single_delta: torch.Tensor | None = None, mean_delta: torch.Tensor | None = None) -> None:
+                 single_delta: torch.Tensor | None = None, mean_delta: torch.Tensor | None = None,
+                 prop_weight: torch.Tensor | None = None, prop_dev: torch.Tensor | None = None,
+                 prop_lambda: float = 0.0, null_center: bool = False) -> None:
         super().__init__()
+        self.null_center = bool(null_center)
         H = hidden
         if singles not in ("residual", "predicted", "none"):
             raise ConfigError(f"singles must be 'residual', 'predicted' or 'none', not {singles!r}.")
@@ -142,6 +145,9 @@ class PriorGNNModule(nn.Module):
         if trained_pert_idx is None:
             trained_pert_idx = torch.zeros(0, dtype=torch.long)
         self.register_buffer("trained_pert_idx", trained_pert_idx.long())
+        # the scale of the network's residual for genes never perturbed in training (set after
+        # training by PriorGNN's validation gate; 1: as trained)
+        self.register_buffer("unseen_scale", torch.ones(()))
         self.has_go = go is not None
         if go is not None:
             self.register_buffer("go_index", go[0].long())
@@ -179,6 +185,14 @@ class PriorGNNModule(nn.Module):
         self.register_buffer("single_delta", single_delta.float())
         # the network's singles are residuals from the mean training single (zeros: no centring)
         self.register_buffer("mean_delta", (mean_delta if mean_delta is not None else torch.zeros(n_genes)).float())
+        # the propagation pathway (knowledge='propagate'): a single is also moved by λ times the
+        # GO-weighted mean of its neighbours' measured deviations from the mean single
+        # (priorgnn.models.neighbours); prop_weight [P, T] is row-normalised, prop_dev [T, G]
+        self.has_propagation = prop_weight is not None
+        if prop_weight is not None:
+            self.register_buffer("prop_weight", prop_weight.float())
+            self.register_buffer("prop_dev", prop_dev.float())
+            self.register_buffer("prop_lambda", torch.tensor(float(prop_lambda)))
 
     # -- branches ------------------------------------------------------------------------------------
     def gene_branch(self) -> torch.Tensor:
@@ -235,7 +249,10 @@ class PriorGNNModule(nn.Module):
 
     def _targets(self, pert_idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(row, gene) of every perturbed gene that is also a measured gene."""
-        gene = self.pert_gene_idx[pert_idx.clamp_min(0)]
+        table = self.pert_gene_idx
+        if pert_idx.numel() and int(pert_idx.max()) >= len(table):  # the null row of forward()
+            table = torch.cat([table, table.new_full((1,), -1)])
+        gene = table[pert_idx.clamp_min(0)]
         hit = (pert_idx >= 0) & (gene >= 0)
         rows = torch.arange(pert_idx.shape[0], device=pert_idx.device)[:, None].expand_as(pert_idx)[hit]
         return rows, gene[hit]
@@ -278,7 +295,27 @@ class PriorGNNModule(nn.Module):
         if len(genes):
             singles = torch.full((len(genes), 2), PAD, dtype=torch.long, device=dev)
             singles[:, 0] = genes
-            part[need] = self.decode(base, pert_global, singles)["delta"][inverse] + self.mean_delta
+            if self.null_center:
+                # decode a "null" perturbation (zero embedding, no target) in the same batch and
+                # subtract it: the network then adds nothing for a gene it knows nothing about, and
+                # such a gene is predicted as the mean single (plus the propagated neighbours)
+                ext = torch.cat([pert_global, pert_global.new_zeros(1, pert_global.shape[1])])
+                null = torch.tensor([[self.n_perts, PAD]], dtype=torch.long, device=dev)
+                out = self.decode(base, ext, torch.cat([singles, null]))["delta"]
+                resid = out[:-1] - out[-1:]
+                if not self.training and float(self.unseen_scale) != 1.0:
+                    unseen = ~torch.isin(genes, self.trained_pert_idx)
+                    scaled = torch.where(unseen[:, None], self.unseen_scale * resid, resid)
+                    if self.self_head is not None:  # the target's own change is not gated
+                        rows, cols = self._targets(singles)
+                        scaled[rows, cols] = resid[rows, cols]
+                    resid = scaled
+                single_pred = resid + self.mean_delta
+            else:
+                single_pred = self.decode(base, pert_global, singles)["delta"] + self.mean_delta
+            if self.has_propagation:
+                single_pred = single_pred + self.prop_lambda * (self.prop_weight[genes] @ self.prop_dev)
+            part[need] = single_pred[inverse]
         if measured.any():
             part[measured] = self.single_delta[single_rows[measured]]
         delta = part.sum(1)
@@ -321,6 +358,15 @@ class PriorGNN(PerturbationModel):
     pert_flag : add a learned perturbation embedding to the perturbed genes' own embeddings, read out
         by a head shared by all genes (so the target itself responds to CRISPRa/CRISPRi, also a gene
         never perturbed in training); GEARS defines the embedding but never uses it
+    knowledge : how the GO graph reaches a single's prediction. ``'embed'`` (GEARS): only through the
+        SGConv-refined perturbation embeddings. ``'propagate'`` (default): also by propagating the
+        measured training singles over the graph, ``δ̂_u = m + λ Σ_j w_uj (δ_j − m) / Σ_j w_uj + network``
+        with ``λ`` chosen by leave-one-out over the training singles
+        (:mod:`priorgnn.models.neighbours`); without GO, or with ``center='none'`` or
+        ``singles='none'``, it is the same as ``'embed'``
+    null_center : the network's single is its output for the gene minus its output for a "null"
+        perturbation (zero embedding, no target), so that a gene the network knows nothing about adds
+        nothing to the mean single (additive modes only; False: the raw output, as before)
     """
 
     trainable = True
@@ -330,7 +376,10 @@ class PriorGNN(PerturbationModel):
                  use_coexpression: bool = True, singles: str = "residual", decoder: str = "gene_specific",
                  loss: str = "autofocus", direction_lambda: float = 0.1, uncertainty: bool = False,
                  allow_prior_free: bool = False, pert_init: str = "zero", pert_dropout: float = 0.0,
-                 center: str = "mean", pert_flag: bool = True, interaction_gate: bool = True, **kw) -> None:
+                 center: str = "mean", pert_flag: bool = True, interaction_gate: bool = True,
+                 knowledge: str = "propagate", null_center: bool = True, **kw) -> None:
+        if knowledge not in ("propagate", "embed"):
+            raise ConfigError(f"priorgnn: knowledge must be 'propagate' or 'embed', not {knowledge!r}.")
         if center not in ("mean", "none"):
             raise ConfigError(f"priorgnn: center must be 'mean' or 'none', not {center!r}.")
         if singles not in ("residual", "predicted", "none"):
@@ -343,13 +392,15 @@ class PriorGNN(PerturbationModel):
                          use_coexpression=use_coexpression, singles=singles, decoder=decoder, loss=loss,
                          direction_lambda=direction_lambda, uncertainty=uncertainty,
                          allow_prior_free=allow_prior_free, pert_init=pert_init, pert_dropout=pert_dropout,
-                         center=center, pert_flag=pert_flag, interaction_gate=interaction_gate, **kw)
+                         center=center, pert_flag=pert_flag, interaction_gate=interaction_gate,
+                         knowledge=knowledge, null_center=null_center, **kw)
         self.net: PriorGNNModule | None = None
 
     # -- vocabulary and graphs ------------------------------------------------------------------------
     def _build(self, genes: list[str], pert_genes: list[str], coex, go, single_genes: list[str],
                single_delta: np.ndarray, annotated: np.ndarray, trained_perts: set[str],
-               mean_delta: np.ndarray | None = None, self_init: float = 0.0) -> None:
+               mean_delta: np.ndarray | None = None, self_init: float = 0.0,
+               propagation: dict[str, np.ndarray] | None = None) -> None:
         self.genes = genes
         self.pert_genes = pert_genes
         self.pert_index = {g: i for i, g in enumerate(pert_genes)}
@@ -372,8 +423,13 @@ class PriorGNN(PerturbationModel):
             single_pert_idx=torch.as_tensor([self.pert_index[g] for g in single_genes], dtype=torch.long),
             single_delta=torch.as_tensor(single_delta, dtype=torch.float32),
             mean_delta=torch.as_tensor(mean_delta, dtype=torch.float32) if mean_delta is not None else None,
-            self_init=self_init,
+            self_init=self_init, null_center=bool(hp.get("null_center", False)),
+            **({} if propagation is None else {
+                "prop_weight": torch.as_tensor(propagation["prop_weight"], dtype=torch.float32),
+                "prop_dev": torch.as_tensor(propagation["prop_dev"], dtype=torch.float32),
+                "prop_lambda": float(propagation["prop_lambda"])}),
         )
+        self.propagation = propagation
 
     def fit(self, data, split, *, graphs: PriorGraphs | None = None, train: TrainConfig | None = None):
         from priorgnn.training.fit import train_delta_module
@@ -424,8 +480,11 @@ class PriorGNN(PerturbationModel):
         own = [s.delta(c)[gene_pos[g]] - (mean_delta[gene_pos[g]] if mean_delta is not None else 0.0)
                for g, c in singles.items() if g in gene_pos]
         self_init = float(np.mean(own)) if own else 0.0
+        propagation = None
+        if hp.get("knowledge", "propagate") == "propagate" and go_arrays is not None and mean_delta is not None:
+            propagation = self._propagation(go_arrays, pert_genes, singles, s, gene_pos)
         self._build(genes, pert_genes, coex_arrays, go_arrays, single_genes, single_delta, annotated, train_genes,
-                    mean_delta, self_init)
+                    mean_delta, self_init, propagation)
         unannotated = sorted(g for g in train_genes if not annotated[self.pert_index[g]])
         if go_graph is not None and unannotated:
             log.warning("%d trained perturbation gene(s) have no GO annotation: %s", len(unannotated), unannotated[:10])
@@ -441,9 +500,69 @@ class PriorGNN(PerturbationModel):
         self.fit_info["training"] = train_delta_module(self.net, encode, data, split, train, plan_kwargs)
         if train.untrained:
             self._backbone_only()
-        elif hp["singles"] == "residual" and hp.get("interaction_gate", True):
-            self._gate_interaction(data, split)
+        else:
+            if hp.get("null_center", False) and hp["singles"] != "none":
+                self._gate_unseen(data, split)
+            if hp["singles"] == "residual" and hp.get("interaction_gate", True):
+                self._gate_interaction(data, split)
         return self
+
+    def _gate_unseen(self, data, split) -> None:
+        """Scale the network's residual for genes never perturbed in training by the factor among
+        0, 0.5 and 1 with the lowest validation MSE (off the perturbed gene) on the validation singles
+        of genes not perturbed in training. A wrong or uninformative prior graph can make the
+        network's guess for such a gene worse than the mean single; the choice uses validation data
+        only, and with no such validation single the residual is kept."""
+        s = data.summaries
+        val = [c for c in split.val if len(parse_condition(c)) == 1 and parse_condition(c)[0] not in self.trained_perts]
+        info: dict = {"validation_singles": len(val), "scale": 1.0}
+        if val:
+            obs = np.stack([s.delta(c) for c in val])
+            col = {g: i for i, g in enumerate(self.genes)}
+            keep = np.ones_like(obs, dtype=bool)
+            for i, c in enumerate(val):
+                j = col.get(parse_condition(c)[0])
+                if j is not None:
+                    keep[i, j] = False
+            errors = {}
+            for scale in (0.0, 0.5, 1.0):
+                self.net.unseen_scale.fill_(scale)
+                errors[scale] = float(((self.predict_delta(val) - obs) ** 2)[keep].mean())
+            best = min(errors, key=lambda k: (errors[k], -k))
+            self.net.unseen_scale.fill_(best)
+            info.update(scale=best, mse={str(k): v for k, v in errors.items()})
+            log.info("network residual for unseen genes scaled by %g (validation MSE off target: %s; %d singles)",
+                     best, ", ".join(f"{k:g}: {v:.4f}" for k, v in errors.items()), len(val))
+        self.fit_info["unseen_gate"] = info
+
+    def _propagation(self, go_arrays, pert_genes: list[str], singles: dict[str, str], summaries,
+                     gene_pos: dict[str, int]) -> dict[str, np.ndarray]:
+        """The buffers of the propagation pathway: row-normalised GO weights from every perturbation
+        gene to the training singles (self excluded), the singles' deviations from their mean (own
+        target masked) and the leave-one-out shrinkage ``λ``."""
+        import scipy.sparse as sp
+
+        from priorgnn.models.neighbours import loo_shrinkage, transfer_deviations
+
+        names = sorted(singles)
+        deltas = (np.stack([summaries.delta(singles[g]) for g in names]) if names
+                  else np.zeros((0, len(gene_pos))))
+        pidx = {g: i for i, g in enumerate(pert_genes)}
+        cols = np.array([pidx[g] for g in names], dtype=np.int64)
+        (src, tgt), w = np.asarray(go_arrays[0]), np.asarray(go_arrays[1], dtype=np.float64)
+        off = src != tgt
+        A = sp.csr_matrix((w[off], (tgt[off], src[off])), shape=(len(pert_genes),) * 2)  # A[query, neighbour]
+        W = np.asarray(A[:, cols].todense()) if len(cols) else np.zeros((len(pert_genes), 0))
+        targets = [gene_pos.get(g) for g in names]
+        lam = loo_shrinkage(W[cols], deltas, targets) if len(cols) else 0.0
+        total = np.abs(W).sum(axis=1, keepdims=True)
+        Wn = np.divide(W, total, out=np.zeros_like(W), where=total > 0)
+        # transfer_deviations row-normalises too; with Wn rows summing to 1 the two agree
+        dev = transfer_deviations(np.eye(len(names)), deltas, targets) if len(names) else deltas
+        self.fit_info["propagation"] = {"lambda": lam, "singles": len(names),
+                                        "genes_with_a_measured_neighbour": int((total[:, 0] > 0).sum())}
+        log.info("knowledge propagation: leave-one-out lambda %.3f over %d training singles", lam, len(names))
+        return {"prop_weight": Wn.astype(np.float32), "prop_dev": dev.astype(np.float32), "prop_lambda": np.array(lam)}
 
     def _backbone_only(self) -> None:
         """Switch the network's learned output off, for an untrained reference model.
@@ -452,7 +571,8 @@ class PriorGNN(PerturbationModel):
         not a reference. With them at zero the model predicts through its built-in backbone only: a gene
         without a measured training single gets the mean training single (``center='mean'``) plus, on
         the gene itself, the training singles' mean change of their own target (the self head's
-        initial bias); a double the sum of its two singles (the interaction head starts at zero);
+        initial bias), and with ``knowledge='propagate'`` the shrunk GO-propagated deviations of its
+        measured neighbours (which need no training); a double the sum of its two singles (the interaction head starts at zero);
         in GEARS mode (``singles='none'``) no change.
         """
         with torch.no_grad():
@@ -567,6 +687,9 @@ class PriorGNN(PerturbationModel):
             "coex_weight": net.coex_weight.numpy() if net.has_coexpression else np.zeros(0, np.float32),
             "has_go": np.array(net.has_go), "has_coexpression": np.array(net.has_coexpression),
             "mean_delta": net.mean_delta.numpy(),
+            **({} if not net.has_propagation else {
+                "prop_weight": net.prop_weight.numpy(), "prop_dev": net.prop_dev.numpy(),
+                "prop_lambda": net.prop_lambda.numpy()}),
         }
 
     def save(self, directory):
@@ -582,7 +705,9 @@ class PriorGNN(PerturbationModel):
         go = (arrays["go_index"], arrays["go_weight"]) if bool(arrays["has_go"]) else None
         self._build(self.genes, [str(g) for g in arrays["pert_genes"]], coex, go,
                     [str(g) for g in arrays["single_genes"]], arrays["single_delta"], arrays["annotated"],
-                    {str(g) for g in arrays["trained_perts"]}, arrays.get("mean_delta"))
+                    {str(g) for g in arrays["trained_perts"]}, arrays.get("mean_delta"),
+                    propagation=({k: arrays[k] for k in ("prop_weight", "prop_dev", "prop_lambda")}
+                                 if "prop_weight" in arrays else None))
         try:
             state = torch.load(Path(directory) / "weights.pt", map_location="cpu", weights_only=True)
             self.net.load_state_dict(state)

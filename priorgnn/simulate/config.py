@@ -71,6 +71,14 @@ class SimulatorConfig:
     program_or_frac
         At ``interaction_strength=1``, fraction of program-listening genes that sum their inputs
         (OR logic; ``or_logic_frac`` applies to the other multi-input genes).
+    prior_informativeness
+        0..1: how much co-annotated regulators share downstream programs. Each sub-module (a GO-like
+        term) has a template regulator (its regulator with most targets); every other regulator of the
+        sub-module copies each of the template's direct targets, with the template's sign, with this
+        probability (where the copy keeps the graph acyclic), and drops each of its own other targets
+        with the same probability. At 0 (the default) regulators of one
+        term share targets only by chance; at 1 their perturbations move a common downstream program,
+        so a gene's GO neighbours' measured effects predict its own (see the ``network_knn`` oracle).
 
     Dynamics (see :mod:`priorgnn.simulate.ode`)
     ---------------------------------------------
@@ -140,6 +148,15 @@ class SimulatorConfig:
         Cell 2018), so their doubles are enriched for genuine interactions; most random pairs of a
         sparse network act on disjoint genes and are exactly additive.
 
+    shared_response, shared_response_frac
+        Systematic variation: every perturbation also moves a common response program (as real
+        screens do: Systema, Viñas Torné et al. 2025, found that perturbed cells
+        share a large common change against controls). A fraction ``shared_response_frac`` of genes
+        carry a loading ``v_g ~ N(0, 1)`` (the others 0); a perturbed gene ``p`` has an affinity
+        ``q_p ~ U(0.4, 1)``, a condition ``k = 1 - prod_p (1 - q_p)`` (saturating: a double moves the
+        program less than the sum of its singles); its cells' transcription is multiplied by
+        ``exp(shared_response * k * v_g)`` before the network propagates it. 0 (the default) is off.
+
     Cells and measurement
     ---------------------
     n_states, state_sd, state_sd_spread
@@ -147,6 +164,10 @@ class SimulatorConfig:
         log-normal multipliers of transcription, propagated through the network. Gene ``g``'s
         multipliers have log-sd ``state_sd * exp(state_sd_spread * z_g)``, ``z_g ~ N(0, 1)``: genes
         differ in intrinsic variability (bursty genes), which makes pseudobulk noise heavy-tailed.
+    state_module_sd
+        A cell state's further log multiplier shared by all genes of a module (``state_module_sd *
+        z_{state, module}``): cell-level co-variation of co-regulated genes, which the co-expression
+        graph built by ``knowledge`` detects. 0 (the default) is off.
     n_cells_ctrl, n_cells_per_condition, cells_sd, min_cells
         Control cells; mean cells per perturbation, its log-normal spread, and its minimum.
     library_size, library_sd
@@ -187,6 +208,7 @@ class SimulatorConfig:
     program_weight: tuple[float, float] = (0.3, 0.7)
     program_occupancy: tuple[float, float] = (0.2, 0.6)
     program_or_frac: float = 0.35
+    prior_informativeness: float = 0.0
     # dynamics
     interaction_strength: float = 1.0
     weight_range: tuple[float, float] = (0.9, 1.0)
@@ -212,10 +234,13 @@ class SimulatorConfig:
     double_within_module_frac: float = 0.4
     double_overlap_bias: float = 2.0
     double_interaction_bias: float = 0.0
+    shared_response: float = 0.0
+    shared_response_frac: float = 0.3
     # cells and measurement
     n_states: int = 48
     state_sd: float = 0.25
     state_sd_spread: float = 0.0
+    state_module_sd: float = 0.0
     n_cells_ctrl: int = 300
     n_cells_per_condition: int = 60
     cells_sd: float = 0.25
@@ -349,6 +374,12 @@ class SimulatorConfig:
         need(0 <= self.double_within_module_frac <= 1, "double_within_module_frac must be in [0, 1].")
         need(self.double_overlap_bias >= 0, "double_overlap_bias must be >= 0.")
         need(self.double_interaction_bias >= 0, "double_interaction_bias must be >= 0.")
+        need(0 <= self.prior_informativeness <= 1,
+             f"prior_informativeness={self.prior_informativeness} must be in [0, 1].")
+        need(self.shared_response >= 0, f"shared_response={self.shared_response} must be >= 0 (0 = off).")
+        need(0 < self.shared_response_frac <= 1,
+             f"shared_response_frac={self.shared_response_frac} must be in (0, 1].")
+        need(self.state_module_sd >= 0, f"state_module_sd={self.state_module_sd} must be >= 0 (0 = off).")
         need(self.n_states >= 1, "n_states must be >= 1.")
         need(self.min_cells >= 2, "min_cells must be >= 2 (differential expression needs 2 cells).")
         need(self.n_cells_ctrl >= self.min_cells,

@@ -227,6 +227,10 @@ def random_network(cfg, rng: np.random.Generator) -> NetworkSpec:
                     break
         regs_src.extend(sorted(picked))
         regs_tgt.extend([int(i)] * len(picked))
+    templates: dict[int, int] = {}
+    if cfg.prior_informativeness > 0:
+        templates = _share_programs(regs_src, regs_tgt, submodule, is_reg, level, program,
+                                    cfg.prior_informativeness, rng)
     # program edges: regulated non-regulator genes listen to programs
     hubs = np.nonzero(program)[0]
     n_regular = len(regs_src)
@@ -247,6 +251,8 @@ def random_network(cfg, rng: np.random.Generator) -> NetworkSpec:
     # edge parameters
     act_p = np.where(into_program, cfg.program_input_activator_frac, cfg.activator_frac)
     sign = np.where(rng.random(E) < act_p, 1, -1).astype(np.int64)
+    if cfg.prior_informativeness > 0:
+        _copy_template_signs(src, tgt, sign, submodule, program, templates)
     n_prog = int(is_program_edge.sum())
     weight = rng.uniform(*cfg.weight_range, size=E)
     weight[is_program_edge] = rng.uniform(*cfg.program_weight, size=n_prog)
@@ -326,6 +332,71 @@ def random_network(cfg, rng: np.random.Generator) -> NetworkSpec:
     log.debug("network: %d genes, %d modules, %d sub-modules, %d regulators, %d edges",
               G, cfg.n_modules, n_sub, int(is_reg.sum()), E)
     return NetworkSpec(genes=genes, edges=edges)
+
+
+def _templates(src: np.ndarray, submodule: np.ndarray, is_reg: np.ndarray, program: np.ndarray) -> dict[int, int]:
+    """``{sub-module: template regulator}``: the sub-module's (non-program) regulator with the most
+    direct targets (ties: the lowest index)."""
+    out_deg = np.bincount(src, minlength=len(submodule)) if len(src) else np.zeros(len(submodule), int)
+    out: dict[int, int] = {}
+    for r in np.nonzero(is_reg & ~program)[0]:
+        s = int(submodule[r])
+        if s not in out or out_deg[r] > out_deg[out[s]]:
+            out[s] = int(r)
+    return out
+
+
+def _share_programs(regs_src: list[int], regs_tgt: list[int], submodule: np.ndarray, is_reg: np.ndarray,
+                    level: np.ndarray, program: np.ndarray, rho: float,
+                    rng: np.random.Generator) -> dict[int, int]:
+    """Prior informativeness: every regulator of a sub-module copies each direct target of the
+    sub-module's template regulator with probability ``rho``, and drops each of its own other
+    (non-program) targets with probability ``rho`` (in place; signs follow in
+    :func:`_copy_template_signs`). A copy that would break acyclicity (a regulator target on the
+    copier's level or above) or duplicate an edge is skipped. Returns the templates."""
+    src = np.asarray(regs_src, dtype=np.int64)
+    tgt = np.asarray(regs_tgt, dtype=np.int64)
+    templates = _templates(src, submodule, is_reg, program)
+    have = set(zip(regs_src, regs_tgt))
+    drop: set[tuple[int, int]] = set()
+    for r in np.nonzero(is_reg & ~program)[0].tolist():
+        t = templates.get(int(submodule[r]))
+        if t is None or t == r:
+            continue
+        shared = set(tgt[src == t].tolist())
+        for target in tgt[src == r].tolist():
+            # the copier's own other targets (not program hubs) are dropped with the same probability
+            if target not in shared and not program[target] and rng.random() < rho:
+                drop.add((r, target))
+        for target in sorted(shared):
+            if target == r or (r, target) in have or program[target]:
+                continue
+            if is_reg[target] and level[target] <= level[r]:
+                continue
+            if rng.random() < rho:
+                regs_src.append(r)
+                regs_tgt.append(target)
+                have.add((r, target))
+    if drop:
+        keep = [i for i, e in enumerate(zip(regs_src, regs_tgt)) if e not in drop]
+        regs_src[:] = [regs_src[i] for i in keep]
+        regs_tgt[:] = [regs_tgt[i] for i in keep]
+    return templates
+
+
+def _copy_template_signs(src: np.ndarray, tgt: np.ndarray, sign: np.ndarray, submodule: np.ndarray,
+                         program: np.ndarray, templates: dict[int, int]) -> None:
+    """Give every edge from a regulator to a target that its sub-module's template also regulates the
+    template's sign (in place): co-annotated regulators then move shared targets the same way."""
+    tsign = {(int(a), int(b)): int(s) for a, b, s in zip(src, tgt, sign)}
+    for e in range(len(src)):
+        r = int(src[e])
+        t = templates.get(int(submodule[r]))
+        if t is None or t == r or program[r]:
+            continue
+        s = tsign.get((t, int(tgt[e])))
+        if s is not None:
+            sign[e] = s
 
 
 def _sub_name(m: int, sid: int, sub_of_module: list[np.ndarray]) -> str:

@@ -40,7 +40,8 @@ __all__ = ["Simulator", "STREAMS"]
 
 #: Random streams derived from the master seed: changing one part of a simulation (e.g. the number
 #: of cells or the knowledge fidelity) leaves the others unchanged.
-STREAMS = {"network": 11, "states": 12, "design": 13, "cells": 14, "extra_cells": 15, "knowledge": 16}
+STREAMS = {"network": 11, "states": 12, "design": 13, "cells": 14, "extra_cells": 15, "knowledge": 16,
+           "shared_response": 17}
 
 _ROWS_PER_CHUNK = 2048  # conditions x states rows solved at once
 _CELLS_PER_CHUNK = 1024  # cells sampled at once (fixed: part of the deterministic stream)
@@ -93,7 +94,8 @@ class Simulator:
 
     def __init__(self, spec: NetworkSpec, *, state_log_mult: np.ndarray | None = None,
                  modality: str = "crispra", library_size: float = 2500.0, library_sd: float = 0.3,
-                 target_sum: float = 1e4, seed: int = 0) -> None:
+                 target_sum: float = 1e4, seed: int = 0, shared_response: np.ndarray | None = None,
+                 shared_affinity: np.ndarray | None = None) -> None:
         if modality not in ("crispra", "crispri"):
             raise ConfigError(f"modality={modality!r}: choose 'crispra' or 'crispri'.")
         self.spec = spec
@@ -114,6 +116,14 @@ class Simulator:
         if self.state_log_mult.shape[1] != self.n_genes:
             raise ConfigError("state_log_mult must have one column per gene.")
         self.modality = modality
+        # systematic variation (SimulatorConfig.shared_response): the common program's log loadings
+        # (already scaled) and each gene's affinity for it as a perturbed gene; zeros: off
+        self.shared_response = (np.zeros(self.n_genes) if shared_response is None
+                                else np.asarray(shared_response, dtype=np.float64))
+        self.shared_affinity = (np.zeros(self.n_genes) if shared_affinity is None
+                                else np.asarray(shared_affinity, dtype=np.float64))
+        if self.shared_response.shape != (self.n_genes,) or self.shared_affinity.shape != (self.n_genes,):
+            raise ConfigError("shared_response and shared_affinity must have one value per gene.")
         self.library_size = float(library_size)
         self.library_sd = float(library_sd)
         self.target_sum = float(target_sum)
@@ -139,8 +149,20 @@ class Simulator:
         rng = stream_rng(cfg.seed, "states")
         gene_sd = cfg.state_sd * np.exp(cfg.state_sd_spread * rng.standard_normal(cfg.n_genes))
         states = gene_sd * rng.standard_normal((cfg.n_states, cfg.n_genes))
+        if cfg.state_module_sd > 0 and "module" in spec.genes:
+            # cell-level co-variation of co-regulated genes (drawn after the per-gene states, so that
+            # a config without it reproduces the same cells)
+            module = pd.factorize(spec.genes["module"])[0]
+            states = states + cfg.state_module_sd * rng.standard_normal((cfg.n_states, module.max() + 1))[:, module]
+        shared = affinity = None
+        if cfg.shared_response > 0:
+            srng = stream_rng(cfg.seed, "shared_response")
+            carries = srng.random(cfg.n_genes) < cfg.shared_response_frac
+            shared = cfg.shared_response * srng.standard_normal(cfg.n_genes) * carries
+            affinity = srng.uniform(0.4, 1.0, cfg.n_genes)
         return cls(spec, state_log_mult=states, modality=cfg.modality, library_size=cfg.library_size,
-                   library_sd=cfg.library_sd, target_sum=cfg.target_sum, seed=cfg.seed)
+                   library_sd=cfg.library_sd, target_sum=cfg.target_sum, seed=cfg.seed,
+                   shared_response=shared, shared_affinity=affinity)
 
     @classmethod
     def from_network(cls, genes: pd.DataFrame, edges: pd.DataFrame, *, n_states: int = 1,
@@ -156,7 +178,8 @@ class Simulator:
         """The same system under another perturbation modality (``crispra``/``crispri``)."""
         return Simulator(self.spec, state_log_mult=self.state_log_mult, modality=modality,
                          library_size=self.library_size, library_sd=self.library_sd,
-                         target_sum=self.target_sum, seed=self.seed)
+                         target_sum=self.target_sum, seed=self.seed, shared_response=self.shared_response,
+                         shared_affinity=self.shared_affinity)
 
     # -- structure ---------------------------------------------------------------------------------
     def _levels(self) -> np.ndarray:
@@ -318,6 +341,15 @@ class Simulator:
         factor = self.crispra_fold if self.modality == "crispra" else self.crispri_residual
         return [(i, float(np.log(factor[i]))) for i in idx]
 
+    def _shared_shift(self, condition: str) -> np.ndarray | None:
+        """The condition's log multiplier of transcription from the shared response program
+        (``k * v``, ``k = 1 - prod_p (1 - q_p)`` over its perturbed genes); ``None`` when off."""
+        genes = parse_condition(condition)
+        if not genes or not self.shared_response.any():
+            return None
+        k = 1.0 - np.prod([1.0 - self.shared_affinity[self._gene(g)] for g in genes])
+        return k * self.shared_response
+
     def _canonical(self, conditions: Sequence[str] | str) -> list[str]:
         if isinstance(conditions, str):
             conditions = [conditions]
@@ -350,6 +382,9 @@ class Simulator:
         base = np.zeros((1, self.n_genes)) if states is None else self.state_log_mult[states]
         logu = np.tile(base, (len(conditions), 1))
         for ci, cond in enumerate(conditions):
+            shift = self._shared_shift(cond)
+            if shift is not None:
+                logu[ci * S:(ci + 1) * S] += shift
             for gi, lp in self._log_pert(cond):
                 logu[ci * S:(ci + 1) * S, gi] += lp
         log_b, log_1mb = self._log_basal
@@ -402,6 +437,9 @@ class Simulator:
             for grp in groups:
                 log_f[:, grp.targets] = self._group_log_factor(logu, grp, log_b, log_1mb)
         log_prod = log_f + (0.0 if state is None else self.state_log_mult[state])
+        shift = self._shared_shift(cond)
+        if shift is not None:
+            log_prod = log_prod + shift
         for gi, lp in self._log_pert(cond):
             log_prod[:, gi] += lp
         production = self.degradation * self.expression * np.exp(log_prod)
@@ -508,6 +546,9 @@ class Simulator:
             "edge_exponent": self._w,
             "state_log_mult": self.state_log_mult,
         }
+        if self.shared_response.any():
+            arrays["shared_response"] = self.shared_response
+            arrays["shared_affinity"] = self.shared_affinity
         for col in ("module", "submodule", "group"):
             if col in g:
                 arrays[f"gene_{col}"] = g[col].astype(str).to_numpy().astype(str)
@@ -541,7 +582,8 @@ class Simulator:
         })
         return cls(NetworkSpec(genes=genes, edges=edges), state_log_mult=arrays["state_log_mult"],
                    modality=meta["modality"], library_size=meta["library_size"],
-                   library_sd=meta["library_sd"], target_sum=meta["target_sum"], seed=meta["seed"])
+                   library_sd=meta["library_sd"], target_sum=meta["target_sum"], seed=meta["seed"],
+                   shared_response=arrays.get("shared_response"), shared_affinity=arrays.get("shared_affinity"))
 
     def __repr__(self) -> str:
         return (f"Simulator({self.n_genes} genes, {len(self._src)} edges, {int(self.level.max()) + 1} levels, "
