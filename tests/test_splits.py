@@ -125,3 +125,62 @@ def test_empty_subgroup_is_an_error():
     with pytest.raises(SplitError, match="'combo_seen0' is empty"):
         make_split(_conditions(), "simulation", require_subgroups=("combo_seen0", "unseen_single"),
                    train_gene_frac=1.0)
+
+
+def test_gears_simulation_split_by_hand():
+    """cell-gears's simulation split worked out by hand on four genes (no package needed).
+
+    GEARS draws with NumPy's legacy generator seeded with the split seed; choice without replacement
+    is the start of a permutation. Seed 3: permutation(4) starts [3, 1, 0], so of the sorted genes
+    A, B, C, D the training genes are D, B, A and C is unseen. The doubles of two training genes,
+    sorted by name, are A+B, D+B; int(2 * 0.75) = 1 trains, permutation(2)[0] = 1 picks D+B. The
+    validation pass over the training conditions (genes A, B, D; int(3 * 0.9) = 2 drawn,
+    permutation(3) starts [1, 0]: B, A) leaves D unseen, so D+B (D perturbed only in a double) is
+    the validation double with one seen gene."""
+    import numpy as np
+
+    from priorgnn.data.splits import gears_simulation_split
+
+    assert np.random.RandomState(3).permutation(4)[:3].tolist() == [3, 1, 0]
+    assert np.random.RandomState(3).permutation(2)[:1].tolist() == [1]
+    assert np.random.RandomState(3).permutation(3)[:2].tolist() == [1, 0]
+    conds = ["ctrl", "A+ctrl", "B+ctrl", "C+ctrl", "A+B", "D+B", "C+D", "A+C"]
+    s = make_split(conds, "gears_simulation", seed=3)
+    assert s.kind == "gears_simulation"
+    assert s.train == ["A+ctrl", "B+ctrl", "ctrl"]
+    assert s.val == ["B+D"]  # stored in canonical spelling
+    assert s.test == ["A+B", "A+C", "C+D", "C+ctrl"]
+    # GEARS's subgroups: D was drawn as a training gene, so C+D has one seen gene, although D has
+    # no single in training (this project's own rule would call it combo_seen0)
+    assert s.subgroups == {"combo_seen1": ["A+C", "C+D"], "combo_seen2": ["A+B"], "unseen_single": ["C+ctrl"]}
+    assert s.val_subgroups == {"combo_seen1": ["B+D"]}
+    assert s.to_frame().set_index("condition").loc["C+D", "subgroup"] == "combo_seen1"
+    # the function and make_split agree; the spelling of the names is GEARS's input
+    assert gears_simulation_split(conds, seed=3).test == s.test
+
+
+def test_gears_simulation_split_round_trips(tmp_path):
+    conds = ["ctrl", "A+ctrl", "B+ctrl", "C+ctrl", "A+B", "D+B", "C+D", "A+C"]
+    s = make_split(conds, "gears_simulation", seed=3)
+    again = Split.load(s.save(tmp_path / "split.json"))
+    assert again.subgroups == s.subgroups and again.val_subgroups == s.val_subgroups and again.test == s.test
+    again.check(conds)
+
+
+def test_split_files_match_conditions_in_any_gene_order(tmp_path):
+    """A split written with a double's genes in the other order, or a single as ctrl+A, is the data's."""
+    from priorgnn._io import write_json
+
+    data_conds = ["ctrl", "ACVR1B+ctrl", "CACUL1+ctrl", "ACVR1B+CACUL1", "A+B"]
+    path = tmp_path / "split.json"
+    write_json(path, {"kind": "custom", "seed": 0, "train": ["ctrl", "ctrl+ACVR1B", "CACUL1+ctrl"],
+                      "val": ["B+A"], "test": ["CACUL1+ACVR1B"]})
+    split = Split.load(path)
+    split.check(data_conds)  # accepted
+    assert split.test == ["ACVR1B+CACUL1"] and split.train == ["ACVR1B+ctrl", "CACUL1+ctrl", "ctrl"]
+    assert split.subgroups == {"combo_seen2": ["ACVR1B+CACUL1"]}
+    # the same double in two sets under two spellings is leakage, not two conditions
+    write_json(path, {"kind": "custom", "seed": 0, "train": ["ctrl", "A+B", "ACVR1B+ctrl"], "val": [],
+                      "test": ["B+A"]})
+    with pytest.raises(SplitError, match="both train and test"):
+        Split.load(path)

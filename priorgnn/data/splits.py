@@ -14,13 +14,21 @@ Three kinds, all seeded:
     ``val_frac`` of the remaining doubles is the validation set.
 ``random``
     Conditions are assigned to test and validation at random (``test_frac``, ``val_frac``).
+``gears_simulation`` (cell-gears's own ``PertData.prepare_split(split='simulation', seed=s)``)
+    The same sets and subgroups as cell-gears for the same seed and condition names
+    (:func:`gears_simulation_split`), for comparisons with published GEARS numbers. It keeps GEARS's
+    subgroups: a gene is *seen* when GEARS drew it as a training gene, so a gene perturbed only in
+    training doubles is seen there.
 
-Subgroups are derived from the training conditions by one rule for every kind: a gene is *seen*
+Subgroups of the other kinds are derived from the training conditions by one rule: a gene is *seen*
 when its single perturbation is in training. A test double of K seen genes is ``combo_seenK``; a
 test single is ``unseen_single`` if its gene occurs in no training condition, else ``seen_single``
 (its gene was perturbed in training, within a double only).
 
-A split is saved as JSON (and a CSV of condition, set and subgroup) and reloads by path.
+A split is saved as JSON (and a CSV of condition, set and subgroup) and reloads by path. Condition
+names are stored in canonical spelling (:func:`~priorgnn.data.conditions.canonical_condition`), so a
+split written with the genes of a double in another order (``CACUL1+ACVR1B``) or with a single as
+``ctrl+A`` matches the data's ``ACVR1B+CACUL1`` and ``A+ctrl``.
 """
 
 from __future__ import annotations
@@ -40,9 +48,12 @@ from priorgnn.errors import SplitError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Split", "make_split", "assign_subgroups", "SUBGROUPS", "SplitKind"]
+__all__ = ["Split", "make_split", "assign_subgroups", "gears_simulation_split", "SUBGROUPS", "SplitKind",
+           "SPLIT_KINDS"]
 
-SplitKind = Literal["simulation", "combo", "random", "custom"]
+SplitKind = Literal["simulation", "combo", "random", "gears_simulation", "custom"]
+#: The kinds :func:`make_split` makes.
+SPLIT_KINDS = ("simulation", "combo", "random", "gears_simulation")
 SUBGROUPS = ("unseen_single", "seen_single", "combo_seen0", "combo_seen1", "combo_seen2")
 _SPLIT_FORMAT = 1
 
@@ -80,9 +91,25 @@ class Split:
     params: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.train = sorted(set(self.train))
-        self.val = sorted(set(self.val))
-        self.test = sorted(set(self.test))
+        # canonical spelling: a split written with a double's genes in another order matches the data
+        self.train = sorted({canonical_condition(c) for c in self.train})
+        self.val = sorted({canonical_condition(c) for c in self.val})
+        self.test = sorted({canonical_condition(c) for c in self.test})
+        stored = self.params.get("gears_subgroups") if isinstance(self.params, dict) else None
+        if stored is not None:
+            if not isinstance(stored, dict) or not all(isinstance(stored.get(k, {}), dict) for k in ("test", "val")):
+                raise SplitError("params.gears_subgroups must map 'test' and 'val' to subgroup -> conditions.")
+            self.params["gears_subgroups"] = {
+                part: {sg: sorted({canonical_condition(c) for c in conds})
+                       for sg, conds in (stored.get(part) or {}).items()}
+                for part in ("test", "val")}
+
+    def _stored_subgroups(self, part: str) -> dict[str, list[str]] | None:
+        """GEARS's own subgroups, kept by a ``gears_simulation`` split (``None`` for other kinds)."""
+        stored = self.params.get("gears_subgroups")
+        if stored is None:
+            return None
+        return {sg: list(conds) for sg, conds in stored[part].items() if conds}
 
     # -- derived ----------------------------------------------------------------------------------
     @property
@@ -97,12 +124,15 @@ class Split:
 
     @property
     def subgroups(self) -> dict[str, list[str]]:
-        """Test subgroups."""
-        return assign_subgroups(self.test, self.train)
+        """Test subgroups (GEARS's own for a ``gears_simulation`` split)."""
+        stored = self._stored_subgroups("test")
+        return stored if stored is not None else assign_subgroups(self.test, self.train)
 
     @property
     def val_subgroups(self) -> dict[str, list[str]]:
-        return assign_subgroups(self.val, self.train)
+        """Validation subgroups (GEARS's own for a ``gears_simulation`` split)."""
+        stored = self._stored_subgroups("val")
+        return stored if stored is not None else assign_subgroups(self.val, self.train)
 
     def subgroup_of(self, condition: str) -> str:
         for name, conds in {**self.val_subgroups, **self.subgroups}.items():
@@ -134,7 +164,7 @@ class Split:
         for c in tr | va | te:
             canonical_condition(c)
         if conditions is not None:
-            known = set(conditions)
+            known = {canonical_condition(c) for c in conditions}  # any spelling of the data's names
             unknown = (tr | va | te) - known
             if unknown:
                 raise SplitError(
@@ -147,7 +177,7 @@ class Split:
                     f"{len(missing)} condition(s) of the data are in no set of the split: "
                     f"{sorted(missing)[:8]}. Make a new split for these data."
                 )
-        if self.kind == "simulation":
+        if self.kind in ("simulation", "gears_simulation"):
             seen = self.seen_genes
             for c in te | va:
                 genes = parse_condition(c)
@@ -157,6 +187,12 @@ class Split:
             leaked = unseen_test & self.train_genes
             if leaked:
                 raise SplitError(f"unseen genes {sorted(leaked)[:5]} occur in training conditions.")
+        if self._stored_subgroups("test") is not None:
+            for part, names in (("test", te), ("val", va)):
+                listed = [c for conds in self._stored_subgroups(part).values() for c in conds]
+                if set(listed) != names or len(listed) != len(names):
+                    raise SplitError(f"the stored GEARS subgroups of the {part} set do not list each {part} "
+                                     "condition exactly once; the split file is damaged, make it again.")
         subs = self.subgroups
         for s in require_subgroups:
             if not subs.get(s):
@@ -238,6 +274,96 @@ def _simulation_once(perts: list[str], gene_frac: float, combo_frac: float,
     return train, held
 
 
+def _gears_genes(perts: Iterable[str]) -> np.ndarray:
+    # cell-gears DataSplitter.get_genes_from_perts
+    genes = [g for p in np.unique(list(perts)) for g in p.split("+")]
+    return np.unique([g for g in genes if g != CTRL])
+
+
+def _gears_parse(p: str) -> list[str]:
+    # cell-gears utils.parse_any_pert (note: a substring test for 'ctrl', as there)
+    a, b = p.split("+")[0], p.split("+")[1]
+    if CTRL in p and p != CTRL:
+        return [b if a == CTRL else a]
+    return [a, b]
+
+
+def _gears_perts_from_genes(genes, pert_list: list[str], kind: str) -> list[str]:
+    # cell-gears DataSplitter.get_perts_from_genes
+    if kind == "single":
+        candidates = [p for p in pert_list if CTRL in p and p != CTRL]
+    else:
+        candidates = [p for p in pert_list if CTRL not in p]
+    genes = list(genes)
+    return [p for p in candidates if any(g in _gears_parse(p) for g in genes)]
+
+
+def _gears_simulation_once(pert_list: list[str], train_gene_set_size: float, combo_seen2_train_frac: float,
+                           seed: int) -> tuple[list[str], list[str], dict[str, list[str]]]:
+    """cell-gears ``DataSplitter.get_simulation_split`` (no ``test_set_perts``), step for step.
+
+    GEARS seeds NumPy's global legacy generator; a ``RandomState`` with the same seed draws the same
+    numbers without touching global state."""
+    unique_pert_genes = _gears_genes(pert_list)
+    rng = np.random.RandomState(seed)
+    train_genes = rng.choice(unique_pert_genes, int(len(unique_pert_genes) * train_gene_set_size), replace=False)
+    ood_genes = np.setdiff1d(unique_pert_genes, train_genes)
+    train_set = set(train_genes.tolist())
+    pert_train = list(_gears_perts_from_genes(train_genes, pert_list, "single"))
+    pert_combo = _gears_perts_from_genes(train_genes, pert_list, "combo")
+    combo_seen1 = [x for x in pert_combo if sum(t in train_set for t in x.split("+")) == 1]
+    pert_combo = np.setdiff1d(pert_combo, combo_seen1)
+    rng = np.random.RandomState(seed)  # GEARS reseeds before drawing the training doubles
+    combo_train = rng.choice(pert_combo, int(len(pert_combo) * combo_seen2_train_frac), replace=False)
+    combo_seen2 = np.setdiff1d(pert_combo, combo_train).tolist()
+    pert_train.extend(combo_train.tolist())
+    unseen_single = _gears_perts_from_genes(ood_genes, pert_list, "single")
+    combo_ood = _gears_perts_from_genes(ood_genes, pert_list, "combo")
+    combo_seen0 = [x for x in combo_ood if sum(t in train_set for t in x.split("+")) == 0]
+    held = combo_seen1 + combo_seen2 + unseen_single + combo_seen0
+    return pert_train, held, {"combo_seen0": combo_seen0, "combo_seen1": combo_seen1,
+                              "combo_seen2": combo_seen2, "unseen_single": unseen_single}
+
+
+def gears_simulation_split(conditions: Sequence[str], *, seed: int = 1, train_gene_set_size: float = 0.75,
+                           combo_seen2_train_frac: float = 0.75) -> Split:
+    """The split cell-gears makes with ``PertData.prepare_split(split='simulation', seed=seed)``.
+
+    This mirrors cell-gears (``gears/data_utils.py``, ``DataSplitter.split_data`` and
+    ``get_simulation_split``, version 0.1.x) step for step, so the same condition names and seed give
+    the same train, validation and test sets and the same subgroups, without the package. It is
+    written out here rather than imported because cell-gears is an optional extra and its splitter
+    needs an AnnData and a data folder.
+
+    Parameters
+    ----------
+    conditions
+        The condition names *as cell-gears sees them* (``perturb_processed.h5ad``'s
+        ``obs['condition']``, e.g. ``A+ctrl``, ``ctrl+A``, ``B+A``): GEARS sorts and draws doubles by
+        their names, so the spelling of a double decides which ones train. Names are stored in this
+        project's canonical spelling.
+    seed, train_gene_set_size, combo_seen2_train_frac
+        As in ``prepare_split``. The validation set is carved from training with 0.9 and 0.9 and the
+        same seed, as GEARS does.
+
+    Returns
+    -------
+    A split of kind ``gears_simulation`` whose ``subgroups`` and ``val_subgroups`` are GEARS's.
+    """
+    raw = [str(c) for c in conditions]
+    for c in raw:
+        canonical_condition(c)  # one clear error for a malformed name
+    perts = list(dict.fromkeys(c for c in raw if c != CTRL))
+    if not perts:
+        raise SplitError("no perturbed conditions to split.")
+    train, test, test_sub = _gears_simulation_once(perts, train_gene_set_size, combo_seen2_train_frac, seed)
+    train, val, val_sub = _gears_simulation_once(train, 0.9, 0.9, seed)
+    params = {"train_gene_set_size": train_gene_set_size, "combo_seen2_train_frac": combo_seen2_train_frac,
+              "mirrors": "cell-gears PertData.prepare_split(split='simulation')",
+              "gears_subgroups": {"test": test_sub, "val": val_sub}}
+    return Split(kind="gears_simulation", seed=seed, train=[CTRL, *train], val=val, test=test, params=params)
+
+
 def make_split(
     conditions: Sequence[str],
     kind: SplitKind = "simulation",
@@ -251,7 +377,19 @@ def make_split(
     val_frac: float = 0.1,
     require_subgroups: Sequence[str] | None = None,
 ) -> Split:
-    """Make a seeded split of ``conditions`` (see the module docstring for the kinds)."""
+    """Make a seeded split of ``conditions`` (see the module docstring for the kinds).
+
+    ``gears_simulation`` uses ``train_gene_frac`` and ``combo_seen2_train_frac`` (GEARS's
+    ``train_gene_set_size`` and ``combo_seen2_train_frac``); its validation fractions are GEARS's
+    fixed 0.9 and 0.9."""
+    if kind == "gears_simulation":
+        split = gears_simulation_split(conditions, seed=seed, train_gene_set_size=train_gene_frac,
+                                       combo_seen2_train_frac=combo_seen2_train_frac)
+        split.check([canonical_condition(c) for c in conditions],
+                    require_subgroups=("unseen_single",) if require_subgroups is None else require_subgroups)
+        if not split.val:
+            log.warning("the validation set is empty; early stopping and checkpoint selection use training loss.")
+        return split
     conditions = [canonical_condition(c) for c in conditions]
     perts = sorted(set(conditions) - {CTRL})
     if not perts:
@@ -286,7 +424,7 @@ def make_split(
         params = dict(test_frac=test_frac, val_frac=val_frac)
         default_required = ()
     else:
-        raise SplitError(f"unknown split kind {kind!r}; choose simulation, combo or random.")
+        raise SplitError(f"unknown split kind {kind!r}; choose {', '.join(SPLIT_KINDS)}.")
     split = Split(kind=kind, seed=seed, train=[CTRL, *train], val=val, test=test, params=params)
     split.check(conditions, require_subgroups=default_required if require_subgroups is None else require_subgroups)
     if not split.val:
