@@ -150,7 +150,8 @@ class GeneGraph:
         else:
             keep = np.zeros(0, dtype=bool)
             ei, ew = np.zeros((2, 0), dtype=np.int64), np.zeros(0, dtype=np.float32)
-        missing = [g for g in genes if g not in set(self.genes)]
+        known = set(self.genes)  # built once: a set per requested gene made align quadratic
+        missing = [g for g in genes if g not in known]
         if self_loops:
             has_loop = np.zeros(len(genes), dtype=bool)
             has_loop[ei[0][ei[0] == ei[1]]] = True

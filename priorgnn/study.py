@@ -209,7 +209,7 @@ _ALL_BASE = tuple(MODELS)
 #: informativeness 0.
 POSITIVE_CONTROL = {"prior_informativeness": 1.0, "submodules_per_module": 1, "shared_response": 0.33}
 _NEGATIVE_MODELS = ("priorgnn", "priorgnn_no_go", "priorgnn_go_permuted", "network_knn", "go_knn", "mean",
-                    "additive", "transformer_no_pretrain")
+                    "additive")
 _SMOKE_SIM = {"n_genes": 60, "n_modules": 4, "modules_per_group": 2, "regulator_frac": 0.2,
               "n_singles": 14, "n_doubles": 14, "n_states": 8, "n_cells_ctrl": 80,
               "n_cells_per_condition": 16, "min_cells": 8, "library_size": 1500.0}
@@ -248,7 +248,10 @@ GRIDS: dict[str, Grid] = {
         # one full pass over each pool (x100: ~5,000 steps of 64 cells per seed; ~25 min per seed on a
         # CPU core, about a minute on one GPU: run that axis with --only pretrain_mult --accelerator gpu)
         pretrain_arm_options={"pretrain_steps": None, "pretrain_epochs": 1},
-        gpu_settings={"pretrain_x100": "one pass over 322k pretraining cells takes about 24 CPU-minutes per "
+        gpu_settings={"pretrain_x10": "one pass over ~32k pretraining cells takes about 3 CPU-minutes per "
+                                       "seed before fine-tuning; fit it on a GPU with `--only pretrain_mult "
+                                       "--accelerator gpu` (or name it with --only on a CPU)",
+                      "pretrain_x100": "one pass over 322k pretraining cells takes about 24 CPU-minutes per "
                                         "seed before fine-tuning; fit it on a GPU with `--only "
                                         "pretrain_x100 --accelerator gpu`"},
     ),
