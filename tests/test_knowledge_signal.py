@@ -147,3 +147,10 @@ def test_priorgnn_true_go_beats_permuted_go_on_a_positive_control(tmp_path):
 
     true_go, permuted = score(go), score(degrade(go, "permute", seed=0))
     assert true_go > permuted + 0.1, (true_go, permuted)
+
+
+def test_configs_without_the_new_settings_keep_their_names():
+    # the norman preset's config hash recorded in benchmarks/results/simulator_calibration.md before
+    # the settings for prior informativeness, systematic variation and module co-variation existed
+    assert SimulatorConfig.from_preset("norman", seed=0).hash() == "b428632af697ac2e"
+    assert SimulatorConfig.from_preset("norman", seed=0, prior_informativeness=0.5).hash() != "b428632af697ac2e"

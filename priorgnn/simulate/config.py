@@ -297,8 +297,14 @@ class SimulatorConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     def hash(self) -> str:
-        """Content hash of the config and the simulator version (names a simulation)."""
-        return hash_arrays({"config": self.to_dict(), "version": SIMULATOR_VERSION})[:16]
+        """Content hash of the config and the simulator version (names a simulation). Settings added
+        after version 1.0 enter it only when they differ from their default (which reproduces the
+        earlier model exactly), so simulations made before they existed keep their names."""
+        d = self.to_dict()
+        for key, default in _ADDED_SINCE_1_0.items():
+            if d[key] == default:
+                del d[key]
+        return hash_arrays({"config": d, "version": SIMULATOR_VERSION})[:16]
 
     # -- validation ------------------------------------------------------------------------------
     def validate(self) -> None:
@@ -393,6 +399,11 @@ class SimulatorConfig:
         need(self.n_dispersion_classes >= 1, "n_dispersion_classes must be >= 1.")
         need(self.target_sum > 0, "target_sum must be > 0.")
         need(self.seed >= 0, "seed must be >= 0.")
+
+
+#: Settings added after version 1.0, with the default that switches each off.
+_ADDED_SINCE_1_0 = {"prior_informativeness": 0.0, "shared_response": 0.0, "shared_response_frac": 0.3,
+                    "state_module_sd": 0.0}
 
 
 def _coerce(name: str, value: Any, default: Any) -> Any:
