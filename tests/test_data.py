@@ -326,3 +326,5 @@ def test_select_cells_keeps_only_the_chosen_values():
         select_cells(a, {"btch": "b1"})
     with pytest.raises(DataValidationError, match="'b3' not among the values of obs\\['batch'\\]; valid values: 'b1', 'b2'"):
         select_cells(a, {"batch": "b3"})
+    with pytest.raises(DataValidationError, match="give a value; valid values of obs\\['batch'\\]: 'b1', 'b2'"):
+        select_cells(a, {"batch": None})  # --select batch=

@@ -105,11 +105,13 @@ def _train_case(rng: random.Random, w: Path) -> list[str]:
         "--condition-column": ["nope"],
         "--layer": ["nope"],
         "--control-label": ["non-targeting"],
+        "--select": ["dataset=x", "=1", "condition=ctrl", "nope=1", "condition=", "condition=G1+ctrl,ctrl"],
+        "--separator": ["_", "+", ""],
         "--accelerator": ["bogus"],
         "--devices": ["0", "-1", "x"],
     }
     flags = ["--resume", "--overwrite", "--untrained", "--summaries-only", "--normalize", "--drop-small-conditions",
-             "--unknown-flag", "--list-models"]
+             "--unknown-flag", "--list-models", "--allow-prior-free"]
     # cheap, deterministic defaults first: a chosen value later on the line overrides them
     argv = ["--data", str(w / "d.h5ad"), "--split", "combo", "--go", "none", "--epochs", "1", "--model-set",
             "hidden=8" if rng.random() < 0.5 else "fallback=mean", "--model", "additive", "--out",

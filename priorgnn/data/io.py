@@ -78,18 +78,23 @@ def select_cells(adata: ad.AnnData, select: Mapping[str, Any]) -> ad.AnnData:
                 f"--select {column}=...: no obs column {column!r}. Columns: "
                 f"{', '.join(map(str, adata.obs.columns)) or '(none)'}."
             )
-        if isinstance(wanted, str):
+        if wanted is None:
+            wanted = []
+        elif isinstance(wanted, str):
             wanted = [w.strip() for w in wanted.split(",") if w.strip()]
         elif not isinstance(wanted, (list, tuple, set)):
             wanted = [wanted]
         wanted = [str(w) for w in wanted]
         values = adata.obs[column].astype(str)
         present = sorted(pd.unique(values))
+        if not wanted:
+            raise DataValidationError(f"--select {column}=: give a value; valid values of obs[{column!r}]: "
+                                      f"{_examples(present, 12)}.")
         unknown = [w for w in wanted if w not in set(present)]
-        if unknown or not wanted:
+        if unknown:
             raise DataValidationError(
-                f"--select {column}={','.join(wanted)}: {_examples(unknown) if unknown else 'no value'} "
-                f"not among the values of obs[{column!r}]; valid values: {_examples(present, 12)}."
+                f"--select {column}={','.join(wanted)}: {_examples(unknown)} not among the values of "
+                f"obs[{column!r}]; valid values: {_examples(present, 12)}."
             )
         mask &= values.isin(wanted).to_numpy()
     if not mask.any():
