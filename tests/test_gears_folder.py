@@ -29,8 +29,10 @@ def folder(tmp_path):
     ds = root / "toy"
     (ds / "splits").mkdir(parents=True)
     a = synth_lognorm(n_genes=20, singles=SINGLES, doubles=DOUBLES, cells=6, ctrl_cells=20)
+    a.obs["condition"] = [_reversed(c) if c.startswith("G2+") else c for c in a.obs["condition"]]  # as GEARS may
     a.write_h5ad(ds / "perturb_processed.h5ad")
     conds = list(dict.fromkeys(a.obs["condition"]))
+    assert "G3+G2" in conds and "G5+G2" in conds
     split = gears_simulation_split(conds, seed=1)
     sets = {k: [_reversed(c) for c in getattr(split, k)] for k in ("train", "val", "test")}
     sub = {"test_subgroup": {k: [_reversed(c) for c in v] for k, v in split.subgroups.items()},
@@ -61,6 +63,10 @@ def test_reads_data_splits_and_gene2go(folder):
     assert custom.kind == "custom" and "ctrl" in custom.train
     assert custom.subgroups == {"combo_seen2": sorted(f"{a}+{b}" for a, b in DOUBLES)}
     assert g.gene2go == ds.parent / "gene2go_all.pkl"
+    # the file's own spelling is kept for GEARS's draws; the data hold canonical names
+    assert "G3+G2" in g.gears_conditions and "G2+G3" in g.data.conditions
+    again = g.simulation_split(seed=1)
+    assert (again.train, again.val, again.test, again.subgroups) == (sim.train, sim.val, sim.test, sim.subgroups)
     ann = g.go_annotations()
     assert ann.gene2go["G0"] == frozenset({"GO:0000001", "GO:0000002"})  # a protocol-2 set is plain data
 

@@ -50,12 +50,25 @@ class GearsFolder:
         :meth:`go_annotations` or build the GO graph with :meth:`go_graph`.
     path
         The data set folder.
+    gears_conditions
+        The condition names as the file spells them (``obs['condition']``, in order of first
+        appearance): GEARS's split draws depend on the spelling of doubles.
     """
 
     data: Any
     splits: dict[str, Split] = field(default_factory=dict)
     gene2go: Path | None = None
     path: Path | None = None
+    gears_conditions: list[str] = field(default_factory=list)
+
+    def simulation_split(self, seed: int = 1, **kwargs: Any) -> Split:
+        """The split cell-gears's ``prepare_split(split='simulation', seed=seed)`` makes of this folder
+        (:func:`~priorgnn.data.splits.gears_simulation_split` on the file's own condition names)."""
+        from priorgnn.data.splits import gears_simulation_split
+
+        split = gears_simulation_split(self.gears_conditions, seed=seed, **kwargs)
+        split.check(self.data.conditions)
+        return split
 
     def go_annotations(self):
         """The GO annotations of ``gene2go_all.pkl`` (:func:`knowledge.go.read_gene2go_pickle`, data only)."""
@@ -173,4 +186,11 @@ def read_gears_folder(path: str | os.PathLike, **load_kwargs: Any) -> GearsFolde
     gene2go = next((q for q in (folder / "gene2go_all.pkl", folder.parent / "gene2go_all.pkl") if q.exists()), None)
     log.info("%s: %d cells, %d genes, %d splits%s", folder, data.n_cells, data.n_genes, len(splits),
              ", gene2go_all.pkl" if gene2go else "")
-    return GearsFolder(data=data, splits=splits, gene2go=gene2go, path=folder)
+    import anndata as ad
+
+    backed = ad.read_h5ad(h5, backed="r")  # obs only: the names as GEARS spells them
+    try:
+        raw = [str(c) for c in dict.fromkeys(backed.obs["condition"].astype(str))]
+    finally:
+        backed.file.close()
+    return GearsFolder(data=data, splits=splits, gene2go=gene2go, path=folder, gears_conditions=raw)
