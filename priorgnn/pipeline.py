@@ -610,11 +610,13 @@ def _build_run(cfg: RunConfig, out: Path, work: Path, model_cls, progress: bool,
     timings["predict_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
 
+    inputs = given_files(cfg, spec)
     info = {
         "name": cfg.name or out.name, "model": cfg.model, "seed": int(cfg.train.get("seed", 0)),
         "data": spec.to_dict(), "split": {"kind": split.kind, "seed": split.seed, "file": "split.json"},
-        "graphs": {n: getattr(graphs, n).provenance for n in ("go", "coexpression") if getattr(graphs, n) is not None},
-        "inputs": given_files(cfg, spec),
+        "graphs": {n: _as_given(getattr(graphs, n).provenance, inputs)
+                   for n in ("go", "coexpression") if getattr(graphs, n) is not None},
+        "inputs": inputs,
         "prior_free_conditions": {c: list(g) for c, g in free.items()},
         "config": cfg.to_dict(), "fit_info": model.fit_info, "timings": timings, **environment_info(),
     }
@@ -644,6 +646,19 @@ def prior_free_conditions(cfg: RunConfig, model_cls, graphs: PriorGraphs, split)
         bad = [g for g in parse_condition(c) if g not in trained and g not in annotated]
         if bad:
             out[c] = bad
+    return out
+
+
+def _as_given(provenance: dict[str, Any], inputs: list[dict[str, Any]]) -> dict[str, Any]:
+    """A graph's provenance for ``run.json``: a source file of a graph taken from the cache names the
+    file the user gave now (same sha256), not the path the cache entry was first built from (kept as
+    ``cached_from``)."""
+    by_sha = {r["sha256"]: r["path"] for r in inputs if r.get("sha256")}
+    out = copy.deepcopy(provenance)
+    for src in out.get("sources", []) if isinstance(out.get("sources"), list) else []:
+        if isinstance(src, dict) and src.get("sha256") in by_sha and src.get("path") != by_sha[src["sha256"]]:
+            src["cached_from"] = src.get("path")
+            src["path"] = by_sha[src["sha256"]]
     return out
 
 

@@ -139,3 +139,26 @@ def test_allow_prior_free_trains_and_marks_them(placed, tmp_path, capsys):
     inputs = {r["role"]: r for r in info["inputs"]}
     assert inputs["data"]["sha256"] == _sha(d / "d.h5ad") and inputs["data"]["given"] == str(d / "d.h5ad")
     assert inputs["priors.go"]["sha256"] == _sha(d / "go.npz")
+
+
+def test_run_json_names_the_files_given_not_the_cache_entrys(placed, tmp_path, monkeypatch, capsys):
+    """Two runs from the same GO table at two paths: the second takes the graph from the cache, and its
+    run.json names the second path (the cache entry's first path is kept as ``cached_from``)."""
+    d, _, _ = placed
+    monkeypatch.setenv("PRIORGNN_CACHE_DIR", str(tmp_path / "cache"))
+    table = "gene\tgo_id\n" + "".join(f"G{i}\tGO:{i // 3:07d}\n" for i in range(30))
+    first, second = tmp_path / "a" / "go.tsv", tmp_path / "b" / "go.tsv"
+    for p in (first, second):
+        p.parent.mkdir()
+        p.write_text(table)
+    infos = []
+    for tsv, out in ((first, tmp_path / "r1"), (second, tmp_path / "r2")):
+        status, err = _train(["--data", str(d / "d.h5ad"), "--model", "go_knn", "--split", "combo", "--go-tsv", str(tsv),
+                              "--out", str(out)], capsys)
+        assert status == 0, err
+        infos.append(json.loads((out / "run.json").read_text()))
+    assert len(list((tmp_path / "cache" / "graphs").rglob("*.npz"))) == 1  # the second run used the cached graph
+    src = [s for s in infos[1]["graphs"]["go"]["sources"] if s.get("sha256") == _sha(second)]
+    assert src and src[0]["path"] == str(second.resolve()) and src[0]["cached_from"] == str(first)
+    given = next(r for r in infos[1]["inputs"] if r["role"] == "priors.go_tsv")
+    assert given["path"] == str(second.resolve()) and given["sha256"] == _sha(second)
