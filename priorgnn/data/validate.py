@@ -138,7 +138,8 @@ def canonicalise_conditions(
         raise DataValidationError(
             "no control cells: no cell has condition 'ctrl'. Deltas are measured against control "
             f"cells. Present conditions: {_list(sorted(mapping.values()))}. If controls use another "
-            "label (e.g. 'non-targeting'), load with style='scperturb' and control_label=that label."
+            "label (e.g. 'non-targeting'), load with style='scperturb' and control_label=that label "
+            "(CLI: --style scperturb --control-label LABEL)."
         )
     return values.map(mapping)
 
