@@ -285,3 +285,24 @@ def test_conditions_of_pretraining_cells_map_to_perturbed_tokens(demo):
     for r, p in zip(rows[:: max(1, len(rows) // 50)], pert[:: max(1, len(rows) // 50)]):
         genes = parse_condition(data.cell_conditions[r])
         assert [data.genes[i] for i in p if i >= 0] == list(genes)
+
+
+def test_additive_backbone_puts_measured_singles_in_place_of_the_networks(demo, tmp_path):
+    """backbone='additive': a double is the network's prediction plus, for each of its genes with a
+    measured training single, that single minus the network's own single; singles are unchanged."""
+    data, split = demo[0], demo[1]
+    m = _fit(data, split, epochs=1, pretrain=False, backbone="additive")
+    s = data.summaries
+    measured = {parse_condition(c)[0]: c for c in split.train if len(parse_condition(c)) == 1}
+    pair = next(c for c in split.test if len(parse_condition(c)) == 2
+                and all(g in measured for g in parse_condition(c)))
+    a, b = parse_condition(pair)
+    with_backbone = m.predict_delta([pair, f"{a}+ctrl"])
+    m.hparams["backbone"] = "none"
+    raw = m.predict_delta([pair, f"{a}+ctrl", f"{b}+ctrl"])
+    expected = raw[0] + (s.delta(measured[a]) - raw[1]) + (s.delta(measured[b]) - raw[2])
+    np.testing.assert_allclose(with_backbone[0], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(with_backbone[1], raw[1])
+    m.hparams["backbone"] = "additive"
+    again = load_model(m.save(tmp_path / "model"))
+    np.testing.assert_allclose(again.predict_delta([pair]), with_backbone[:1], rtol=1e-6, atol=1e-7)

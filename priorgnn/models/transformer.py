@@ -263,6 +263,13 @@ class TransformerModel(PerturbationModel):
         An ``.h5ad`` of extra log-normalised cells over the same genes (e.g. from
         ``Simulator.sample_cells``) added to pretraining; whether their ``obs['condition']`` sets the
         perturbation flags (held-out conditions are then refused).
+    backbone
+        ``'none'`` (default): the network's output as it is. ``'additive'``: PriorGNN's additive
+        backbone for combinations, applied at prediction: a double is the network's prediction with
+        each of its singles that was measured in training put in place of the network's own single,
+        ``T(A+B) + Σ_g (δ_g − T(g))``, i.e. the sum of the measured singles plus the network's
+        interaction ``T(A+B) − T(A) − T(B)``. It lets the study compare explicit with implicit
+        knowledge on doubles without comparing architectures (the training loss is unchanged).
     """
 
     trainable = True
@@ -276,7 +283,7 @@ class TransformerModel(PerturbationModel):
                  pretrain_steps: int | None = None, pretrain_batch_size: int = 64, pretrain_lr: float = 1e-3,
                  pretrain_tokens: int = 256, mask_frac: float = 0.25, pretrain_val_frac: float = 0.05,
                  pretrain_max_val_cells: int = 1000, pretrain_extra: str | None = None,
-                 pretrain_extra_labels: bool = False, **unknown: Any) -> None:
+                 pretrain_extra_labels: bool = False, backbone: str = "none", **unknown: Any) -> None:
         if unknown:
             known = sorted(k for k in TransformerModel.__init__.__kwdefaults__)
             raise ConfigError(f"transformer: unknown hyperparameter(s) {sorted(unknown)}; known: {known}.")
@@ -286,6 +293,8 @@ class TransformerModel(PerturbationModel):
             raise ConfigError(f"transformer: d_model ({d_model}) must be divisible by n_heads ({n_heads}).")
         if loss not in ("autofocus", "mse"):
             raise ConfigError(f"transformer: loss must be 'autofocus' or 'mse', not {loss!r}.")
+        if backbone not in ("none", "additive"):
+            raise ConfigError(f"transformer: backbone must be 'none' or 'additive', not {backbone!r}.")
         if train_tokens is not None:
             train_tokens = _check_int("train_tokens (or null for all genes)", train_tokens, 3)
         if pretrain_steps is not None:
@@ -308,6 +317,7 @@ class TransformerModel(PerturbationModel):
             pretrain_max_val_cells=_check_int("pretrain_max_val_cells", pretrain_max_val_cells, 0),
             pretrain_extra=pretrain_extra,
             pretrain_extra_labels=_check_bool("pretrain_extra_labels", pretrain_extra_labels),
+            backbone=backbone,
         )
         self.net: GeneTransformer | None = None
         self.gene_index: dict[str, int] = {}
@@ -365,6 +375,7 @@ class TransformerModel(PerturbationModel):
         torch.set_num_threads(cpu_threads(train.threads))  # fixed reduction order
         torch.manual_seed(train.seed)  # the initial weights depend on the seed only
         self._remember_data(data, split)
+        self._remember_singles(data, split)
         trained = {g for c in split.train for g in parse_condition(c)}
         self._build(self.genes, self.control_mean, trained)
         train_inputs = self._encode_conditions(split.train)  # refuses unmeasured genes early
@@ -426,8 +437,23 @@ class TransformerModel(PerturbationModel):
         pert_idx = self._encode_conditions(conditions)
         self.net.eval()
         with torch.no_grad():
-            delta = self.net.predict_all(pert_idx)
-        return delta.double().numpy()
+            delta = self.net.predict_all(pert_idx).double().numpy()
+        measured = getattr(self, "_measured", None)
+        if self.hparams.get("backbone", "none") == "additive" and measured:
+            swap = sorted({g for c in conditions if len(parse_condition(c)) > 1 for g in parse_condition(c)
+                           if g in measured})
+            if swap:
+                singles = [f"{g}+ctrl" for g in swap]
+                with torch.no_grad():
+                    own = self.net.predict_all(self._encode_conditions(singles)).double().numpy()
+                fix = {g: measured[g] - own[i] for i, g in enumerate(swap)}
+                for i, c in enumerate(conditions):
+                    genes = parse_condition(c)
+                    if len(genes) > 1:
+                        for g in genes:
+                            if g in fix:
+                                delta[i] += fix[g]
+        return delta
 
     def _prediction_obs(self, conditions: list[str]) -> dict[str, Any]:
         """``n_untrained_genes``: perturbed genes of the condition never perturbed in training."""
@@ -441,8 +467,21 @@ class TransformerModel(PerturbationModel):
         return self.net.gene_emb.weight.detach().cpu().double().numpy()
 
     # -- persistence ---------------------------------------------------------------------------------
+    def _remember_singles(self, data, split) -> None:
+        """The measured training singles, for ``backbone='additive'``."""
+        s = data.summaries
+        self._measured = {parse_condition(c)[0]: np.asarray(s.delta(c), dtype=np.float64)
+                          for c in split.train if len(parse_condition(c)) == 1}
+
     def _state(self) -> dict[str, np.ndarray]:
-        return {"trained_perts": np.array(sorted(self.trained_perts), dtype=str)}
+        out = {"trained_perts": np.array(sorted(self.trained_perts), dtype=str)}
+        measured = getattr(self, "_measured", None) or {}
+        if self.hparams.get("backbone", "none") == "additive":
+            names = sorted(measured)
+            out["measured_genes"] = np.array(names, dtype=str)
+            out["measured_deltas"] = (np.stack([measured[g] for g in names]) if names
+                                      else np.zeros((0, len(self.genes or []))))
+        return out
 
     def save(self, directory):
         directory = super().save(directory)
@@ -454,6 +493,8 @@ class TransformerModel(PerturbationModel):
 
     def _load_state(self, arrays: dict[str, np.ndarray], directory: Path) -> None:
         self._build(self.genes, self.control_mean, {str(g) for g in arrays["trained_perts"]})
+        if "measured_genes" in arrays:
+            self._measured = {str(g): arrays["measured_deltas"][i] for i, g in enumerate(arrays["measured_genes"])}
         path = Path(directory) / "weights.pt"
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
