@@ -42,7 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from priorgnn._io import read_json, write_json, write_text  # noqa: E402
+from priorgnn.io import read_json, write_json, write_text  # noqa: E402
 
 GIB = 1024 ** 3
 TARGET_BUILD_S = 20.0

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from priorgnn._io import write_json, write_text  # noqa: E402
+from priorgnn.io import write_json, write_text  # noqa: E402
 from tests.robustness_cases import CASES, run_case  # noqa: E402
 
 

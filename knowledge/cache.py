@@ -16,7 +16,7 @@ from typing import Any
 
 from knowledge.graph import GeneGraph
 from priorgnn._cache import cache_dir
-from priorgnn._io import hash_arrays, sha256_file
+from priorgnn.io import hash_arrays, sha256_file
 from priorgnn.errors import GraphError, PriorGNNError
 
 log = logging.getLogger(__name__)

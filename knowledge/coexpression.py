@@ -224,7 +224,7 @@ def build_coexpression_graph(
     chunk_size, progress
         As in :func:`pearson_correlation`.
     """
-    from priorgnn._io import hash_arrays
+    from priorgnn.io import hash_arrays
 
     rows, conds = training_cells(data, split, include_combinations=include_combinations)
     prov = {

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from knowledge.graph import GeneGraph
-from priorgnn._io import sha256_file
+from priorgnn.io import sha256_file
 from priorgnn.errors import GraphError
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,7 @@ import scipy.sparse as sp
 
 from knowledge._select import auto_chunk_rows, select_top_k
 from knowledge.graph import GeneGraph
-from priorgnn._io import atomic_write, hash_arrays, sha256_file
+from priorgnn.io import atomic_write, hash_arrays, sha256_file
 from priorgnn.errors import GraphError
 
 log = logging.getLogger(__name__)

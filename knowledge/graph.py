@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from priorgnn._io import atomic_path, hash_arrays, read_json, write_json
+from priorgnn.io import atomic_path, hash_arrays, read_json, write_json
 from priorgnn.errors import GraphError
 
 log = logging.getLogger(__name__)

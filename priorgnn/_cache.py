@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from priorgnn._io import atomic_path
+from priorgnn.io import atomic_path
 
 log = logging.getLogger(__name__)
 

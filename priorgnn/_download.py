@@ -44,7 +44,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from priorgnn import __version__
-from priorgnn._io import read_json, sha256_file, write_json
+from priorgnn.io import read_json, sha256_file, write_json
 from priorgnn.errors import DownloadError, PriorGNNError
 
 log = logging.getLogger(__name__)

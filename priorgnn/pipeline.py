@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from priorgnn._io import safe_name, write_csv, write_h5ad, write_text
+from priorgnn.io import replace_dir, safe_name, write_csv, write_h5ad, write_text
 from priorgnn.data.conditions import canonical_condition, make_condition
 from priorgnn.errors import CheckpointError, ConfigError, GraphError, Interrupted
 from priorgnn.models.base import PriorGraphs, TrainConfig, get_model_class
@@ -421,23 +421,6 @@ def _resume_config(out: Path, changes: dict[str, Any] | None, flags: dict[str, s
     return cfg
 
 
-def _replace_dir(work: Path, out: Path) -> None:
-    """Put the finished run ``work`` at ``out``; an earlier run there is removed only after the swap."""
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, old / out.name)
-    try:
-        os.replace(work, out)
-    except BaseException:
-        if old is not None:
-            os.replace(old / out.name, out)
-            shutil.rmtree(old, ignore_errors=True)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def _keep_interrupted(work: Path, out: Path) -> Path:
     """Keep an interrupted new run: at ``out`` if that is free, else beside it (the earlier run stays)."""
     if out.is_dir() and not any(out.iterdir()):
@@ -523,7 +506,7 @@ def train_run(cfg: RunConfig, *, overwrite: bool = False, resume: bool = False, 
             discard()
             raise
         if replacing:
-            _replace_dir(work, out)
+            replace_dir(work, out)
     run = Run(out)
     log.info("wrote run %s in %.1f s", out, run.info["timings"]["total_s"])
     return run
@@ -663,7 +646,7 @@ def _as_given(provenance: dict[str, Any], inputs: list[dict[str, Any]]) -> dict[
 
 
 def _file_record(role: str, given: str | os.PathLike) -> dict[str, Any]:
-    from priorgnn._io import sha256_file
+    from priorgnn.io import sha256_file
 
     p = Path(given).expanduser()
     rec: dict[str, Any] = {"role": role, "given": str(given), "path": str(p.resolve())}

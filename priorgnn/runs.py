@@ -29,7 +29,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from priorgnn._io import read_json, write_json
+from priorgnn.io import read_json, write_json
 from priorgnn.errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class DataSpec:
 
     def load(self):
         if self.file_sha256:
-            from priorgnn._io import sha256_file
+            from priorgnn.io import sha256_file
 
             f = Path(self.path) / "data.h5ad" if self.kind == "simulation" else Path(self.path)
             if f.is_file() and sha256_file(f) != self.file_sha256:

@@ -259,7 +259,7 @@ def test_summaries_cached_and_verified(tmp_path, monkeypatch):
 def test_atomic_writes_leave_no_partial_file_and_usual_mode(tmp_path):
     import os
 
-    from priorgnn._io import atomic_write, write_json
+    from priorgnn.io import atomic_write, write_json
 
     target = tmp_path / "out.json"
     write_json(target, {"a": 1})

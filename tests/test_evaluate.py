@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from priorgnn._io import write_h5ad, write_json
+from priorgnn.io import write_h5ad, write_json
 from priorgnn.data.io import from_anndata
 from priorgnn.data.splits import make_split
 from priorgnn.errors import ConfigError

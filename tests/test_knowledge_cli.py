@@ -68,7 +68,7 @@ def test_build_edgelist_degrade_and_info(tmp_path, capsys):
 
 
 def test_build_coexpression_from_files(tmp_path):
-    from priorgnn._io import write_h5ad
+    from priorgnn.io import write_h5ad
     from priorgnn.data.splits import Split
     from tests._synth import synth_lognorm
 

@@ -169,7 +169,7 @@ def test_gears_simulation_split_round_trips(tmp_path):
 
 def test_split_files_match_conditions_in_any_gene_order(tmp_path):
     """A split written with a double's genes in the other order, or a single as ctrl+A, is the data's."""
-    from priorgnn._io import write_json
+    from priorgnn.io import write_json
 
     data_conds = ["ctrl", "ACVR1B+ctrl", "CACUL1+ctrl", "ACVR1B+CACUL1", "A+B"]
     path = tmp_path / "split.json"

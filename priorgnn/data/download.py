@@ -56,7 +56,7 @@ from priorgnn._download import (
     update_manifest,
     utc_now,
 )
-from priorgnn._io import sha256_file
+from priorgnn.io import replace_dir, sha256_file
 from priorgnn.errors import ConfigError, DownloadError
 
 log = logging.getLogger(__name__)
@@ -350,22 +350,6 @@ def _locate_h5ad(staging: Path, name: str) -> Path:
     )
 
 
-def _install_dir(src: Path, target: Path) -> None:
-    """Move folder ``src`` to ``target``, replacing an existing ``target`` only once ``src`` is ready."""
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
-        os.replace(target, old / target.name)
-    try:
-        os.replace(src, target)
-    except BaseException:
-        if old is not None:
-            os.replace(old / target.name, target)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def _unpack(archive: Path, record: DatasetRecord, root: Path) -> Path:
     """Unpack ``archive`` safely and move its data-set folder to ``root/NAME``; return the h5ad."""
     staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{record.name}.unpack-"))
@@ -374,7 +358,7 @@ def _unpack(archive: Path, record: DatasetRecord, root: Path) -> Path:
         safe_extract_zip(archive, staging)
         folder = _locate_h5ad(staging, record.name)
         check_h5ad(folder / H5AD_NAME)
-        _install_dir(folder, root / record.name)
+        replace_dir(folder, root / record.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return root / record.name / H5AD_NAME

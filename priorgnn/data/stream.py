@@ -250,7 +250,7 @@ class SummaryData:
         held at once) into summaries and moments, and checksum the file."""
         from pathlib import Path
 
-        from priorgnn._io import sha256_file
+        from priorgnn.io import sha256_file
 
         summaries, moments = summarise_h5ad(path, moments=True, progress=progress, chunk_rows=chunk_rows, **kwargs)
         return cls(summaries, moments, name=name or Path(path).stem, source=str(path),

@@ -38,7 +38,7 @@ import torch
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
-from priorgnn._io import atomic_path, read_json, write_json
+from priorgnn.io import atomic_path, read_json, write_json
 from priorgnn.data.conditions import CTRL, parse_condition
 from priorgnn.errors import ConfigError, DataValidationError
 from priorgnn.training.plan import ConditionBatchSampler

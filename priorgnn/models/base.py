@@ -29,7 +29,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from priorgnn._io import read_json, write_json
+from priorgnn.io import read_json, write_json
 from priorgnn.data.conditions import canonical_condition, parse_condition
 from priorgnn.errors import CheckpointError, ConfigError
 
@@ -249,7 +249,7 @@ class PerturbationModel(ABC):
         self._check_fitted()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        from priorgnn._io import atomic_path
+        from priorgnn.io import atomic_path
 
         arrays = {"control_mean": self.control_mean, "genes": np.array(self.genes, dtype=str), **self._state()}
         with atomic_path(directory / "model_state.npz", ".npz") as tmp:

@@ -358,7 +358,7 @@ class GEARSReference(PerturbationModel):
                 "go_weight": go_w.numpy(), "coex_index": co_i.numpy(), "coex_weight": co_w.numpy()}
 
     def save(self, directory):
-        from priorgnn._io import atomic_path, write_json
+        from priorgnn.io import atomic_path, write_json
 
         directory = super().save(directory)
         with atomic_path(Path(directory) / "weights.pt", ".pt") as tmp:
@@ -367,7 +367,7 @@ class GEARSReference(PerturbationModel):
         return directory
 
     def _load_state(self, arrays, directory):
-        from priorgnn._io import read_json
+        from priorgnn.io import read_json
 
         self.pert_names = [str(g) for g in arrays["pert_names"]]
         self._graphs = tuple(torch.as_tensor(arrays[k]) for k in ("go_index", "go_weight", "coex_index",

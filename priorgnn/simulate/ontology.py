@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from priorgnn._io import write_json, write_text
+from priorgnn.io import write_json, write_text
 from priorgnn.errors import ConfigError
 
 log = logging.getLogger(__name__)

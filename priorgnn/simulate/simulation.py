@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 import priorgnn
-from priorgnn._io import atomic_path, read_json, write_csv, write_h5ad, write_json
+from priorgnn.io import atomic_path, read_json, write_csv, write_h5ad, write_json
 from priorgnn.data.conditions import CTRL, canonical_condition, make_condition
 from priorgnn.data.dataset import PerturbationData
 from priorgnn.data.io import from_anndata

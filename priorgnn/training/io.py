@@ -2,7 +2,7 @@
 
 Lightning's own writers write files in place (its CSV logger appends to ``metrics.csv``); a job
 killed mid-write can leave a truncated file that a resumed run or a report would then read. Here
-both go through :func:`priorgnn._io.atomic_path` / :func:`~priorgnn._io.atomic_write`: a temporary
+both go through :func:`priorgnn.io.atomic_path` / :func:`~priorgnn.io.atomic_write`: a temporary
 file beside the target, renamed over it once complete.
 """
 
@@ -19,7 +19,7 @@ from lightning.pytorch.loggers import Logger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_only
 
-from priorgnn._io import atomic_path, atomic_write
+from priorgnn.io import atomic_path, atomic_write
 
 log = logging.getLogger(__name__)
 
