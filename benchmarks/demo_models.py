@@ -92,13 +92,13 @@ CODE_PATHS = (
 def fit_and_score(label: str, seed: int, out: Path, data, split, sim) -> tuple[pd.DataFrame, dict]:
     from priorgnn.metrics import evaluate_seed, predict_conditions
     from priorgnn.models import TrainConfig, get_model_class
-    from priorgnn.pipeline import RunConfig, build_priors
+    from priorgnn.pipeline import RunConfig, build_priors, model_options
 
     name, hp, train_kw = MODELS[label]
     cls = get_model_class(name)
     cfg = RunConfig(data="demo", data_seed=sim.config.seed, model=name, model_options=dict(hp))
     graphs = build_priors(cfg, data, split, sim, cls, progress=False)
-    model = cls(**cfg.model_options)
+    model = cls(**model_options(cfg, cls, graphs))
     run_dir = out / "runs" / f"{label}_s{seed}"
     train = TrainConfig(seed=seed, run_dir=str(run_dir), progress_bar=False, **train_kw)
     t0 = time.perf_counter()

@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
         top_k_pairs,
     )
     from priorgnn.models import TrainConfig, get_model_class
-    from priorgnn.pipeline import RunConfig, build_priors, make_or_load_split, resolve_data
+    from priorgnn.pipeline import RunConfig, build_priors, make_or_load_split, model_options, resolve_data
 
     out = Path(args.out)
     cfg = RunConfig(data="demo", data_seed=args.data_seed, sim_dir=str(out / f"sim-s{args.data_seed}"),
@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
         mcfg = RunConfig(data="demo", data_seed=args.data_seed, sim_dir=cfg.sim_dir, model=name,
                          model_options=dict(hp))
         graphs = build_priors(mcfg, data, split, sim, cls, progress=False)
-        model = cls(**mcfg.model_options)
+        model = cls(**model_options(mcfg, cls, graphs))
         train = TrainConfig(seed=args.seed, max_epochs=args.epochs, progress_bar=False,
                             run_dir=str(out / "runs" / label))
         t0 = time.perf_counter()

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -34,8 +34,8 @@ from priorgnn.runs import DataSpec, Run, RunLock, environment_info
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RunConfig", "train_run", "predict_run", "resolve_data", "build_priors", "parse_conditions",
-           "prior_free_conditions", "given_files", "RESUMABLE", "PREDICT_CONFIRM_LIMIT"]
+__all__ = ["RunConfig", "train_run", "predict_run", "resolve_data", "build_priors", "model_options",
+           "parse_conditions", "prior_free_conditions", "given_files", "RESUMABLE", "PREDICT_CONFIRM_LIMIT"]
 
 _TRAIN_FIELDS = {f.name for f in fields(TrainConfig)} - {"run_dir", "resume", "extra"}
 _TRAIN_DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.name in _TRAIN_FIELDS}
@@ -327,7 +327,10 @@ def _go_from_annotations(cfg: RunConfig, sim, progress: bool):
 
 
 def build_priors(cfg: RunConfig, data, split, sim, model_cls, *, progress: bool = True) -> PriorGraphs:
-    """The prior graphs the model reads, built (or fetched from the cache) as configured."""
+    """The prior graphs the model reads, built (or fetched from the cache) as configured.
+
+    ``cfg`` is not changed; :func:`model_options` gives the model's options for the graphs returned.
+    """
     from knowledge.graph import GeneGraph
 
     graphs = PriorGraphs()
@@ -359,11 +362,22 @@ def build_priors(cfg: RunConfig, data, split, sim, model_cls, *, progress: bool 
                                                progress=progress)
         else:
             graphs.coexpression = GeneGraph.load(spec)
-    if "go" in uses and graphs.go is None:
-        cfg.model_options.setdefault("use_go", False)
-    if "coexpression" in uses and graphs.coexpression is None:
-        cfg.model_options.setdefault("use_coexpression", False)
     return graphs
+
+
+def model_options(cfg: RunConfig, model_cls, graphs: PriorGraphs) -> dict[str, Any]:
+    """The model's options for these priors: a copy of ``cfg.model_options`` that turns off each prior
+    branch whose graph is absent (``use_go=False``, ``use_coexpression=False``) unless set explicitly.
+
+    ``cfg`` is left as it is; construct the model with ``model_cls(**model_options(cfg, model_cls, graphs))``.
+    """
+    options = dict(cfg.model_options)
+    uses = set(model_cls.uses_priors)
+    if "go" in uses and graphs.go is None:
+        options.setdefault("use_go", False)
+    if "coexpression" in uses and graphs.coexpression is None:
+        options.setdefault("use_coexpression", False)
+    return options
 
 
 # -- training ---------------------------------------------------------------------------------------
@@ -546,6 +560,8 @@ def _build_run(cfg: RunConfig, out: Path, work: Path, model_cls, progress: bool,
 
     t = time.perf_counter()
     graphs = build_priors(cfg, data, split, sim, model_cls, progress=progress)
+    # the run records the options the model was built with (its config.yaml, written above, the user's)
+    cfg = replace(cfg, model_options=model_options(cfg, model_cls, graphs))
     for name in ("go", "coexpression"):
         g = getattr(graphs, name)
         if g is not None:

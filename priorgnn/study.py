@@ -589,7 +589,7 @@ def run_cell(ctx: _Context, setting: Setting, label: str, seed: int) -> bool:
     """Fit one model in one setting with one seed and write its tables; ``False`` if they existed."""
     from priorgnn.metrics import evaluate_seed, predict_conditions
     from priorgnn.models.base import TrainConfig, get_model_class
-    from priorgnn.pipeline import RunConfig, build_priors
+    from priorgnn.pipeline import RunConfig, build_priors, model_options
 
     d = _cell_dir(ctx.out, setting)
     stem = _cell_stem(label, seed)
@@ -619,7 +619,8 @@ def run_cell(ctx: _Context, setting: Setting, label: str, seed: int) -> bool:
         priors["go_degrade_seed"] = seed
     cfg = RunConfig(data=g.preset, model=spec.model, model_options=options, priors=priors)
     graphs = build_priors(cfg, data, split, sim, cls, progress=False)
-    model = cls(**cfg.model_options)
+    options = model_options(cfg, cls, graphs)
+    model = cls(**options)
     extra = {}
     if spec.model == "transformer" and options.get("pretrain"):
         cells = ctx.extra_pretraining_cells(setting, split, seed)

@@ -21,7 +21,7 @@ import logging
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -32,6 +32,7 @@ import pandas as pd
 from priorgnn.io import read_json, write_json
 from priorgnn.data.conditions import canonical_condition, parse_condition
 from priorgnn.errors import CheckpointError, ConfigError
+from priorgnn.training.config import TrainConfig  # re-exported: models take it in fit()
 
 if TYPE_CHECKING:
     from knowledge.graph import GeneGraph
@@ -61,30 +62,6 @@ class PriorGraphs:
 
     go: GeneGraph | None = None
     coexpression: GeneGraph | None = None
-
-
-@dataclass
-class TrainConfig:
-    """Options of gradient-trained models; baselines ignore them."""
-
-    max_epochs: int = 200
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 5e-4
-    seed: int = 0
-    patience: int = 20
-    accelerator: str = "cpu"
-    devices: int | str = 1
-    num_workers: int = 0
-    progress_bar: bool = True
-    run_dir: str | None = None
-    resume: str | None = None
-    max_steps: int = -1
-    threads: int | None = None  # torch CPU threads; None: $OMP_NUM_THREADS or all cores
-    #: no optimiser step: the model is saved without training, as a reference row for benchmarks
-    #: (PriorGNN then predicts through its built-in backbone only, see ``PriorGNN.fit``)
-    untrained: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def register_model(name: str):

@@ -18,7 +18,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 from priorgnn.errors import CheckpointError, Interrupted
-from priorgnn.models.base import TrainConfig
+from priorgnn.training.config import TrainConfig
 from priorgnn.training.io import AtomicCheckpointIO, AtomicCSVLogger
 from priorgnn.training.plan import ConditionDataModule, PerturbationTrainingPlan
 from priorgnn.training.progress import EpochProgressBar
