@@ -89,7 +89,7 @@ def test_zeroed_output_layer(demo):
     for singles, center in (("none", "mean"), ("residual", "none"), ("residual", "mean")):
         # knowledge='embed': the GEARS pathway only (the propagation pathway is checked below)
         m = get_model_class("priorgnn")(hidden=8, singles=singles, center=center, allow_prior_free=True,
-                                        knowledge="embed")
+                                        knowledge="embed", pair_backbone="additive")
         m.fit(data, split, graphs=graphs, train=TrainConfig(max_epochs=1, progress_bar=False))
         with torch.no_grad():
             m.net.indv_w2.zero_()
@@ -232,7 +232,7 @@ def test_interaction_gate_compares_with_the_additive_expectation_on_validation(d
     from the summaries), and when the interaction is switched off, measured pairs are additive."""
     data, split, graphs = demo
     s = data.summaries
-    m = get_model_class("priorgnn")(hidden=8, allow_prior_free=True)
+    m = get_model_class("priorgnn")(hidden=8, allow_prior_free=True, pair_backbone="additive")
     m.fit(data, split, graphs=graphs, train=TrainConfig(max_epochs=3, progress_bar=False))
     single = {c.split("+")[0] for c in split.train if c.endswith("+ctrl")}
     pairs = [c for c in split.val if "ctrl" not in c and set(c.split("+")) <= single]
@@ -244,3 +244,29 @@ def test_interaction_gate_compares_with_the_additive_expectation_on_validation(d
     assert gate["kept"] == (gate["mse_with"] < gate["mse_additive"])
     m.net.measured_pair_interaction.fill_(0.0)
     np.testing.assert_allclose(m.predict_delta(pairs), np.stack(additive), rtol=1e-5, atol=1e-5)
+
+
+def test_scaled_pair_backbone_is_the_scaled_additive_fit(demo):
+    """pair_backbone='scaled' (default): with the network and the interaction switched off, a double of
+    two measured singles is c_L δ_L + c_S δ_S over its larger and smaller single (the perturbed genes'
+    own change the plain sum), with (c_L, c_S) the scaled_additive baseline's fit."""
+    data, split, graphs = demo
+    s = data.summaries
+    m = get_model_class("priorgnn")(hidden=8, allow_prior_free=True, knowledge="embed")
+    m.fit(data, split, graphs=graphs, train=TrainConfig(max_epochs=1, progress_bar=False))
+    sa = get_model_class("scaled_additive")().fit(data, split)
+    cl, cs = sa.fit_info["scaled_additive"]["c_large"], sa.fit_info["scaled_additive"]["c_small"]
+    assert m.fit_info["pair_backbone"]["c_large"] == pytest.approx(cl, rel=1e-5)
+    with torch.no_grad():
+        m.net.indv_w2.zero_()
+        m.net.indv_b2.zero_()
+        m.net.interaction.weight.zero_()
+    da, db = s.delta("G0+ctrl"), s.delta("G1+ctrl")
+    genes = list(data.genes)
+    own = [genes.index(g) for g in ("G0", "G1") if g in genes]
+    keep = np.ones(len(genes), bool)
+    keep[own] = False
+    big, small = (da, db) if np.linalg.norm(da[keep]) >= np.linalg.norm(db[keep]) else (db, da)
+    expected = cl * big + cs * small
+    expected[own] = da[own] + db[own]
+    np.testing.assert_allclose(m.predict_delta(["G0+G1"])[0], expected, rtol=1e-4, atol=1e-5)

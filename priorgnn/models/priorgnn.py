@@ -175,6 +175,10 @@ class PriorGNNModule(nn.Module):
             # 1: the interaction applies to pairs of measured singles too; 0: those pairs are
             # additive (set after training by the validation gate, see PriorGNN.fit)
             self.register_buffer("measured_pair_interaction", torch.ones(()))
+            # the backbone of a double, c_L δ_L + c_S δ_S over its larger and smaller single (Norman et
+            # al.'s scaled sum, fitted on the training doubles by PriorGNN.fit; (1, 1): additive); the
+            # perturbed genes' own change stays the sum
+            self.register_buffer("pair_coef", torch.ones(2))
         self.uncertainty = uncertainty
         if uncertainty:
             self.uncertainty_w = MLP([H, 2 * H, H, 1])
@@ -320,6 +324,18 @@ class PriorGNNModule(nn.Module):
             part[measured] = self.single_delta[single_rows[measured]]
         delta = part.sum(1)
         double = mask.all(1)
+        if double.any() and not bool(torch.all(self.pair_coef == 1)):
+            a, b = part[double, 0], part[double, 1]
+            rows, genes = self._targets(pert_idx[double]) if hasattr(self, "pert_gene_idx") else ((), ())
+            off = torch.ones_like(a)
+            if len(rows):
+                off[rows, genes] = 0.0  # the larger single is judged off the perturbed genes
+            a_big = ((a * off).norm(dim=1) >= (b * off).norm(dim=1))[:, None]
+            scaled = self.pair_coef[0] * torch.where(a_big, a, b) + self.pair_coef[1] * torch.where(a_big, b, a)
+            if len(rows):  # the perturbed genes' own change stays the sum
+                scaled = scaled.index_put((rows, genes), delta[double][rows, genes])
+            delta = delta.clone()
+            delta[double] = scaled
         if double.any():
             pair = pert_idx[double]
             za = self.pair_mlp(pert_global[pair[:, 0]])
@@ -364,6 +380,11 @@ class PriorGNN(PerturbationModel):
         with ``λ`` chosen by leave-one-out over the training singles
         (:mod:`priorgnn.models.neighbours`); without GO, or with ``center='none'`` or
         ``singles='none'``, it is the same as ``'embed'``
+    pair_backbone : ``'scaled'`` (default): a double's backbone is ``c_L δ_L + c_S δ_S`` over its larger
+        and smaller single, with one pair ``(c_L, c_S)`` fitted by least squares on the training doubles
+        whose singles were measured (the ``scaled_additive`` baseline's fit; Norman et al. 2019's
+        regression). Where responses share a saturating common component, the plain sum counts it twice.
+        ``'additive'``: ``c_L = c_S = 1``. Without training doubles both are the sum.
     null_center : the network's single is its output for the gene minus its output for a "null"
         perturbation (zero embedding, no target), so that a gene the network knows nothing about adds
         nothing to the mean single (additive modes only; False: the raw output, as before)
@@ -377,7 +398,10 @@ class PriorGNN(PerturbationModel):
                  loss: str = "autofocus", direction_lambda: float = 0.1, uncertainty: bool = False,
                  allow_prior_free: bool = False, pert_init: str = "zero", pert_dropout: float = 0.0,
                  center: str = "mean", pert_flag: bool = True, interaction_gate: bool = True,
-                 knowledge: str = "propagate", null_center: bool = True, **kw) -> None:
+                 knowledge: str = "propagate", null_center: bool = True, pair_backbone: str = "scaled",
+                 **kw) -> None:
+        if pair_backbone not in ("scaled", "additive"):
+            raise ConfigError(f"priorgnn: pair_backbone must be 'scaled' or 'additive', not {pair_backbone!r}.")
         if knowledge not in ("propagate", "embed"):
             raise ConfigError(f"priorgnn: knowledge must be 'propagate' or 'embed', not {knowledge!r}.")
         if center not in ("mean", "none"):
@@ -393,7 +417,7 @@ class PriorGNN(PerturbationModel):
                          direction_lambda=direction_lambda, uncertainty=uncertainty,
                          allow_prior_free=allow_prior_free, pert_init=pert_init, pert_dropout=pert_dropout,
                          center=center, pert_flag=pert_flag, interaction_gate=interaction_gate,
-                         knowledge=knowledge, null_center=null_center, **kw)
+                         knowledge=knowledge, null_center=null_center, pair_backbone=pair_backbone, **kw)
         self.net: PriorGNNModule | None = None
 
     # -- vocabulary and graphs ------------------------------------------------------------------------
@@ -497,6 +521,8 @@ class PriorGNN(PerturbationModel):
             return {k: v[rows] for k, v in enc.items()}
 
         plan_kwargs = {"loss": hp["loss"], "direction_lambda": hp["direction_lambda"]}
+        if hp["singles"] != "none" and hp.get("pair_backbone", "additive") == "scaled":
+            self._fit_pair_backbone(data, split)
         self.fit_info["training"] = train_delta_module(self.net, encode, data, split, train, plan_kwargs)
         if train.untrained:
             self._backbone_only()
@@ -534,6 +560,22 @@ class PriorGNN(PerturbationModel):
             log.info("network residual for unseen genes scaled by %g (validation MSE off target: %s; %d singles)",
                      best, ", ".join(f"{k:g}: {v:.4f}" for k, v in errors.items()), len(val))
         self.fit_info["unseen_gate"] = info
+
+    def _fit_pair_backbone(self, data, split) -> None:
+        """Fit the scaled backbone of doubles (``pair_backbone='scaled'``) with the ``scaled_additive``
+        baseline's least squares over the training doubles of measured singles."""
+        from priorgnn.models.interaction_baselines import ScaledAdditive
+
+        sa = ScaledAdditive(mode="global").fit(data, split)
+        info = sa.fit_info["scaled_additive"]
+        if info.get("fallback"):
+            coef = (1.0, 1.0)
+        else:
+            coef = (info["c_large"], info["c_small"])
+        with torch.no_grad():
+            self.net.pair_coef.copy_(torch.tensor(coef, dtype=torch.float32))
+        self.fit_info["pair_backbone"] = {"c_large": coef[0], "c_small": coef[1], "n_doubles": info["n_doubles"]}
+        log.info("pair backbone: c_large %.3f, c_small %.3f (%d training doubles)", coef[0], coef[1], info["n_doubles"])
 
     def _propagation(self, go_arrays, pert_genes: list[str], singles: dict[str, str], summaries,
                      gene_pos: dict[str, int]) -> dict[str, np.ndarray]:
