@@ -14,6 +14,9 @@ each gene's descendants, and GO-like knowledge files (OBO + GAF) at a chosen fid
 Command line: ``python -m priorgnn.simulate --help``.
 """
 
+import sys
+import types
+
 from priorgnn.simulate.config import SIMULATOR_VERSION, SimulatorConfig
 from priorgnn.simulate.ode import Simulator
 from priorgnn.simulate.ontology import write_knowledge
@@ -31,3 +34,17 @@ __all__ = [
     "simulate",
     "write_knowledge",
 ]
+
+
+class _CallablePackage(types.ModuleType):
+    """``priorgnn.simulate(...)`` is the API verb (:func:`priorgnn.api.simulate`) as well as this package:
+    importing the package makes it the attribute ``priorgnn.simulate``, which would otherwise hide the verb."""
+
+    def __call__(self, *args, **kwargs) -> Simulation:
+        from priorgnn.api import simulate as _api_simulate
+
+        return _api_simulate(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallablePackage
+

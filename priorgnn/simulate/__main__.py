@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 
-from priorgnn.cli import ArgumentParser, nonnegative_float, nonnegative_int, os_error_message
+from priorgnn.cli import ArgumentParser, nonnegative_float, nonnegative_int, run_main
 from priorgnn.errors import PriorGNNError
 
 _EPILOG = """\
@@ -58,40 +58,23 @@ def _overrides(items: list[str]) -> dict[str, str]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    level = logging.DEBUG if args.debug else (logging.WARNING if args.quiet else logging.INFO)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        from priorgnn.simulate.config import SimulatorConfig
-        from priorgnn.simulate.simulation import simulate
+def _run(args: argparse.Namespace) -> int:
+    from priorgnn.simulate.config import SimulatorConfig
+    from priorgnn.simulate.simulation import simulate
 
-        overrides = _overrides(args.settings)
-        if args.list_settings:
-            cfg = SimulatorConfig.from_preset(args.preset, seed=args.seed, **overrides)
-            for key, value in cfg.to_dict().items():
-                print(f"{key} = {value}")
-            return 0
-        if not args.out:
-            raise PriorGNNError("--out is required: the folder to write the simulation to.")
-        t0 = time.perf_counter()
-        sim = simulate(args.preset, seed=args.seed, out=args.out, go_recall=args.go_recall,
-                       go_false_rate=args.go_false_rate, go_shuffle=args.go_shuffle,
-                       go_seed=args.go_seed, progress=not args.quiet, **overrides)
-        wall = time.perf_counter() - t0
-    except PriorGNNError as exc:
-        if args.debug:
-            raise
-        print("error: " + " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip()), file=sys.stderr)
-        return 2
-    except OSError as exc:
-        if args.debug:
-            raise
-        print(f"error: {os_error_message(exc)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; a simulation is written to --out only once complete (rerun to write it).", file=sys.stderr)
-        return 130
+    overrides = _overrides(args.settings)
+    if args.list_settings:
+        cfg = SimulatorConfig.from_preset(args.preset, seed=args.seed, **overrides)
+        for key, value in cfg.to_dict().items():
+            print(f"{key} = {value}")
+        return 0
+    if not args.out:
+        raise PriorGNNError("--out is required: the folder to write the simulation to.")
+    t0 = time.perf_counter()
+    sim = simulate(args.preset, seed=args.seed, out=args.out, go_recall=args.go_recall,
+                   go_false_rate=args.go_false_rate, go_shuffle=args.go_shuffle,
+                   go_seed=args.go_seed, progress=not args.quiet, **overrides)
+    wall = time.perf_counter() - t0
     s = sim.summary
     kn = sim.knowledge
     print(f"simulation written to {sim.path} ({wall:.1f} s)")
@@ -106,6 +89,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  knowledge: {sim.obo_path.name}, {sim.gaf_path.name} (recall {kn.get('recall')}, "
           f"false rate {kn.get('false_rate')}, shuffled {kn.get('shuffle_frac')})")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Simulate and write a data set; user errors are one line on stderr and exit status 2."""
+    args = _parser().parse_args(argv)
+    level = logging.DEBUG if args.debug else (logging.WARNING if args.quiet else logging.INFO)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    return run_main(lambda: _run(args), args.debug,
+                    interrupted="interrupted; a simulation is written to --out only once complete (rerun to write it).")
 
 
 if __name__ == "__main__":
