@@ -1,0 +1,89 @@
+"""Import rules between the layers, checked on the source with ``ast`` (nothing is imported):
+
+* ``priorgnn.metrics`` scores arrays whoever made them: it imports nothing from ``priorgnn.models`` or
+  ``priorgnn.runs``;
+* ``knowledge`` builds graphs and imports no model;
+* the library never imports the command-line scripts ``train.py`` and ``evaluate.py``.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Known exception, to be removed when evaluation moves to the experiment layer (issue 13, item 1):
+#: ``metrics/evaluation.py`` loads runs and refits baselines, so it imports ``models`` and ``runs``.
+METRICS_EXCEPTIONS = {"priorgnn/metrics/evaluation.py"}
+
+
+def imported_modules(path: Path, package: str | None = None) -> set[str]:
+    """Every module ``path`` imports, at any depth (function-level imports included), as absolute names;
+    ``package`` (default: from the path) resolves relative imports."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    if package is None:
+        package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: resolve against the file's package
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                mod = ".".join([*base, node.module] if node.module else base)
+            else:
+                mod = node.module or ""
+            found.add(mod)
+            found.update(f"{mod}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) in (
+                "import_module", "__import__") and node.args and isinstance(node.args[0], ast.Constant):
+            found.add(str(node.args[0].value))
+    return found
+
+
+def _under(mods: set[str], prefixes: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in mods if any(m == p or m.startswith(p + ".") for p in prefixes))
+
+
+def _files(folder: str) -> list[Path]:
+    return sorted((ROOT / folder).rglob("*.py"))
+
+
+def test_imported_modules_sees_every_form(tmp_path):
+    """The checker itself: top-level, function-level, relative and dynamic imports are all found."""
+    src = ("import priorgnn.runs\n"
+           "def f():\n    from priorgnn.models.base import PriorGraphs\n"
+           "from ..models import base\n"
+           "import importlib\nimportlib.import_module('train')\n")
+    probe = tmp_path / "probe.py"
+    probe.write_text(src, encoding="utf-8")
+    mods = imported_modules(probe, package="priorgnn.metrics")
+    assert _under(mods, ("priorgnn.models",)) == ["priorgnn.models", "priorgnn.models.base",
+                                                  "priorgnn.models.base.PriorGraphs"]
+    assert _under(mods, ("priorgnn.runs",)) == ["priorgnn.runs"]
+    assert "train" in mods
+
+
+@pytest.mark.parametrize("path", _files("priorgnn/metrics"), ids=lambda p: p.name)
+def test_metrics_import_no_model_and_no_run(path):
+    rel = str(path.relative_to(ROOT))
+    bad = _under(imported_modules(path), ("priorgnn.models", "priorgnn.runs", "priorgnn.pipeline"))
+    if rel in METRICS_EXCEPTIONS:
+        assert bad, f"{rel} no longer imports models or runs: drop it from METRICS_EXCEPTIONS"
+        return
+    assert not bad, f"{rel} imports {bad}; metrics score arrays and must not depend on models or runs"
+
+
+@pytest.mark.parametrize("path", _files("knowledge"), ids=lambda p: p.name)
+def test_knowledge_imports_no_model(path):
+    bad = _under(imported_modules(path), ("priorgnn.models", "priorgnn.training"))
+    assert not bad, f"{path.relative_to(ROOT)} imports {bad}; knowledge builds graphs and uses no model"
+
+
+@pytest.mark.parametrize("path", _files("priorgnn") + _files("knowledge"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_library_never_imports_the_scripts(path):
+    bad = _under(imported_modules(path), ("train", "evaluate"))
+    assert not bad, f"{path.relative_to(ROOT)} imports the script(s) {bad}; move what it needs into the library"
