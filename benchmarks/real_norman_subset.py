@@ -1,0 +1,356 @@
+#!/usr/bin/env python
+"""Every model and baseline on real K562 CRISPRa cells (Norman et al. 2019, the PerturBench subset).
+
+    python benchmarks/real_norman_subset.py                       # writes benchmarks/results/real_norman_subset.*
+    python benchmarks/real_norman_subset.py --out DIR --max-epochs 3 --seeds 1   # a quick smoke run
+
+Data: ``../shared/data/norman2019_subset/devel.h5ad`` (``--data``), the cells with
+``obs['dataset'] == 'norman19'`` (100 control cells, 18 singles, 15 doubles, 500 genes), read with the
+project's loader in scPerturb style (control label ``control``, separator ``+``). The perturbed genes
+are not among the 500 measured genes, so every metric here leaves them out; ``pearson_delta`` and
+``pearson_delta_excl_target`` coincide and the target's own change cannot be scored.
+
+Two split families:
+
+``double_lodo``
+    Leave one double out over the 5 doubles whose two singles are both measured (KLF1+MAP2K6,
+    KLF1+TGFBR2, MAP2K3+MAP2K6, MAP2K3+SLC38A2, MAPK1+TGFBR2): fold k trains on every single and the
+    other 14 doubles (two of the 10 doubles without both singles are the validation set) and tests on
+    the held-out double (subgroup ``combo_seen2``). The 5 folds' test conditions are pooled into one
+    evaluation of 5 conditions: the question is whether a model beats ``additive`` on doubles of seen
+    singles.
+``simulation``
+    The project's GEARS-style simulation split (:func:`priorgnn.data.splits.make_split`), seeds 1, 2, 3:
+    unseen singles and doubles with 0, 1 or 2 seen genes. The question is whether a model beats
+    ``mean`` on unseen singles.
+
+Models: ``no_change``, ``mean``, ``additive``, ``linear``, ``go_knn`` and ``priorgnn`` with the GO graph
+built from the real ontology and human annotations (``--go-dir``, OBO + GAF), and the prior-free
+``transformer``. Every model is fitted with the library calls ``train.py`` uses
+(:func:`priorgnn.pipeline.build_priors`, ``model.fit``) and scored with :mod:`priorgnn.metrics`
+(:func:`~priorgnn.metrics.evaluate_seed` with the split-half noise ceiling): means with 95% bootstrap
+CIs over conditions (and seeds), paired comparisons with ``additive``, ``mean`` and ``no_change``
+(bootstrap CI of the mean difference, Wilcoxon, Holm), and the near-constant-prediction diagnostic
+(:mod:`priorgnn.metrics.diagnostics`).
+
+Writes ``OUT/real_norman_subset.csv`` (one row per split family, model, subgroup and metric; the
+diagnostic's relative spread in rows of metric ``relative_spread``), ``OUT/real_norman_subset.md``
+(the command, the machine, the tables and a "who wins" paragraph generated from the numbers) and
+``OUT/real_norman_subset_comparisons.csv`` and ``OUT/real_norman_subset_fits.csv`` (one row per fit: seconds,
+epochs, whether the epoch cap stopped it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+log = logging.getLogger("real_norman_subset")
+
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "norman2019_subset" / "devel.h5ad"
+DEFAULT_GO = ROOT.parent / "shared" / "data" / "go"
+MODELS = ("no_change", "mean", "additive", "linear", "go_knn", "priorgnn", "transformer")
+BASELINES = ("additive", "mean", "no_change")
+METRICS = ("pearson_delta", "pearson_delta_excl_target", "mse_top20_de", "pearson_delta_top20_de",
+           "direction_top20_de", "discrimination_score_l1", "pearson_delta_vs_perturbed_mean", "mse")
+#: the headline metric of every subgroup: the perturbed genes are not measured, so this is the same
+#: number as pearson_delta, named for what it scores
+HEADLINE = "pearson_delta_excl_target"
+LODO_SEED = 0
+#: the trained models' epoch cap: about 1 s an epoch on one core here, 8 PriorGNN fits in ~10 minutes
+MAX_EPOCHS = 40
+
+
+def load_data(path: Path):
+    """The norman19 cells of the PerturBench subset, read scPerturb style."""
+    from priorgnn.data.io import read_h5ad
+
+    return read_h5ad(path, name="norman2019_subset[norman19]", style="scperturb", perturbation_column="condition",
+                     control_label="control", separator="+", select={"dataset": "norman19"},
+                     allow_unmeasured_perturbations=True)
+
+
+def lodo_splits(conditions: list[str]):
+    """One :class:`~priorgnn.data.splits.Split` per double whose two singles are measured."""
+    from priorgnn.data.conditions import CTRL, parse_condition
+    from priorgnn.data.splits import Split
+
+    perts = sorted(set(conditions) - {CTRL})
+    singles = {parse_condition(c)[0] for c in perts if len(parse_condition(c)) == 1}
+    doubles = [c for c in perts if len(parse_condition(c)) == 2]
+    seen2 = [c for c in doubles if all(g in singles for g in parse_condition(c))]
+    others = [c for c in doubles if c not in seen2]
+    out = []
+    for k, held in enumerate(seen2):
+        rng = np.random.default_rng(k)
+        val = sorted(rng.choice(others, size=min(2, len(others)), replace=False).tolist()) if others else []
+        train = [CTRL] + [c for c in perts if c != held and c not in val]
+        split = Split(kind="custom", seed=k, train=train, val=val, test=[held],
+                      params={"family": "double_lodo", "held_out": held})
+        split.check(conditions, require_subgroups=("combo_seen2",))
+        out.append(split)
+    return out
+
+
+def fit_predict(name: str, data, split, go_dir: Path, max_epochs: int | None, seed: int):
+    """Fit model ``name`` as train.py does; its (delta, control) for ``split.test`` and a fit record."""
+    from priorgnn.metrics import predict_conditions
+    from priorgnn.models import TrainConfig, get_model_class
+    from priorgnn.pipeline import RunConfig, build_priors
+
+    cls = get_model_class(name)
+    cfg = RunConfig(data=str(data.source), model=name,
+                    priors={"go": "auto", "coexpression": "auto", "go_obo": str(go_dir / "go-basic.obo.gz"),
+                            "go_gaf": str(go_dir / "goa_human.gaf.gz")})
+    graphs = build_priors(cfg, data, split, None, cls, progress=False)
+    model = cls(**cfg.model_options)
+    train_kw = {"max_epochs": max_epochs} if max_epochs else {}
+    train = TrainConfig(seed=seed, progress_bar=False, threads=1, **train_kw)
+    t0 = time.perf_counter()
+    model.fit(data, split, graphs=graphs, train=train)
+    fit_s = time.perf_counter() - t0
+    training = (getattr(model, "fit_info", None) or {}).get("training") or {}
+    record = {"fit_s": round(fit_s, 2), "epochs": training.get("epochs") if cls.trainable else None,
+              "hit_cap": (bool(training.get("epochs", 0) >= train.max_epochs) if cls.trainable else None)}
+    return predict_conditions(model, split.test, data.genes, progress=False), record
+
+
+def run_family(family: str, splits, data, models, go_dir: Path, max_epochs: int | None, pool: bool):
+    """Per-condition table, diagnostics table and fit records of one split family.
+
+    ``pool``: the splits' single test conditions form one evaluation (seed label :data:`LODO_SEED`)."""
+    from priorgnn.metrics import evaluate_seed
+    from priorgnn.metrics.evaluation import SeedExamples, prediction_diagnostics
+
+    from priorgnn.errors import GraphError
+
+    frames, fits, diags, skipped = [], [], [], {}
+    pooled: dict[str, list[np.ndarray]] = {}
+    observed, conds, subgroups = [], [], {}
+    for split in splits:
+        preds = {}
+        for name in models:
+            if name in skipped:
+                continue
+            try:
+                (delta, control), rec = fit_predict(name, data, split, go_dir, max_epochs, split.seed)
+            except GraphError as exc:  # a model that cannot represent these data is reported, not hidden
+                skipped[name] = f"{type(exc).__name__}: {exc}"
+                log.warning("%s cannot run on these data: %s", name, exc)
+                continue
+            preds[name] = (delta, control)
+            fits.append({"family": family, "split_seed": split.seed, "model": name, **rec})
+            log.info("%s split %d: %s fitted in %.1f s", family, split.seed, name, rec["fit_s"])
+        # pooled folds hold one test condition each: the discrimination score (a rank among the seed's
+        # test conditions) is undefined there and is left out
+        metrics = [m for m in METRICS if not (pool and m == "discrimination_score_l1")]
+        table, ex = evaluate_seed(data, split, preds, seed=LODO_SEED if pool else split.seed,
+                                  metrics=metrics, ceiling=True, ceiling_seed=split.seed)
+        frames.append(table)
+        if pool:
+            for name, (delta, _) in preds.items():
+                pooled.setdefault(name, []).append(delta)
+            observed.append(ex.observed_delta)
+            conds += ex.conditions
+            subgroups.update(ex.subgroups)
+        else:
+            diags.append(prediction_diagnostics(preds, ex))
+    if pool:
+        ex = SeedExamples(seed=LODO_SEED, conditions=conds, subgroups=subgroups, genes=list(map(str, data.genes)),
+                          observed_delta=np.concatenate(observed), de_idx=np.zeros((len(conds), 0), dtype=int))
+        diag = prediction_diagnostics({k: (np.concatenate(v), None) for k, v in pooled.items()}, ex)
+    else:
+        diag = pd.concat(diags, ignore_index=True)
+    return pd.concat(frames, ignore_index=True), diag, fits, skipped
+
+
+def summarise(per_condition: pd.DataFrame, diag: pd.DataFrame, family: str, n_boot: int):
+    from priorgnn.metrics import aggregate, paired_comparison
+
+    metrics = [m for m in METRICS if m in per_condition.columns]
+    summ = aggregate(per_condition, metrics, n_boot=n_boot, seed=0)
+    summ.insert(0, "family", family)
+    comp = paired_comparison(per_condition, metrics, baselines=BASELINES, n_boot=n_boot, seed=0)
+    comp.insert(0, "family", family)
+    d = (diag.groupby(["model", "subgroup"])
+         .agg(mean=("relative_spread", "median"), constant_seeds=("constant", "sum"),
+              n_seeds=("seed", "nunique"), n_conditions=("n_conditions", "sum")).reset_index())
+    d.insert(0, "family", family)
+    d["reference"] = "observed"
+    d["metric"] = "relative_spread"
+    return summ, comp, d
+
+
+def _fmt(v: float) -> str:
+    return "–" if v is None or not np.isfinite(v) else f"{v:.3f}"
+
+
+def who_wins(summ: pd.DataFrame, comp: pd.DataFrame, diag: pd.DataFrame) -> list[str]:
+    """The "who wins" sentences, generated from the numbers."""
+    from priorgnn.metrics.registry import get_metric
+    from priorgnn.report.summary import verdict
+
+    spec = get_metric(HEADLINE)
+    out = []
+    questions = [("double_lodo", "combo_seen2", "additive", "doubles whose two singles were both seen"),
+                 ("simulation", "unseen_single", "mean", "unseen singles")]
+    for family, sg, base, words in questions:
+        s = summ[(summ["family"] == family) & (summ["subgroup"] == sg) & (summ["metric"] == HEADLINE)
+                 & (summ["reference"] == "observed")]
+        models = s[~s["model"].isin(["ceiling"])]
+        if models.empty:
+            continue
+        i = spec.best_index(models["mean"].to_numpy(dtype=float))
+        best = models.iloc[i]
+        ceil = s[s["model"] == "ceiling"]["mean"]
+        txt = (f"On {words} ({family}, {int(best['n_conditions'])} condition-seed pairs), the best model by "
+               f"{spec.label} is `{best['model']}` ({_fmt(best['mean'])}, 95% CI [{_fmt(best['ci_lo'])}, "
+               f"{_fmt(best['ci_hi'])}]; split-half ceiling {_fmt(ceil.iloc[0]) if len(ceil) else '–'}).")
+        for learned in ("priorgnn", "transformer"):
+            row = comp[(comp["family"] == family) & (comp["subgroup"] == sg) & (comp["metric"] == HEADLINE)
+                       & (comp["model"] == learned) & (comp["baseline"] == base)]
+            if row.empty:
+                continue
+            r = row.iloc[0]
+            v = verdict(r)
+            word = {"better": f"beats `{base}`", "worse": f"is worse than `{base}`",
+                    "inconclusive": f"is not clearly different from `{base}` (the CI and the test disagree)",
+                    "indistinguishable": f"does not beat `{base}`"}[v]
+            mine = models[models["model"] == learned]["mean"]
+            txt += (f" `{learned}` ({_fmt(mine.iloc[0]) if len(mine) else '–'}) {word}: Δ = "
+                    f"{_fmt(r['mean_diff'])} [{_fmt(r['diff_ci_lo'])}, {_fmt(r['diff_ci_hi'])}], "
+                    f"{int(r['wins'])}/{int(r['losses'])}/{int(r['ties'])} wins/losses/ties.")
+        flagged = diag[(diag["family"] == family) & (diag["subgroup"] == sg) & (diag["constant_seeds"] > 0)]
+        learned_flagged = [m for m in flagged["model"] if m not in ("no_change", "mean")]
+        if learned_flagged:
+            rows = flagged.set_index("model")
+            txt += (" Near-constant predictions (spread across the conditions under 5% of the data's) from "
+                    + ", ".join(f"`{m}` (in {int(rows.loc[m, 'constant_seeds'])} of {int(rows.loc[m, 'n_seeds'])} "
+                                f"seeds; median spread {_fmt(float(rows.loc[m, 'mean']))}× the data's)"
+                                for m in learned_flagged) + ".")
+        out.append(txt)
+    return out
+
+
+def _flag_words(row) -> str:
+    """`` (near-constant in k of n seeds)`` for a diagnostic row flagged in any seed, else ``''``."""
+    k, n = int(row["constant_seeds"]), int(row["n_seeds"])
+    if k == 0:
+        return ""
+    return " (near-constant)" if n == 1 else f" (near-constant in {k} of {n} seeds)"
+
+
+def _table(summ: pd.DataFrame, diag: pd.DataFrame, family: str, subgroup: str, metrics) -> list[str]:
+    s = summ[(summ["family"] == family) & (summ["subgroup"] == subgroup) & (summ["reference"] == "observed")]
+    d = diag[(diag["family"] == family) & (diag["subgroup"] == subgroup)].set_index("model")
+    models = [m for m in [*MODELS, "ceiling"] if m in set(s["model"])]
+    L = ["| model | " + " | ".join(metrics) + " | spread vs data |", "|---|" + "---|" * (len(metrics) + 1)]
+    for m in models:
+        cells = []
+        for me in metrics:
+            r = s[(s["model"] == m) & (s["metric"] == me)]
+            cells.append("–" if r.empty else f"{_fmt(r['mean'].iloc[0])} [{_fmt(r['ci_lo'].iloc[0])}, "
+                                              f"{_fmt(r['ci_hi'].iloc[0])}]")
+        spread = "" if m not in d.index else _fmt(float(d.loc[m, "mean"])) + _flag_words(d.loc[m])
+        L.append(f"| {'*ceiling*' if m == 'ceiling' else '`' + m + '`'} | " + " | ".join(cells) + f" | {spread} |")
+    return L
+
+
+def render(summ, comp, diag, fits, skipped: dict[str, str], command: str, n_cells: int, wall_s: float) -> str:
+    cpu = platform.processor() or platform.machine()
+    try:  # the CPU model, where Linux reports it
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    L = ["# Real cells: Norman et al. 2019 K562 CRISPRa subset", "",
+         f"Made by `{command}` on {platform.system()}, {cpu} ({os.cpu_count()} cores), Python "
+         f"{platform.python_version()}, "
+         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, in {wall_s:.0f} s "
+         f"({n_cells} cells, 500 genes). The perturbed genes are not among the measured genes, so every "
+         "metric scores only other genes. Means with 95% bootstrap CIs over conditions (and seeds); "
+         "`spread vs data` is the near-constant-prediction diagnostic (predicted changes' spread across "
+         "the subgroup's conditions over the observed changes'; median over seeds; for `double_lodo` it pools the "
+         "5 folds' predictions, each from its own fit).", "",
+         "## Who wins", "", *who_wins(summ, comp, diag), ""]
+    if skipped:
+        L += ["Models that could not be run on these data (and so are in no table):", ""]
+        L += [f"- `{m}`: {why}" for m, why in skipped.items()] + [""]
+    metrics = ["pearson_delta_excl_target", "mse_top20_de", "pearson_delta_top20_de", "discrimination_score_l1"]
+    for family in ("double_lodo", "simulation"):
+        s = summ[summ["family"] == family]
+        present = set(s["subgroup"])
+        for sg in [g for g in ("unseen_single", "combo_seen0", "combo_seen1", "combo_seen2") if g in present]:
+            n = int(s[(s["subgroup"] == sg)]["n_conditions"].max())
+            L += [f"## {family}: {sg} ({n} condition-seed pairs)", "", *_table(summ, diag, family, sg, metrics), ""]
+    fr = pd.DataFrame(fits)
+    f = fr.groupby("model", sort=False).agg(mean=("fit_s", "mean"), max=("fit_s", "max"), count=("fit_s", "count"),
+                                            epochs=("epochs", "median"), capped=("hit_cap", "sum"))
+    L += ["## Fits", "", "Trained models stop by early stopping (patience 20 on the validation top-20-DE MSE) "
+          "or at the epoch cap; `capped` counts fits that reached the cap.", "",
+          "| model | mean fit s | max fit s | fits | median epochs | capped |", "|---|---|---|---|---|---|"]
+    L += [f"| `{m}` | {r['mean']:.1f} | {r['max']:.1f} | {int(r['count'])} | "
+          f"{'' if pd.isna(r['epochs']) else int(r['epochs'])} | "
+          f"{int(r['capped']) if fr[fr['model'] == m]['hit_cap'].notna().any() else ''} |" for m, r in f.iterrows()]
+    L += ["", "All metrics, paired comparisons and fits: `real_norman_subset.csv`, "
+          "`real_norman_subset_comparisons.csv`, `real_norman_subset_fits.csv`.", ""]
+    return "\n".join(L)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    p.add_argument("--go-dir", type=Path, default=DEFAULT_GO)
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="simulation split seeds")
+    p.add_argument("--models", nargs="+", default=list(MODELS))
+    p.add_argument("--max-epochs", type=int, default=MAX_EPOCHS,
+                   help=f"epoch cap of the trained models (default {MAX_EPOCHS}, to run in ~10 minutes on one core)")
+    p.add_argument("--n-boot", type=int, default=2000)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from priorgnn.data.splits import make_split
+
+    t0 = time.perf_counter()
+    data = load_data(args.data)
+    families = {"double_lodo": (lodo_splits(list(data.conditions)), True),
+                "simulation": ([make_split(data.conditions, "simulation", seed=s) for s in args.seeds], False)}
+    summs, comps, diags, fits, skipped = [], [], [], [], {}
+    for family, (splits, pool) in families.items():
+        pc, diag, f, skip = run_family(family, splits, data, args.models, args.go_dir, args.max_epochs, pool)
+        skipped.update(skip)
+        s, c, d = summarise(pc, diag, family, args.n_boot)
+        summs.append(s)
+        comps.append(c)
+        diags.append(d)
+        fits += f
+    summ, comp, diag = (pd.concat(x, ignore_index=True) for x in (summs, comps, diags))
+    wall = time.perf_counter() - t0
+    args.out.mkdir(parents=True, exist_ok=True)
+    table = pd.concat([summ, diag[["family", "model", "reference", "subgroup", "metric", "mean", "n_conditions",
+                                   "n_seeds", "constant_seeds"]]], ignore_index=True)
+    table.to_csv(args.out / "real_norman_subset.csv", index=False)
+    comp.to_csv(args.out / "real_norman_subset_comparisons.csv", index=False)
+    pd.DataFrame(fits).to_csv(args.out / "real_norman_subset_fits.csv", index=False)
+    command = "python benchmarks/real_norman_subset.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    (args.out / "real_norman_subset.md").write_text(
+        render(summ, comp, diag, fits, skipped, command.strip(), data.n_cells, wall), encoding="utf-8")
+    log.info("wrote %s in %.0f s", args.out / "real_norman_subset.md", wall)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
