@@ -159,3 +159,32 @@ def test_relative_nonadditive_size_by_hand():
     full = relative_nonadditive_size(double[:1], a, b)
     assert full[0] == pytest.approx(18 / np.sqrt(9 + 16 + 324))
     assert np.isnan(relative_nonadditive_size(np.ones(3), np.zeros(3), np.zeros(3))[0])
+
+
+def test_nonadditive_corr_against_the_truth_takes_the_prediction_beyond_the_measured_singles(tmp_path):
+    """Against the simulator's truth, a prediction's non-additive part is taken beyond the *measured*
+    singles (what a model adds up) and the truth's beyond the true singles: additive then scores
+    exactly 0, and a prediction that adds the true non-additive part to the measured sum scores 1."""
+    from priorgnn.data.conditions import parse_condition
+    from priorgnn.data.splits import make_split
+    from priorgnn.metrics import evaluate_seed, predict_conditions
+    from priorgnn.models import get_model_class
+    from priorgnn.simulate import simulate
+
+    sim = simulate("tiny", seed=0, out=tmp_path / "sim")
+    split = make_split(sim.conditions, "combo", seed=0)
+    s = sim.data.summaries
+    add = get_model_class("additive")().fit(sim.data, split)
+    delta, control = predict_conditions(add, split.test, sim.data.genes, progress=False)
+    oracle = delta.copy()
+    for i, c in enumerate(split.test):
+        g = parse_condition(c)
+        if len(g) == 2 and all(f"{x}+ctrl" in split.train for x in g):
+            t = sim.truth_delta([c, f"{g[0]}+ctrl", f"{g[1]}+ctrl"])
+            oracle[i] = s.delta(f"{g[0]}+ctrl") + s.delta(f"{g[1]}+ctrl") + (t[0] - t[1] - t[2])
+    table, _ = evaluate_seed(sim.data, split, {"additive": (delta, control), "oracle": (oracle, control)},
+                             seed=0, metrics=["nonadditive_corr"], simulation=sim, ceiling=False)
+    truth = table[(table["reference"] == "truth") & table["nonadditive_corr"].notna()]
+    assert len(truth)
+    assert (truth.loc[truth.model == "additive", "nonadditive_corr"] == 0).all()
+    np.testing.assert_allclose(truth.loc[truth.model == "oracle", "nonadditive_corr"], 1.0, atol=1e-5)

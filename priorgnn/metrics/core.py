@@ -118,6 +118,10 @@ class MetricContext:
     gi_singles
         Row → ``(δA, δB)``: the reference-space single deltas of each double whose two singles are
         in the training set (the doubles that get ``gi_label_match``).
+    measured_singles
+        Row → ``(δA, δB)``: the same doubles' singles as *measured* (observed space), whatever the
+        reference: what a model could add up, so a prediction's non-additive part is taken against them
+        (``nonadditive_corr``). Equal to ``gi_singles`` in the observed reference.
     gi_genes
         Genes the interaction fit uses (default ``expressed_idx``, Norman et al.'s highly expressed
         genes).
@@ -135,6 +139,7 @@ class MetricContext:
     exclude_idx: list[np.ndarray] = field(default_factory=list)
     gi_singles: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     gi_genes: np.ndarray | None = None
+    measured_singles: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
     gi_thresholds: GIThresholds = field(default_factory=GIThresholds)
     reference: str = "observed"
     _gi_cache: dict = field(default_factory=dict, repr=False)
@@ -222,7 +227,8 @@ class MetricContext:
                     gi_singles[i] = (by[a], by[b])
         return cls(conditions=conditions, control=control, de_idx=de, expressed_idx=expressed,
                    perturbed_mean=perturbed_mean, exclude_idx=exclude, gi_singles=gi_singles,
-                   gi_thresholds=gi_thresholds or GIThresholds(), reference=reference)
+                   gi_thresholds=gi_thresholds or GIThresholds(), reference=reference,
+                   measured_singles=dict(gi_singles))
 
     def for_reference(self, reference_means: Callable[[list[str]], np.ndarray], split: Split | None,
                       reference: str) -> MetricContext:
@@ -246,7 +252,8 @@ class MetricContext:
         return MetricContext(conditions=list(self.conditions), control=control, de_idx=self.de_idx,
                              expressed_idx=self.expressed_idx, perturbed_mean=perturbed_mean,
                              exclude_idx=self.exclude_idx, gi_singles=gi_singles, gi_genes=self.gi_genes,
-                             gi_thresholds=self.gi_thresholds, reference=reference)
+                             gi_thresholds=self.gi_thresholds, reference=reference,
+                             measured_singles=self.measured_singles)
 
     def subset(self, rows: Sequence[int]) -> MetricContext:
         """The context of a subset of its conditions (rows in the given order)."""
@@ -258,6 +265,8 @@ class MetricContext:
             perturbed_mean=self.perturbed_mean, exclude_idx=[self.exclude_idx[r] for r in rows],
             gi_singles={new_of[r]: v for r, v in self.gi_singles.items() if r in new_of},
             gi_genes=self.gi_genes, gi_thresholds=self.gi_thresholds, reference=self.reference,
+            measured_singles=None if self.measured_singles is None else
+            {new_of[r]: v for r, v in self.measured_singles.items() if r in new_of},
         )
 
     def gi_reference_label(self, row: int, ref_delta: np.ndarray) -> str:

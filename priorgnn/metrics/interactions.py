@@ -326,21 +326,25 @@ def interaction_metrics(
 # -- per-condition metrics of the registry ---------------------------------------------------------
 @register_metric(
     "nonadditive_corr", BestValue.ONE, label="non-additive corr", needs=("gi",), scope="excl_target",
-    description="Pearson correlation over genes (perturbed genes left out) of p - sA - sB and r - sA - sB, "
-                "sA, sB the reference singles; 0 for a constant (e.g. additive) prediction",
+    description="Pearson correlation over genes (perturbed genes left out) of p - mA - mB and r - sA - sB, "
+                "mA, mB the measured singles, sA, sB the reference's; 0 for a constant (e.g. additive) part",
     source="issue 'Beyond additive'; Norman et al. (2019) non-additive residual",
 )
 def nonadditive_corr(b: MetricBatch) -> np.ndarray:
     """Correlation of the predicted non-additive part of a double with the reference's.
 
     For doubles ``A+B`` whose two singles are in training (NaN otherwise): the Pearson correlation
-    over the genes other than A and B of ``δp_AB − δA − δB`` and ``δr_AB − δA − δB``, with ``δA, δB``
-    the reference's single changes (see the module docstring). 0 when the predicted part is constant
-    or within float32 rounding of zero (:data:`ZERO_RTOL`), as for the ``additive`` baseline.
+    over the genes other than A and B of ``δp_AB − mA − mB`` (the prediction's part beyond the sum of
+    the *measured* singles, which is what a model could add up) and ``δr_AB − δA − δB`` (the
+    reference's own non-additive part, with its own singles: the noise-free ones against the truth).
+    0 when the predicted part is constant or within float32 rounding of zero (:data:`ZERO_RTOL`), as
+    for the ``additive`` baseline.
     """
     out = np.full(b.pred.shape[0], np.nan)
+    measured = b.ctx.measured_singles if b.ctx.measured_singles is not None else b.ctx.gi_singles
     for i, (sa, sb) in b.ctx.gi_singles.items():
-        per, _ = nonadditive_correlation(b.pred_delta[i], sa, sb, b.ref_delta[i], sa, sb,
+        ma, mb = measured.get(i, (sa, sb))
+        per, _ = nonadditive_correlation(b.pred_delta[i], ma, mb, b.ref_delta[i], sa, sb,
                                          exclude=[b.ctx.exclude_idx[i]])
         out[i] = per[0]
     return out

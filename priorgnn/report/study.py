@@ -55,6 +55,7 @@ F_LEAD = "who leads (base, vs truth)"
 F_PRIOR = "priors and decoder (base, vs truth)"
 F_GO = "GO graph (base, PriorGNN, vs truth)"
 F_CAUSAL = "causal recovery (base)"
+F_CONTROL = "positive and negative control (unseen singles, vs truth)"
 
 
 def _axis_family(axis: str) -> str:
@@ -746,7 +747,7 @@ def _markdown(grid, out, view: _View, summary, causal, gi, lat, tables, fits, fi
           "p-value (Wilcoxon signed-rank for paired differences, a permutation test for trends) is "
           "Holm-adjusted within that family, and a difference or trend is called real only when the "
           "adjusted p < 0.05 and its 95% CI excludes 0. The families: "
-          + "; ".join(f"'{f}'" for f in (F_LEAD, F_PRIOR, F_GO, F_CAUSAL))
+          + "; ".join(f"'{f}'" for f in (F_LEAD, F_PRIOR, F_GO, F_CAUSAL, F_CONTROL))
           + "; and one per simulator axis. `tests.csv` lists every test with its family, raw and adjusted p "
           "and verdict. (`comparisons.csv`, the exhaustive table against `additive` and `priorgnn`, adjusts "
           "within each setting × reference × metric × baseline.)", ""]
@@ -773,6 +774,9 @@ def _markdown(grid, out, view: _View, summary, causal, gi, lat, tables, fits, fi
                 f"heatmap:observed:{pm}", f"bars:truth:{pm}"):
         if key in figs:
             L += [f"![{key}]({_rel(figs[key], out)})", ""]
+
+    L += _controls_text(view, summary, pref)
+    L += _beyond_additive_text(view, base_models, pref)
 
     # who leads
     L += ["## Conclusions (generated from the numbers above)", "", f"### Who leads where (base; family '{F_LEAD}')", ""]
@@ -881,6 +885,105 @@ def _markdown(grid, out, view: _View, summary, causal, gi, lat, tables, fits, fi
           "epoch, cap, `hit_cap`), `figures/`. Per-fit tables are under `cells/` (not needed to read the "
           "report).", ""]
     return "\n".join(L)
+
+
+def _controls_text(view: _View, summary: pd.DataFrame, ref: str) -> list[str]:
+    """The knowledge targets: in the positive control (the grid's base simulation, where co-annotated
+    regulators share downstream programs) PriorGNN should approach the ``network_knn`` oracle and beat
+    ``mean`` on unseen singles, fall with GO fidelity, and gain nothing from a permuted or random GO; in
+    the negative control (the same simulation without shared programs) GO should give no benefit."""
+    from priorgnn.study import PRIMARY, UNSEEN_METRIC
+
+    met, sub = UNSEEN_METRIC, "unseen_single"
+    if view.get("base", "network_knn", met, ref, sub) is None:
+        return []
+    pri, orc, mean = (view.mean("base", m, met, ref, sub) for m in ("priorgnn", "network_knn", "mean"))
+    L = [f"## Knowledge targets: positive and negative control (family '{F_CONTROL}')", "",
+         f"Unseen singles, `{met}` against the truth. The base simulation is the positive control; "
+         "`negative_control` is the same simulation with prior informativeness 0. `network_knn` is the oracle "
+         "that transfers the true network's neighbours' measured singles (shrunk by leave-one-out): what a "
+         "neighbour-based prior can transfer at all on these data.", ""]
+    rows = []
+    for setting in ("base", "negative_control"):
+        if not _has_setting(summary, setting):
+            continue
+        for m in ("network_knn", "priorgnn", "priorgnn_no_go", "priorgnn_go_permuted", "priorgnn_go_random",
+                  "go_knn", "transformer_no_pretrain", "mean"):
+            if view.get(setting, m, met, ref, sub) is not None:
+                rows.append([{"base": "positive control (base)"}.get(setting, setting), m,
+                             view.cell(setting, m, met, ref, sub)])
+    L += [markdown_table(pd.DataFrame(rows, columns=["setting", "model", f"{met} [95% CI]"])), ""]
+
+    def verdict(ok: bool) -> str:
+        return "**met**" if ok else "**not met**"
+
+    L.append(f"- PriorGNN ≥ 0.8 × oracle: {fmt(pri)} vs 0.8 × {fmt(orc)} = {fmt(0.8 * orc)}: "
+             f"{verdict(pri >= 0.8 * orc)} (means over seeds).")
+    rec = view.compare("base", "priorgnn", "mean", met, ref, sub, family=F_CONTROL)
+    if rec is not None:
+        L.append(f"- PriorGNN ≥ mean + 0.15: priorgnn − mean: {_delta_text(rec)}; "
+                 f"{verdict(rec['estimate'] >= 0.15)} on the mean"
+                 f"{', and the CI lies above 0.15' if rec['ci_lo'] >= 0.15 else ', but the CI reaches below 0.15'}.")
+    pts = [(x, s, "priorgnn") for x, s in _axis_points(view.grid, "go_fidelity")
+           if view.get(s, "priorgnn", met, ref, sub) is not None]
+    if len(pts) >= 2:
+        rec = view.trend(pts, met, ref, sub, family=F_CONTROL, label="GO fidelity")
+        L.append(f"- Dose-response, PriorGNN over GO fidelity {pts[0][0]:g} → {pts[-1][0]:g}: {_trend_text(rec)}.")
+        ends = view.compare(pts[-1][1], "priorgnn", "priorgnn", met, ref, sub, family=F_CONTROL,
+                            base_setting=pts[0][1])
+        L.append(f"  - the two ends, fidelity {pts[-1][0]:g} − {pts[0][0]:g}: {_delta_text(ends)}.")
+    for bad in ("priorgnn_go_permuted", "priorgnn_go_random"):
+        rec = view.compare("base", bad, "priorgnn_no_go", met, ref, sub, family=F_CONTROL)
+        if rec is not None:
+            L.append(f"- {bad} ≈ no GO: {bad} − priorgnn_no_go: {_delta_text(rec)}.")
+    if _has_setting(summary, "negative_control"):
+        rec = view.compare("negative_control", "priorgnn", "priorgnn_no_go", met, ref, sub, family=F_CONTROL)
+        if rec is not None:
+            L.append(f"- Negative control, no false benefit (PriorGNN with GO ≤ without GO + 0.02): priorgnn − "
+                     f"priorgnn_no_go: {_delta_text(rec)}; {verdict(rec['estimate'] <= 0.02)}.")
+        rec = view.compare("negative_control", "network_knn", "mean", met, ref, sub, family=F_CONTROL)
+        if rec is not None:
+            L.append(f"- Negative control, the oracle's lead over mean (the signal there is to transfer): "
+                     f"{_delta_text(rec)}.")
+    pm = PRIMARY[0]
+    if view.get("base", "transformer_additive", pm, ref, "combo_seen2") is not None:
+        L += ["", "Fair contrast on doubles (explicit vs implicit knowledge on the same additive backbone; "
+              f"`{pm}` vs truth):", ""]
+        for a, b in (("priorgnn", "transformer_additive"), ("transformer_additive", "transformer_no_pretrain")):
+            for s2 in ("combo_seen1", "combo_seen2"):
+                rec = view.compare("base", a, b, pm, ref, s2, family=F_CONTROL)
+                if rec is not None:
+                    L.append(f"- `{s2}`: {a} − {b}: {_delta_text(rec)}.")
+    return L + [""]
+
+
+def _beyond_additive_text(view: _View, base_models: list[str], ref: str) -> list[str]:
+    """Doubles of measured singles: accuracy against the additive and scaled-additive baselines, and how
+    much of the true non-additive part each model predicts (``nonadditive_corr``)."""
+    from priorgnn.study import PRIMARY
+
+    if view.get("base", "additive", "nonadditive_corr", ref, "combo_seen2") is None:
+        return []
+    pm = PRIMARY[0]
+    models = [m for m in ("priorgnn", "priorgnn_no_go", "transformer_additive", "transformer_no_pretrain",
+                          "scaled_additive", "dominance", "additive", "observed_data")
+              if m in base_models or m == "observed_data"]
+    cols = ["model"] + [f"{met} {sub}" for sub in ("combo_seen1", "combo_seen2")
+                        for met in (pm, "mse_top20_de", "nonadditive_corr")]
+    rows = [[m, *[view.cell("base", m, met, ref, sub) for sub in ("combo_seen1", "combo_seen2")
+                  for met in (pm, "mse_top20_de", "nonadditive_corr")]] for m in models]
+    L = ["## Beyond additive: doubles of measured singles (base, vs truth)", "",
+         "`nonadditive_corr`: Pearson correlation, off the perturbed genes, of the prediction minus the sum of "
+         "the *measured* singles with the truth minus the sum of the *true* singles (0 for `additive` by "
+         "construction, 1 for a model that predicts the true non-additive part exactly). `observed_data` is the "
+         "measured double scored the same way.", "", markdown_table(pd.DataFrame(rows, columns=cols)), ""]
+    for base in ("additive", "scaled_additive"):
+        for sub in ("combo_seen1", "combo_seen2"):
+            for met in (pm, "mse_top20_de"):
+                rec = view.compare("base", "priorgnn", base, met, ref, sub, family=F_PRIOR)
+                if rec is not None:
+                    L.append(f"- `{sub}`, `{met}`: priorgnn − {base}: {_delta_text(rec)}.")
+    return L + [""]
 
 
 def _has_setting(summary: pd.DataFrame, setting: str) -> bool:
