@@ -664,7 +664,16 @@ def run_cell(ctx: _Context, setting: Setting, label: str, seed: int) -> bool:
             "hit_cap": bool(training.get("epochs") is not None and training["epochs"] >= g.max_epochs)
             if cls.trainable else None,
             "pretrain_cells": (pre.get("data_cells", 0) + pre.get("extra_cells", 0))
-            if pre else 0, "pretrain_steps": pre.get("steps")}
+            if pre else 0, "pretrain_steps": pre.get("steps"),
+            # PriorGNN's choices after training (validation data only): the learned interaction kept for
+            # pairs of measured singles, the scale of the network's residual for unseen genes, the
+            # propagation's leave-one-out lambda and the fitted pair backbone
+            "interaction_kept": (model.fit_info.get("interaction_gate") or {}).get("kept"),
+            "gate_validation_pairs": (model.fit_info.get("interaction_gate") or {}).get("validation_pairs"),
+            "unseen_scale": (model.fit_info.get("unseen_gate") or {}).get("scale"),
+            "propagation_lambda": (model.fit_info.get("propagation") or {}).get("lambda"),
+            "pair_c_large": (model.fit_info.get("pair_backbone") or {}).get("c_large"),
+            "pair_c_small": (model.fit_info.get("pair_backbone") or {}).get("c_small")}
     _write_cell(d, stem, setting, seed, table, causal, gi, latent, info)
     import shutil
 

@@ -175,7 +175,8 @@ def _latent_summary(latent: pd.DataFrame) -> pd.DataFrame:
 def _fits_table(fits: pd.DataFrame) -> pd.DataFrame:
     """One row per fit: time, the epoch it stopped at, its best epoch, the cap and whether it hit it."""
     cols = ["setting", "model", "seed", "fit_s", "epochs", "best_epoch", "max_epochs", "patience", "hit_cap",
-            "pretrain_cells", "pretrain_steps", "accelerator"]
+            "pretrain_cells", "pretrain_steps", "accelerator", "interaction_kept", "gate_validation_pairs",
+            "unseen_scale", "propagation_lambda", "pair_c_large", "pair_c_small"]
     if fits.empty:
         return pd.DataFrame(columns=cols)
     f = fits.copy()
@@ -843,6 +844,7 @@ def _markdown(grid, out, view: _View, summary, causal, gi, lat, tables, fits, fi
     L += _gi_text(gi)
     L += _latent_text(lat, figs, out)
     L += _training_text(grid, fits)
+    L += _gate_text(fits)
 
     L += ["## Methods and caveats", "",
           "- Each fit (setting × model × seed) uses the library's own calls: `pipeline.build_priors` (GO "
@@ -983,6 +985,31 @@ def _beyond_additive_text(view: _View, base_models: list[str], ref: str) -> list
                 rec = view.compare("base", "priorgnn", base, met, ref, sub, family=F_PRIOR)
                 if rec is not None:
                     L.append(f"- `{sub}`, `{met}`: priorgnn − {base}: {_delta_text(rec)}.")
+    return L + [""]
+
+
+def _gate_text(fits: pd.DataFrame) -> list[str]:
+    """How often PriorGNN's validation gates switched its learned parts off (``fits.csv``)."""
+    if fits.empty or "interaction_kept" not in fits:
+        return []
+    pg = fits[fits["model"].astype(str).str.startswith("priorgnn") & fits["interaction_kept"].notna()]
+    if pg.empty:
+        return []
+    kept = pg["interaction_kept"].astype(bool)
+    L = ["## PriorGNN's validation gates", "",
+         f"- The learned interaction for pairs of measured singles was kept in {int(kept.sum())} of {len(pg)} "
+         f"PriorGNN fits and switched off (doubles on the scaled backbone alone) in {int((~kept).sum())}; the "
+         f"decision rested on {fmt(float(pg['gate_validation_pairs'].mean()))} validation pairs on average "
+         "(`fits.csv`: `interaction_kept`, `gate_validation_pairs`)."]
+    if "unseen_scale" in pg and pg["unseen_scale"].notna().any():
+        counts = pg["unseen_scale"].dropna().astype(float).value_counts().sort_index()
+        L.append("- Scale of the network's residual for genes never perturbed in training, chosen on the "
+                 "validation singles of such genes: " + ", ".join(f"{k:g} in {int(v)} fits" for k, v in counts.items())
+                 + " (1: the network as trained; 0: the mean single plus the propagated GO neighbours only).")
+    if "propagation_lambda" in pg and pg["propagation_lambda"].notna().any():
+        lam = pg.groupby("setting")["propagation_lambda"].mean()
+        L.append("- Leave-one-out shrinkage λ of the GO propagation, mean per setting: "
+                 + ", ".join(f"{k} {v:.2f}" for k, v in lam.items()) + ".")
     return L + [""]
 
 
