@@ -55,7 +55,6 @@ import pandas as pd
 import scipy.sparse as sp
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from priorgnn.io import write_csv, write_text  # noqa: E402
 from priorgnn.data.conditions import CTRL, parse_condition  # noqa: E402

@@ -39,10 +39,10 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _common import cpu_model, memory_bytes
+from priorgnn.io import read_json, write_json, write_text
 
-from priorgnn.io import read_json, write_json, write_text  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 GIB = 1024 ** 3
 TARGET_BUILD_S = 20.0
@@ -251,16 +251,8 @@ def compare_edges(work: Path) -> dict:
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        mem = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal"))
-    except (OSError, StopIteration):
-        mem = 0
-    return f"{os.cpu_count()} cores ({cpu}), {mem / 1024 ** 2:.0f} GiB memory, CPU only, {platform.platform()}"
+    mem = memory_bytes() or 0
+    return f"{os.cpu_count()} cores ({cpu_model('unknown CPU')}), {mem / GIB:.0f} GiB memory, CPU only, {platform.platform()}"
 
 
 def versions() -> str:

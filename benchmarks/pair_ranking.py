@@ -51,8 +51,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from claims import code_fingerprint, head_commit  # noqa: E402
+from claims import code_fingerprint, head_commit  # a sibling script (benchmarks/ is on sys.path)
 
 log = logging.getLogger("pair_ranking")
 

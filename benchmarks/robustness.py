@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""Run the bad-input catalogue (tests/robustness_cases.py) and the command-line fuzz
-(tests/test_fuzz_cli.py), and write the counts table.
+"""Run the bad-input catalogue (benchmarks/robustness_cases.py) and the command-line fuzz
+(benchmarks/fuzz_cli.py), and write the counts table.
 
     python benchmarks/robustness.py [--out benchmarks/results/robustness.md] [--fuzz 2000 --fuzz-seed 1]
 
@@ -21,11 +21,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from priorgnn.io import write_json, write_text
+from robustness_cases import CASES, run_case
 
-from priorgnn.io import write_json, write_text  # noqa: E402
-from tests.robustness_cases import CASES, run_case  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+# the cases run train.py and evaluate.py in-process: those scripts live at the repository root, outside
+# the installed package
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 
 def main() -> int:
@@ -100,11 +103,11 @@ def main() -> int:
 
 
 def _fuzz(n: int, seed: int) -> dict:
-    """Run ``n`` fuzz cases of tests/test_fuzz_cli.py in a fresh folder; the counts (failures: 0 or 1,
+    """Run ``n`` fuzz cases of benchmarks/fuzz_cli.py in a fresh folder; the counts (failures: 0 or 1,
     since the fuzz stops at the first bad case)."""
     import time
 
-    from tests.test_fuzz_cli import fuzz, make_world
+    from fuzz_cli import fuzz, make_world
 
     with tempfile.TemporaryDirectory() as root:
         w = make_world(Path(root))

@@ -53,8 +53,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+if str(ROOT / "benchmarks") not in sys.path:  # sibling modules (_common, claims), also when a test loads this file
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _common import cpu_model, fmt, memory_bytes  # noqa: E402
+from priorgnn.data.splits import SUBGROUPS as SPLIT_SUBGROUPS  # noqa: E402
 
 #: what runs per seed, in this order (see the module docstring)
 GEARS = "gears"
@@ -66,7 +69,8 @@ STEPS_LABEL = "priorgnn_steps"  # per-step timing at exactly --batch-size condit
 RUN_ORDER = (GEARS, PRIORGNN, DEFAULT_LABEL, CELLS_LABEL, UNTRAINED_LABEL, STEPS_LABEL)
 SCORED = (PRIORGNN, DEFAULT_LABEL, UNTRAINED_LABEL, GEARS)  # evaluated (plus the baselines)
 BASELINES = ("no_change", "additive")
-SUBGROUPS = ("unseen_single", "combo_seen0", "combo_seen1", "combo_seen2")
+#: the split's subgroups of doubles and unseen singles (seen singles are trained on, not scored here)
+SUBGROUPS = tuple(s for s in SPLIT_SUBGROUPS if s != "seen_single")
 #: the headline metric per subgroup: off the perturbed genes for unseen perturbations
 HEADLINE = {"unseen_single": "pearson_delta_excl_target", "combo_seen0": "pearson_delta_excl_target",
             "combo_seen1": "pearson_delta", "combo_seen2": "pearson_delta", "all": "pearson_delta"}
@@ -100,18 +104,8 @@ def machine_description(accelerator: str = "cpu") -> dict:
     from priorgnn.runs import environment_info
 
     info = environment_info()
-    cpu = platform.processor() or "unknown"
-    mem = None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem = int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    cpu = cpu_model(default=platform.processor() or "unknown")
+    mem = memory_bytes()
     try:
         info["versions"]["cell-gears"] = metadata.version("cell-gears")
     except metadata.PackageNotFoundError:
@@ -146,12 +140,6 @@ def child_env(threads: int, cache: str | None) -> dict:
     if cache:
         env["PRIORGNN_CACHE_DIR"] = cache
     return env
-
-
-def fmt(x, digits: int = 3) -> str:
-    from priorgnn.report.tables import fmt as table_fmt
-
-    return "–" if x is None else table_fmt(float(x), digits)
 
 
 def fmt_s(x) -> str:

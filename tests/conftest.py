@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+
+# The benchmark scripts' shared modules (the bad-input catalogue, the fuzz cases) are imported by name,
+# as the scripts in benchmarks/ import each other; the package itself comes from the installed project.
+_BENCHMARKS = str(Path(__file__).resolve().parents[1] / "benchmarks")
+if _BENCHMARKS not in sys.path:
+    sys.path.append(_BENCHMARKS)
 
 
 @pytest.fixture(autouse=True, scope="session")

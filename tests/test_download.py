@@ -755,7 +755,7 @@ def test_the_network_guard_catches_a_swallowed_connection(tmp_path):
 def test_train_predict_and_evaluate_use_no_network(tmp_path, model):
     """The main job's steps (load, priors, split, train, predict, evaluate) never touch the network."""
     from tests._synth import synth_lognorm
-    from tests.robustness_cases import _go_files
+    from robustness_cases import _go_files
 
     data = tmp_path / "data.h5ad"
     synth_lognorm().write_h5ad(data)

@@ -1,10 +1,10 @@
-"""One test per case of the bad-input catalogue (see tests/robustness_cases.py)."""
+"""One test per case of the bad-input catalogue (see benchmarks/robustness_cases.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.robustness_cases import CASES, run_case
+from robustness_cases import CASES, run_case
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -19,7 +19,7 @@ def test_bad_input_gives_one_clear_error_and_loses_nothing(case, tmp_path, monke
 
 def test_condition_names_cannot_escape_the_output_folder(tmp_path, monkeypatch):
     import train
-    from tests.robustness_cases import _trained_run
+    from robustness_cases import _trained_run
 
     monkeypatch.chdir(tmp_path)
     run = _trained_run(tmp_path, "additive")

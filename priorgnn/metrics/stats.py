@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from priorgnn.data.splits import SUBGROUPS
 from priorgnn.metrics.registry import get_metric
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ __all__ = [
 ]
 
 #: Subgroups in report order (``all`` = every test condition).
-SUBGROUP_ORDER = ("all", "unseen_single", "seen_single", "combo_seen0", "combo_seen1", "combo_seen2")
+SUBGROUP_ORDER = ("all", *SUBGROUPS)
 #: Rows that are limits, not models: never "best", never compared.
 REFERENCE_ROWS = ("ceiling", "observed_data")
 _BLOCK = 256

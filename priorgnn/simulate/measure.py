@@ -43,16 +43,11 @@ from scipy.special import gammaln
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Log1pTable", "log1p_table", "sample_counts", "dispersion_classes"]
+__all__ = ["Log1pTable", "log1p_table", "sample_counts"]
 
 _STEP = 0.025  # log-grid spacing of p, mu and lambda
 _P_MIN = 1e-12
 _LAMBDA_EXACT = 200.0
-
-
-def dispersion_classes(theta: np.ndarray) -> np.ndarray:
-    """The distinct dispersion values (``inf`` last)."""
-    return np.unique(np.asarray(theta, dtype=np.float64))
 
 
 def _poisson_log1p(lam: np.ndarray, c: np.ndarray) -> np.ndarray:

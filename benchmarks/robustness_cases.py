@@ -1,6 +1,7 @@
 """The catalogue of bad inputs: each case builds a broken input, runs a command-line tool on it and
-states the message it must print. Used by ``tests/test_robustness.py`` (one test per case) and by
-``benchmarks/robustness.py`` (the counts table).
+states the message it must print. Used by ``benchmarks/robustness.py`` (the counts table) and by ``tests/test_robustness.py`` (one test
+per case). The tools run in-process: ``train.py`` and ``evaluate.py`` are imported as modules, so the
+repository root is on ``sys.path`` (pytest puts it there; ``benchmarks/robustness.py`` does).
 
 A case passes when the tool exits with status 2 (or 0 for a documented, logged repair, or 130 for
 Ctrl-C), prints the expected fragment (and none of the forbidden ones), prints no traceback, and loses
@@ -22,7 +23,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from tests._synth import synth_counts, synth_lognorm
+from priorgnn.testing import synth_counts, synth_lognorm
 
 
 @dataclass
