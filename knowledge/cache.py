@@ -1,6 +1,6 @@
 """A cache of built graphs, keyed by their inputs and parameters.
 
-Entries live under ``priorgnn._cache.cache_dir() / "graphs" / <kind>`` as GeneGraph files
+Entries live under ``priorgnn.cache.cache_dir() / "graphs" / <kind>`` as GeneGraph files
 (``<key>.npz`` + ``<key>.json``). The key is a hash of everything the graph depends on (input
 file checksums, parameters, gene list) and is stored in the entry's provenance; an entry whose
 key or content hash does not match, or that cannot be read, is rebuilt.
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from knowledge.graph import GeneGraph
-from priorgnn._cache import cache_dir
+from priorgnn.cache import cache_dir
 from priorgnn.io import hash_arrays, sha256_file
 from priorgnn.errors import GraphError, PriorGNNError
 

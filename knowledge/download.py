@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from priorgnn._download import download, manifest_entry, read_manifest, run_cli, update_manifest
+from priorgnn.fetch import download, manifest_entry, read_manifest, run_cli, update_manifest
 from priorgnn.cli import ArgumentParser, positive_float
 from priorgnn.errors import DownloadError
 
@@ -182,7 +182,7 @@ def download_go(
     progress
         Progress bars: ``True``, ``False`` or ``None`` (only on a terminal).
     timeout, max_attempts, retry_wait
-        As in :func:`priorgnn._download.download`.
+        As in :func:`priorgnn.fetch.download`.
 
     Returns
     -------

@@ -242,7 +242,7 @@ def test_non_dropout_de_excludes_dropped_genes():
 
 
 def test_summaries_cached_and_verified(tmp_path, monkeypatch):
-    from priorgnn import _cache
+    from priorgnn import cache as _cache
 
     monkeypatch.setenv("PRIORGNN_CACHE_DIR", str(tmp_path))
     data = from_anndata(synth_lognorm())

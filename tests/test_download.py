@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from priorgnn._download import download, looks_like_html, read_manifest, safe_extract_zip
+from priorgnn.fetch import download, looks_like_html, read_manifest, safe_extract_zip
 from priorgnn.errors import DownloadError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -704,7 +704,7 @@ socket.socket.sendto = refuse
 socket.create_connection = refuse
 socket.getaddrinfo = refuse
 import priorgnn, priorgnn.data, priorgnn.models, knowledge
-import priorgnn._download, priorgnn.data.download, priorgnn.data.__main__, knowledge.download
+import priorgnn.fetch, priorgnn.data.download, priorgnn.data.__main__, knowledge.download
 print("imported")
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,

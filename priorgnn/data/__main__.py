@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from priorgnn._download import run_cli
+from priorgnn.fetch import run_cli
 from priorgnn.cli import ArgumentParser, positive_float
 from priorgnn.errors import PriorGNNError
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from priorgnn._cache import cache_load, cache_save
+from priorgnn.cache import cache_load, cache_save
 from priorgnn.io import hash_arrays
 from priorgnn.data.conditions import CTRL, parse_condition
 from priorgnn.errors import DataValidationError

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from priorgnn._download import (
+from priorgnn.fetch import (
     download,
     looks_like_html,
     manifest_entry,
@@ -430,7 +430,7 @@ def download_dataset(
     progress
         Progress bar: ``True``, ``False`` or ``None`` (only on a terminal).
     timeout, max_attempts, retry_wait
-        As in :func:`priorgnn._download.download`.
+        As in :func:`priorgnn.fetch.download`.
     licence_url
         For a data set with a licence notice: fetch the notice from here instead (a mirror).
 

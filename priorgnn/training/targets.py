@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from priorgnn._cache import cache_load, cache_save
+from priorgnn.cache import cache_load, cache_save
 from priorgnn.io import hash_arrays
 from priorgnn.data.conditions import CTRL
 from priorgnn.data.dataset import PerturbationData, condition_moments
