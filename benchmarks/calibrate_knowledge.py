@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from priorgnn._io import write_csv, write_text
+from priorgnn.io import write_csv, write_text
 from priorgnn.data.conditions import parse_condition
 from priorgnn.metrics.core import rowwise_pearson
 

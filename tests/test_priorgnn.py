@@ -8,6 +8,7 @@ import torch
 from torch_geometric.data import Batch, Data
 
 from priorgnn.data import from_anndata, make_split
+from priorgnn.errors import ConfigError
 from priorgnn.models import PriorGraphs, TrainConfig, get_model_class, load_model
 from priorgnn.models.priorgnn import PriorGNNModule
 from tests._synth import ring_graph as _ring
@@ -270,3 +271,25 @@ def test_scaled_pair_backbone_is_the_scaled_additive_fit(demo):
     expected = cl * big + cs * small
     expected[own] = da[own] + db[own]
     np.testing.assert_allclose(m.predict_delta(["G0+G1"])[0], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_gat_option_passes_messages_over_go(demo):
+    """go_conv='gat': attention layers over the GO graph; an unseen gene's embedding then depends on its
+    GO neighbours (changing a neighbour's embedding changes it) and a bad value is one clear error."""
+    data, split, graphs = demo
+    m = get_model_class("priorgnn")(hidden=8, allow_prior_free=True, go_conv="gat")
+    m.fit(data, split, graphs=graphs, train=TrainConfig(max_epochs=1, progress_bar=False))
+    from torch_geometric.nn import GATConv
+
+    assert all(isinstance(layer, GATConv) for layer in m.net.sim_layers)
+    m.net.eval()
+    g7 = m.pert_index["G7"]
+    src = m.net.go_index[0][(m.net.go_index[1] == g7) & (m.net.go_index[0] != g7)]
+    assert len(src)
+    with torch.no_grad():
+        before = m.net.pert_branch()[g7].clone()
+        m.net.pert_emb.weight[src[0]] += 1.0
+        after = m.net.pert_branch()[g7]
+    assert not torch.allclose(before, after)
+    with pytest.raises(ConfigError, match="go_conv"):
+        get_model_class("priorgnn").check_hparams({"go_conv": "attention"})

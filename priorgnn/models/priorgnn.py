@@ -47,7 +47,7 @@ from typing import Literal
 import numpy as np
 import torch
 from torch import nn
-from torch_geometric.nn import SGConv
+from torch_geometric.nn import GATConv, SGConv
 
 from priorgnn.data.conditions import parse_condition
 from priorgnn.errors import CheckpointError, ConfigError, GraphError
@@ -99,8 +99,11 @@ class PriorGNNModule(nn.Module):
                  single_pert_idx: torch.Tensor | None = None,
                  single_delta: torch.Tensor | None = None, mean_delta: torch.Tensor | None = None,
                  prop_weight: torch.Tensor | None = None, prop_dev: torch.Tensor | None = None,
-                 prop_lambda: float = 0.0, null_center: bool = False) -> None:
+                 prop_lambda: float = 0.0, null_center: bool = False, go_conv: str = "sgconv") -> None:
         super().__init__()
+        if go_conv not in ("sgconv", "gat"):
+            raise ConfigError(f"go_conv must be 'sgconv' or 'gat', not {go_conv!r}.")
+        self.go_conv = go_conv
         self.null_center = bool(null_center)
         H = hidden
         if singles not in ("residual", "predicted", "none"):
@@ -152,7 +155,11 @@ class PriorGNNModule(nn.Module):
         if go is not None:
             self.register_buffer("go_index", go[0].long())
             self.register_buffer("go_weight", go[1].float())
-            self.sim_layers = nn.ModuleList([SGConv(H, H, 1) for _ in range(go_layers)])
+            if go_conv == "gat":  # attention over GO neighbours, the Jaccard weight as an edge feature
+                self.sim_layers = nn.ModuleList([GATConv(H, H, heads=1, edge_dim=1, add_self_loops=False)
+                                                 for _ in range(go_layers)])
+            else:
+                self.sim_layers = nn.ModuleList([SGConv(H, H, 1) for _ in range(go_layers)])
         self.pert_fuse = MLP([H, H, H])
         self.bn_pert_base = nn.BatchNorm1d(H)
         self.recovery_w = MLP([H, 2 * H, H])
@@ -225,7 +232,10 @@ class PriorGNNModule(nn.Module):
             emb = emb * keep
         if self.has_go:
             for i, layer in enumerate(self.sim_layers):
-                emb = layer(emb, self.go_index, self.go_weight)
+                if self.go_conv == "gat":  # the aligned graph carries self-loops already
+                    emb = layer(emb, self.go_index, self.go_weight[:, None])
+                else:
+                    emb = layer(emb, self.go_index, self.go_weight)
                 if i < len(self.sim_layers) - 1:
                     emb = emb.relu()
         return emb
@@ -380,6 +390,9 @@ class PriorGNN(PerturbationModel):
         with ``λ`` chosen by leave-one-out over the training singles
         (:mod:`priorgnn.models.neighbours`); without GO, or with ``center='none'`` or
         ``singles='none'``, it is the same as ``'embed'``
+    go_conv : the message passing over GO, ``'sgconv'`` (GEARS's one-hop SGConv; default) or ``'gat'``
+        (graph attention over the GO neighbours, the Jaccard weight as an edge feature); ``go_layers``
+        hops either way
     pair_backbone : ``'scaled'`` (default): a double's backbone is ``c_L δ_L + c_S δ_S`` over its larger
         and smaller single, with one pair ``(c_L, c_S)`` fitted by least squares on the training doubles
         whose singles were measured (the ``scaled_additive`` baseline's fit; Norman et al. 2019's
@@ -399,7 +412,9 @@ class PriorGNN(PerturbationModel):
                  allow_prior_free: bool = False, pert_init: str = "zero", pert_dropout: float = 0.0,
                  center: str = "mean", pert_flag: bool = True, interaction_gate: bool = True,
                  knowledge: str = "propagate", null_center: bool = True, pair_backbone: str = "scaled",
-                 **kw) -> None:
+                 go_conv: str = "sgconv", **kw) -> None:
+        if go_conv not in ("sgconv", "gat"):
+            raise ConfigError(f"priorgnn: go_conv must be 'sgconv' or 'gat', not {go_conv!r}.")
         if pair_backbone not in ("scaled", "additive"):
             raise ConfigError(f"priorgnn: pair_backbone must be 'scaled' or 'additive', not {pair_backbone!r}.")
         if knowledge not in ("propagate", "embed"):
@@ -417,7 +432,8 @@ class PriorGNN(PerturbationModel):
                          direction_lambda=direction_lambda, uncertainty=uncertainty,
                          allow_prior_free=allow_prior_free, pert_init=pert_init, pert_dropout=pert_dropout,
                          center=center, pert_flag=pert_flag, interaction_gate=interaction_gate,
-                         knowledge=knowledge, null_center=null_center, pair_backbone=pair_backbone, **kw)
+                         knowledge=knowledge, null_center=null_center, pair_backbone=pair_backbone,
+                         go_conv=go_conv, **kw)
         self.net: PriorGNNModule | None = None
 
     # -- vocabulary and graphs ------------------------------------------------------------------------
@@ -447,7 +463,7 @@ class PriorGNN(PerturbationModel):
             single_pert_idx=torch.as_tensor([self.pert_index[g] for g in single_genes], dtype=torch.long),
             single_delta=torch.as_tensor(single_delta, dtype=torch.float32),
             mean_delta=torch.as_tensor(mean_delta, dtype=torch.float32) if mean_delta is not None else None,
-            self_init=self_init, null_center=bool(hp.get("null_center", False)),
+            self_init=self_init, null_center=bool(hp.get("null_center", False)), go_conv=hp.get("go_conv", "sgconv"),
             **({} if propagation is None else {
                 "prop_weight": torch.as_tensor(propagation["prop_weight"], dtype=torch.float32),
                 "prop_dev": torch.as_tensor(propagation["prop_dev"], dtype=torch.float32),
