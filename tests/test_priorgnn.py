@@ -154,7 +154,8 @@ def test_training_reduces_validation_loss_and_predicts(demo, tmp_path):
     data = from_anndata(a)
     split = make_split(data.conditions, "combo", seed=0, val_frac=0.3)
     graphs = PriorGraphs(go=_ring(data.genes, 3), coexpression=_ring(data.genes, 1))
-    m = get_model_class("priorgnn")(hidden=16, singles="none", pert_init="normal", pert_flag=False)  # GEARS
+    m = get_model_class("priorgnn")(hidden=16, singles="none", pert_init="normal", pert_flag=False,
+                                    go_layers=1)  # GEARS
     m.fit(data, split, graphs=graphs,
           train=TrainConfig(max_epochs=60, batch_size=4, progress_bar=False, run_dir=str(tmp_path), patience=0))
     curve = pd.read_csv(tmp_path / "logs" / "metrics.csv")

@@ -614,6 +614,7 @@ DEFAULT_METRICS = (
     "discrimination_score_l1",
     "overlap_top20_delta",
     "gi_label_match",
+    "nonadditive_corr",
 )
 
 
@@ -675,6 +676,10 @@ def compute_condition_metrics(
 
 
 def _check_registry() -> None:
+    # the interaction metrics (a default one among them) register in their own module, which imports
+    # this one: import it here, at the end, once everything it needs is defined
+    from priorgnn.metrics import interactions  # noqa: F401
+
     missing = [m for m in DEFAULT_METRICS if m not in METRICS]
     if missing:  # pragma: no cover - a programming error
         raise RuntimeError(f"default metrics not registered: {missing}")

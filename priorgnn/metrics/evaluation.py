@@ -62,11 +62,15 @@ __all__ = [
     "model_order",
     "DEFAULT_BASELINES",
     "BASELINE_ORDER",
+    "ORACLES",
 ]
 
 DEFAULT_BASELINES = ("no_change", "mean", "additive")
 #: Baselines first, in this order, in every table and figure.
-BASELINE_ORDER = ("no_change", "mean", "additive", "linear")
+BASELINE_ORDER = ("no_change", "mean", "additive", "scaled_additive", "scaled_additive_mag", "dominance", "linear",
+                  "network_knn")
+#: Models that read what no real model can know (the simulator's true network): reported, never "learned"
+ORACLES = ("network_knn",)
 _ID_COLS = ["model", "reference", "seed", "condition", "subgroup", "n_cells"]
 
 
@@ -495,6 +499,13 @@ def evaluate_runs(
         except (ImportError, AttributeError) as exc:
             log.warning("the simulator is not available (%s); skipping the truth reference", exc)
 
+    if simulation is not None and getattr(simulation, "path", None) is not None \
+            and (Path(simulation.path) / "network.csv").exists() and "network_knn" not in baselines:
+        # on simulated data the oracle of transferable signal joins the baselines (issue "knowledge that
+        # counts"): what a neighbour-based prior could transfer at all, from the true network
+        baselines.append("network_knn")
+    baseline_options = {"network_knn": {"network": str(Path(simulation.path) / "network.csv")}} \
+        if simulation is not None and getattr(simulation, "path", None) is not None else {}
     frames, examples, notes, diags = [], {}, {}, []
     for seed, members in sorted(by_seed.items()):
         split = splits[seed]
@@ -511,7 +522,10 @@ def evaluate_runs(
             if b in preds:
                 log.info("baseline %r is among the runs of seed %d; using the run", b, seed)
                 continue
-            model = get_model_class(b)().fit(data, split, graphs=graphs)
+            if b == "network_knn" and "network_knn" not in baseline_options:
+                raise ConfigError("network_knn is an oracle for simulated data: it needs the simulation's "
+                                  "true network, and these runs are not of a simulation.")
+            model = get_model_class(b)(**baseline_options.get(b, {})).fit(data, split, graphs=graphs)
             preds[b] = predict_conditions(model, conditions, data.genes, progress=progress,
                                           desc=f"predicting {b} (seed {seed})")
             _merge_notes(notes, b, prediction_notes(model, conditions, subgroups))

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from priorgnn.metrics.evaluation import BASELINE_ORDER
+from priorgnn.metrics.evaluation import BASELINE_ORDER, ORACLES
 from priorgnn.metrics.registry import UNSEEN_SUBGROUPS, get_metric, unseen_claim_metrics
 from priorgnn.metrics.stats import REFERENCE_ROWS, SUBGROUP_ORDER
 from priorgnn.report.tables import fmt, fmt_p
@@ -165,7 +165,8 @@ def summary_lines(result, metrics: Sequence[str], *, reference: str = "observed"
                 continue
             model, mean = best
             tied = " = " in model
-            model_txt = " = ".join(f"`{m}`" for m in model.split(" = "))
+            model_txt = " = ".join(f"`{m}`" + (" (oracle: reads the simulator's true network)" if m in ORACLES else "")
+                                   for m in model.split(" = "))
             arrow = "higher" if spec.higher_is_better else "lower"
             txt = f"{spec.label} ({arrow} is better): best {model_txt} {fmt(mean)}" + (" (tied)" if tied else "")
             lim = part[(part["model"] == limit) & (part["metric"] == metric)]
