@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from priorgnn.data.splits import SPLIT_KINDS
 from priorgnn.cli import (ArgumentParser, nonnegative_float, nonnegative_int, parse_key_values, positive_float,
                           positive_int, run_main, setup_logging)
 
@@ -56,7 +57,9 @@ def _train_parser() -> argparse.ArgumentParser:
                         "(memory bounded by conditions x genes; models that do not train on cells; needs a saved "
                         "or no co-expression graph)")
     g = p.add_argument_group("split")
-    g.add_argument("--split", choices=["simulation", "combo", "random"], help="split kind (default simulation)")
+    g.add_argument("--split", choices=list(SPLIT_KINDS),
+                   help="split kind (default simulation; gears_simulation reproduces cell-gears's "
+                        "prepare_split(split='simulation', seed) on GEARS-style condition names)")
     g.add_argument("--split-seed", type=nonnegative_int, help="split seed (default 1)")
     g.add_argument("--split-file", help="use a saved split (split.json)")
     g.add_argument("--split-set", action="append", metavar="KEY=VALUE",

@@ -45,7 +45,7 @@ RESUMABLE = ("train.max_epochs", "train.max_steps", "train.patience", "train.thr
              "train.devices", "train.progress_bar", "train.num_workers")
 #: Predictions of more conditions than this need ``yes=True`` (``train.py predict --yes``).
 PREDICT_CONFIRM_LIMIT = 1000
-_SPLIT_KINDS = ("simulation", "combo", "random")
+from priorgnn.data.splits import SPLIT_KINDS as _SPLIT_KINDS  # noqa: E402 - one list of split kinds
 _ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "tpu", "auto")
 
 
