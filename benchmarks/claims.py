@@ -192,12 +192,38 @@ class Source:
                 git(root, "cat-file", "-e", f"{rev}^{{commit}}")
             except ClaimError:
                 raise ClaimError(f"{self.path} records commit {rev}, which this repository does not have") from None
-            later = git(root, "log", "--format=%h %s", f"{rev}..HEAD", "--", *self.code).splitlines()
+            reviewed = reviewed_refactors(root).get(self.path, {})
+            later = [line for line in git(root, "log", "--format=%H %s", f"{rev}..HEAD", "--", *self.code).splitlines()
+                     if line.split(" ", 1)[0] not in reviewed]
+            later = [f"{line[:7]}{line[40:]}" for line in later]
             if later:
                 return (f"{self.path} was produced at {rev[:10]} ({how}), but {len(later)} later commit(s) "
                         f"changed the code it measures ({', '.join(self.code)}), the first: {later[-1][:90]}; "
                         "rerun its benchmark")
         return None
+
+
+#: Commits reviewed as refactors that cannot change a results file's numbers (renamed imports, moved
+#: code), one per line: ``<full commit hash> <results file> <reason>``. A commit-based source is not
+#: stale for a commit listed against it. Every line needs a reason; tests check that the commits exist.
+REFACTORS_FILE = "benchmarks/claims_refactors.txt"
+
+
+def reviewed_refactors(root: Path) -> dict[str, dict[str, str]]:
+    """``{results file: {commit: reason}}`` from :data:`REFACTORS_FILE` (empty without the file)."""
+    path = root / REFACTORS_FILE
+    out: dict[str, dict[str, str]] = {}
+    if not path.is_file():
+        return out
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split(None, 2)
+        if len(parts) < 3 or not re.fullmatch(r"[0-9a-f]{40}", parts[0]):
+            raise ClaimError(f"{REFACTORS_FILE}:{n}: write '<full commit hash> <results file> <reason>'")
+        out.setdefault(parts[1], {})[parts[0]] = parts[2]
+    return out
 
 
 def _recorded(frame, keys: Sequence[str]) -> dict[str, set[str]]:

@@ -282,3 +282,35 @@ def test_a_source_without_any_provenance_is_an_error(tmp_path):
     assert not report.ok and "names no code paths" in report.errors[0]
     with pytest.raises(ClaimError, match="no git-tracked file"):
         code_fingerprint(["nowhere"], repo)
+
+
+def test_a_reviewed_refactor_commit_does_not_make_a_source_stale(tmp_path):
+    from claims import REFACTORS_FILE
+
+    repo = _repo(tmp_path)
+    (repo / "code" / "model.py").write_text("X = 1  # renamed import\n", encoding="utf-8")
+    _git(repo, "commit", "-qam", "rename an import")
+    sha = _git(repo, "rev-parse", "HEAD")
+    assert not run_checks(repo, [_table()]).ok
+    (repo / REFACTORS_FILE).parent.mkdir(parents=True, exist_ok=True)
+    (repo / REFACTORS_FILE).write_text(f"{sha} results/acc.csv imports only\n", encoding="utf-8")
+    assert run_checks(repo, [_table()]).ok
+    # listed for another results file, or a later real change: stale again
+    (repo / REFACTORS_FILE).write_text(f"{sha} results/other.csv imports only\n", encoding="utf-8")
+    assert not run_checks(repo, [_table()]).ok
+    (repo / REFACTORS_FILE).write_text(f"{sha} results/acc.csv imports only\n", encoding="utf-8")
+    (repo / "code" / "model.py").write_text("X = 2\n", encoding="utf-8")
+    _git(repo, "commit", "-qam", "change the model")
+    report = run_checks(repo, [_table()])
+    assert len(report.stale) == 1 and "change the model" in report.stale[0] and "rename" not in report.stale[0]
+
+
+def test_the_reviewed_refactor_list_names_real_commits_with_reasons():
+    from claims import ROOT, reviewed_refactors
+
+    listed = reviewed_refactors(ROOT)
+    for results, commits in listed.items():
+        assert (ROOT / results).exists(), results
+        for sha, reason in commits.items():
+            assert len(reason.split()) >= 3, (sha, reason)
+            subprocess.run(["git", "cat-file", "-e", f"{sha}^{{commit}}"], cwd=ROOT, check=True)
