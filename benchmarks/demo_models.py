@@ -84,7 +84,8 @@ CODE_PATHS = (
     "priorgnn/models/_transformer_pretrain.py", "priorgnn/training/fit.py", "priorgnn/training/plan.py",
     "priorgnn/training/losses.py", "priorgnn/training/targets.py", "priorgnn/simulate",
     ":(exclude)priorgnn/simulate/__main__.py", "priorgnn/data/dataset.py", "priorgnn/data/splits.py",
-    "priorgnn/data/conditions.py", "priorgnn/metrics/core.py", "priorgnn/metrics/evaluation.py", "knowledge",
+    "priorgnn/data/conditions.py", "priorgnn/metrics/core.py", "priorgnn/metrics/evaluation.py", "priorgnn/experiment.py",
+    "knowledge",
     ":(exclude)knowledge/cli.py", ":(exclude)knowledge/__main__.py",
     "priorgnn/pipeline.py::RunConfig,resolve_data,make_or_load_split,build_priors,_go_from_annotations,"
     "_is_simulation_dir,_sim_dir,_summaries_only",
@@ -92,7 +93,7 @@ CODE_PATHS = (
 
 
 def fit_and_score(label: str, seed: int, out: Path, data, split, sim) -> tuple[pd.DataFrame, dict]:
-    from priorgnn.metrics import evaluate_seed, predict_conditions
+    from priorgnn import experiment
     from priorgnn.models import TrainConfig, get_model_class
     from priorgnn.pipeline import RunConfig, build_priors, model_options
 
@@ -104,11 +105,10 @@ def fit_and_score(label: str, seed: int, out: Path, data, split, sim) -> tuple[p
     run_dir = out / "runs" / f"{label}_s{seed}"
     train = TrainConfig(seed=seed, run_dir=str(run_dir), progress_bar=False, **train_kw)
     t0 = time.perf_counter()
-    model.fit(data, split, graphs=graphs, train=train)
+    experiment.fit(model, data, split, graphs, train=train)
     fit_s = time.perf_counter() - t0
-    delta, control = predict_conditions(model, split.test, data.genes, progress=False)
-    table, _ = evaluate_seed(data, split, {label: (delta, control)}, seed=seed, metrics=list(METRICS),
-                             ceiling=False)
+    predictions = {label: experiment.predict(model, split.test, genes=data.genes)}
+    table = experiment.score(predictions, data, split, metrics=list(METRICS), seed=seed)
     training = model.fit_info.get("training") or {}
     trained = name in ("priorgnn", "transformer") and not train.untrained
     epochs = training.get("epochs") if trained else None

@@ -9,7 +9,7 @@
 >>> priorgnn.score(model, sim.data, split, simulation=sim)                 # doctest: +SKIP
 
 Each verb is a thin wrapper over the functions that ``train.py`` and ``evaluate.py`` call
-(:mod:`priorgnn.pipeline`, :mod:`priorgnn.metrics`), so a notebook and the command line give the same
+(:mod:`priorgnn.pipeline`, the experiment layer :mod:`priorgnn.experiment`), so a notebook and the command line give the same
 numbers for the same settings. Heavy modules (torch, the models) are imported on first use, so
 ``import priorgnn`` stays fast.
 """
@@ -20,7 +20,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Union
 
-from priorgnn.errors import ConfigError, DataValidationError
+from priorgnn.errors import ConfigError
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from priorgnn.simulate import Simulation
     from priorgnn.training.config import TrainConfig
 
-    Predictions = Union[PerturbationModel, ad.AnnData]
+    Predictions = Union[PerturbationModel, ad.AnnData, tuple]
 
 __all__ = ["read", "simulate", "make_split", "build_priors", "fit", "score"]
 
@@ -173,22 +173,6 @@ def build_priors(data: PerturbationData | Simulation, split: Split, *, model: st
     return graphs
 
 
-def _train_config(train: TrainConfig | Mapping[str, Any] | None) -> TrainConfig:
-    from priorgnn.training.config import TrainConfig
-
-    if isinstance(train, TrainConfig):
-        return train
-    options = {"progress_bar": False, **dict(train or {})}
-    try:
-        return TrainConfig(**options)
-    except TypeError:
-        from dataclasses import fields
-
-        known = sorted(f.name for f in fields(TrainConfig))
-        unknown = sorted(set(options) - set(known))
-        raise ConfigError(f"unknown training option(s) {unknown}; known: {known}.") from None
-
-
 def fit(model: str, data: PerturbationData | Simulation, split: Split, graphs: PriorGraphs | None = None, *,
         train: TrainConfig | Mapping[str, Any] | None = None, **options: Any) -> PerturbationModel:
     """Construct the registered model ``model`` with ``options`` and fit it on ``split``'s training conditions.
@@ -215,49 +199,10 @@ def fit(model: str, data: PerturbationData | Simulation, split: Split, graphs: P
     The fitted model: ``model.predict(conditions)`` gives an AnnData of predicted mean expression
     (the change from control in ``layers['delta']``); ``model.save(folder)`` keeps it.
     """
-    from priorgnn.models.base import PriorGraphs, get_model_class
-    from priorgnn.pipeline import RunConfig, model_options
+    from priorgnn import experiment
 
-    data, _ = _data_and_simulation(data)
-    cls = get_model_class(model)
-    graphs = graphs if graphs is not None else PriorGraphs()
-    cfg = RunConfig(model=model, model_options=dict(options))
-    instance = cls(**model_options(cfg, cls, graphs))
-    instance.fit(data, split, graphs=graphs, train=_train_config(train))
-    return instance
-
-
-def _as_arrays(label: str, pred: Predictions, conditions: list[str] | None, genes: list[str]):
-    """``(conditions, delta [C, G], control [G])`` from a fitted model or a prediction AnnData."""
-    import numpy as np
-
-    from priorgnn.data.conditions import canonical_condition
-    from priorgnn.metrics import predict_conditions
-    from priorgnn.models.base import PerturbationModel
-
-    if isinstance(pred, PerturbationModel):
-        if conditions is None:
-            raise ConfigError(f"{label}: give the conditions to score (default: the split's test set).")
-        delta, control = predict_conditions(pred, conditions, genes, progress=False)
-        return conditions, delta, control
-    if not hasattr(pred, "layers") or "delta" not in pred.layers or "control_mean" not in pred.uns:
-        raise DataValidationError(
-            f"{label}: predictions are a fitted model or an AnnData from model.predict (with layers['delta'] "
-            f"and uns['control_mean']); got {type(pred).__name__}.")
-    if list(map(str, pred.var_names)) != list(genes):
-        raise DataValidationError(f"{label}: the predictions' genes are not the data's ({pred.n_vars} vs "
-                                  f"{len(genes)}); predict with a model fitted on these data.")
-    have = [canonical_condition(c) for c in pred.obs["condition"].astype(str)]
-    if conditions is None:
-        conditions = have
-    row = {c: i for i, c in enumerate(have)}
-    missing = [c for c in conditions if c not in row]
-    if missing:
-        raise DataValidationError(f"{label}: no prediction for {len(missing)} condition(s), e.g. {missing[0]!r}; "
-                                  "predict them first, or pass conditions= to score fewer.")
-    idx = [row[c] for c in conditions]
-    delta = np.asarray(pred.layers["delta"], dtype=np.float64)[idx]
-    return conditions, delta, np.asarray(pred.uns["control_mean"], dtype=np.float64)
+    # an alias of the experiment layer; a notebook fit shows no progress bar unless train= asks for one
+    return experiment.fit(model, data, split, graphs, train=train if train is not None else {}, **options)
 
 
 def score(predictions: Predictions | Mapping[str, Predictions], data: PerturbationData | Simulation,
@@ -265,7 +210,8 @@ def score(predictions: Predictions | Mapping[str, Predictions], data: Perturbati
           metrics: Sequence[str] | None = None, seed: int = 0, ceiling: bool = False) -> pd.DataFrame:
     """Score predictions against the measured data (and, for a simulation, the noise-free truth).
 
-    A thin wrapper over :func:`priorgnn.metrics.evaluate_seed`, the scorer of ``evaluate.py``.
+    An alias of :func:`priorgnn.experiment.score` (over :func:`priorgnn.metrics.evaluate_seed`, the
+    scorer of ``evaluate.py``); predictions may also be ``(delta, control)`` arrays.
 
     Parameters
     ----------
@@ -291,22 +237,7 @@ def score(predictions: Predictions | Mapping[str, Predictions], data: Perturbati
     A tidy table, one row per model, reference, condition and subgroup, one column per metric;
     :func:`priorgnn.metrics.aggregate` summarises it with bootstrap intervals.
     """
-    from priorgnn.data.conditions import canonical_condition
-    from priorgnn.metrics import evaluate_seed
+    from priorgnn import experiment
 
-    data, sim = _data_and_simulation(data)
-    simulation = simulation if simulation is not None else sim
-    if not isinstance(predictions, Mapping):
-        label = getattr(predictions, "name", None) or str(getattr(predictions, "uns", {}).get("model", "model"))
-        predictions = {label: predictions}
-    conds = None if conditions is None else [canonical_condition(c) for c in conditions]
-    only = next(iter(predictions.values())) if len(predictions) == 1 else None
-    if conds is None and not hasattr(only, "layers"):  # a lone AnnData: the conditions it holds
-        conds = list(split.test)
-    arrays = {}
-    for label, pred in predictions.items():
-        conds, delta, control = _as_arrays(label, pred, conds, list(data.genes))
-        arrays[label] = (delta, control)
-    table, _ = evaluate_seed(data, split, arrays, seed=seed, conditions=conds, metrics=metrics,
-                             simulation=simulation, ceiling=ceiling)
-    return table
+    return experiment.score(predictions, data, split, simulation=simulation, conditions=conditions,
+                            metrics=metrics, seed=seed, ceiling=ceiling)

@@ -27,6 +27,7 @@ import pandas as pd
 import yaml
 
 from priorgnn.io import replace_dir, safe_name, write_csv, write_h5ad, write_text
+from priorgnn import experiment
 from priorgnn.data.conditions import canonical_condition, make_condition
 from priorgnn.errors import CheckpointError, ConfigError, GraphError, Interrupted
 from priorgnn.models.base import PriorGraphs, TrainConfig, get_model_class
@@ -590,7 +591,7 @@ def _build_run(cfg: RunConfig, out: Path, work: Path, model_cls, progress: bool,
     if resume and resume_path is None and model_cls.trainable:
         log.warning("no checkpoint to resume from in %s; training from the start", out)
     try:
-        model.fit(data, split, graphs=graphs, train=cfg.train_config(work, resume_path))
+        experiment.fit(model, data, split, graphs, train=cfg.train_config(work, resume_path))
     except Interrupted as exc:
         if resume:
             raise _interrupted_line(exc, out, f"python train.py --out {out} --resume") from None
@@ -607,6 +608,8 @@ def _build_run(cfg: RunConfig, out: Path, work: Path, model_cls, progress: bool,
             pred.obs["prior_free"] = mine | own
         _write_prediction(pred, work / "predictions", "test")
     timings["predict_s"] = time.perf_counter() - t
+    # evaluate_runs scores this file while the model and split are the ones it was predicted from
+    saved = {"test": experiment.prediction_record(work)} if split.test else {}
     timings["total_s"] = time.perf_counter() - t0
 
     inputs = given_files(cfg, spec)
@@ -617,7 +620,8 @@ def _build_run(cfg: RunConfig, out: Path, work: Path, model_cls, progress: bool,
                    for n in ("go", "coexpression") if getattr(graphs, n) is not None},
         "inputs": inputs,
         "prior_free_conditions": {c: list(g) for c, g in free.items()},
-        "config": cfg.to_dict(), "fit_info": model.fit_info, "timings": timings, **environment_info(),
+        "config": cfg.to_dict(), "fit_info": model.fit_info, "timings": timings, "predictions": saved,
+        **environment_info(),
     }
     run = Run(work)
     run.write_info(info)

@@ -594,7 +594,7 @@ def _write_cell(d: Path, stem: str, setting: Setting, seed: int, metrics: pd.Dat
 
 def run_cell(ctx: _Context, setting: Setting, label: str, seed: int) -> bool:
     """Fit one model in one setting with one seed and write its tables; ``False`` if they existed."""
-    from priorgnn.metrics import evaluate_seed, predict_conditions
+    from priorgnn import experiment
     from priorgnn.models.base import TrainConfig, get_model_class
     from priorgnn.pipeline import RunConfig, build_priors, model_options
 
@@ -637,14 +637,11 @@ def run_cell(ctx: _Context, setting: Setting, label: str, seed: int) -> bool:
                         run_dir=str(ctx.out / "_train" / safe_name(setting.name) / stem), extra=extra,
                         accelerator=ctx.accelerator)
     t0 = time.perf_counter()
-    if cls.trainable:
-        model.fit(data, split, graphs=graphs, train=train)
-    else:
-        model.fit(data, split, graphs=graphs)
+    experiment.fit(model, data, split, graphs, train=train if cls.trainable else None)
     fit_s = time.perf_counter() - t0
-    delta, control = predict_conditions(model, split.test, data.genes, progress=False)
-    table, _ = evaluate_seed(data, split, {label: (delta, control)}, seed=seed, metrics=list(STUDY_METRICS),
-                             simulation=sim, ceiling=False)
+    delta, control = experiment.predict(model, split.test, genes=data.genes)
+    table = experiment.score({label: (delta, control)}, data, split, simulation=sim, metrics=list(STUDY_METRICS),
+                             seed=seed)
     table = table[table["model"] == label]  # the limits (observed_data) live in the setting's reference table
     unseen = split.subgroups.get("unseen_single", [])
     if unseen:

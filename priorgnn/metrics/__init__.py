@@ -5,7 +5,11 @@
 * :mod:`~priorgnn.metrics.stats`: bootstrap CIs over conditions and seeds (:func:`aggregate`),
   paired comparisons with baselines (:func:`paired_comparison`).
 * :mod:`~priorgnn.metrics.ceiling`: the split-half noise ceiling.
-* :mod:`~priorgnn.metrics.evaluation`: :func:`evaluate_runs`, :func:`evaluate_model`.
+* :mod:`~priorgnn.metrics.evaluation`: :func:`evaluate_seed` (several models' predicted changes on one
+  split) and :class:`EvaluationResult`.
+
+Loading runs, fitting and predicting belong to the experiment layer (:mod:`priorgnn.experiment`);
+this package imports no model and no run.
 """
 
 from priorgnn.metrics.ceiling import noise_ceiling, split_half_means
@@ -18,11 +22,8 @@ from priorgnn.metrics.core import (
 from priorgnn.metrics.evaluation import (
     DEFAULT_BASELINES,
     EvaluationResult,
-    evaluate_model,
-    evaluate_runs,
     evaluate_seed,
     model_order,
-    predict_conditions,
 )
 from priorgnn.metrics.registry import BestValue, MetricSpec, get_metric, metric_names, register_metric
 from priorgnn.metrics.stats import (
@@ -64,3 +65,16 @@ __all__ = [
     "split_half_means",
     "wilcoxon_signed_rank",
 ]
+
+#: Names documented here before the experiment layer existed; they now live in
+#: :mod:`priorgnn.experiment` and stay importable from ``priorgnn.metrics`` as lazy aliases (resolved on
+#: first use, so importing ``priorgnn.metrics`` loads no model and no run).
+_MOVED_TO_EXPERIMENT = ("evaluate_model", "evaluate_runs", "predict_conditions")
+
+
+def __getattr__(name: str):
+    if name in _MOVED_TO_EXPERIMENT:
+        import importlib
+
+        return getattr(importlib.import_module("priorgnn.experiment"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
