@@ -1,8 +1,8 @@
 """PriorGNN: the GEARS architecture (Roohani et al., Nature Biotechnology 2023), done efficiently,
 with any prior pluggable and an option to use measured single effects for combinations.
 
-Architecture (defaults as GEARS, hidden 64 and one SGConv layer over co-expression, except two SGConv
-hops over GO and the knowledge pathway below):
+Architecture (defaults as GEARS: hidden 64, one SGConv layer per graph; plus the knowledge pathway
+below):
 
 * **Gene branch.** Gene embeddings, plus 0.2 x a positional embedding refined by SGConv over the
   co-expression graph, through an MLP: ``[G, H]``, computed **once per batch** (GEARS computes it for
@@ -367,9 +367,9 @@ class PriorGNN(PerturbationModel):
 
     Hyperparameters
     ---------------
-    hidden : 64; gene_layers : 1, go_layers : 2 (message-passing layers over the co-expression and GO
-        graphs; GEARS has 1 and 1. Two GO hops were best on validation data among the encodings
-        compared in ``benchmarks/results/knowledge_encodings.md``)
+    hidden : 64; gene_layers, go_layers : 1 (message-passing layers over the co-expression and GO graphs,
+        as GEARS; the encodings compared on validation data in
+        ``benchmarks/results/knowledge_encodings.md`` did not separate more hops from one)
     use_go, use_coexpression : whether to read each prior (False = that branch without a graph)
     singles : ``'residual'`` (additive over measured-or-predicted singles plus a learned interaction),
         ``'predicted'`` (the same over predicted singles only) or ``'none'`` (GEARS)
@@ -409,7 +409,7 @@ class PriorGNN(PerturbationModel):
     trainable = True
     uses_priors = ("go", "coexpression")
 
-    def __init__(self, hidden: int = 64, gene_layers: int = 1, go_layers: int = 2, use_go: bool = True,
+    def __init__(self, hidden: int = 64, gene_layers: int = 1, go_layers: int = 1, use_go: bool = True,
                  use_coexpression: bool = True, singles: str = "residual", decoder: str = "gene_specific",
                  loss: str = "autofocus", direction_lambda: float = 0.1, uncertainty: bool = False,
                  allow_prior_free: bool = False, pert_init: str = "zero", pert_dropout: float = 0.0,
