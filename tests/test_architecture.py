@@ -93,3 +93,61 @@ def test_knowledge_imports_no_model(path):
 def test_library_never_imports_the_scripts(path):
     bad = _under(imported_modules(path), ("train", "evaluate"))
     assert not bad, f"{path.relative_to(ROOT)} imports the script(s) {bad}; move what it needs into the library"
+
+
+# -- the study package and its report ----------------------------------------------------------------
+_STUDY_MODULES = {"priorgnn.study": ROOT / "priorgnn/study/__init__.py",
+                  **{f"priorgnn.study.{p.stem}": p for p in _files("priorgnn/study") if p.stem != "__init__"},
+                  "priorgnn.report.study": ROOT / "priorgnn/report/study.py"}
+
+
+def test_study_definitions_import_no_report_and_no_runner():
+    """``grid`` and ``analysis`` are what the report may read: they import no report and no runner."""
+    for name in ("priorgnn.study.grid", "priorgnn.study.analysis"):
+        bad = _under(imported_modules(_STUDY_MODULES[name]), ("priorgnn.report", "priorgnn.study.runner"))
+        assert not bad, f"{name} imports {bad}"
+
+
+def test_study_report_reads_only_the_grid_and_analysis():
+    """The report renders: of the study it imports only ``grid`` and ``analysis`` (no runner, and not the
+    package, whose names include the runner's)."""
+    mods = _under(imported_modules(_STUDY_MODULES["priorgnn.report.study"]), ("priorgnn.study",))
+    assert mods, "the report no longer reads the study's grid: update this test"
+    assert all(m.startswith(("priorgnn.study.grid", "priorgnn.study.analysis")) for m in mods), mods
+
+
+def test_no_import_cycle_between_the_study_and_its_report():
+    """Imports at any depth (function-level ones included) among the study's modules and its report form
+    no cycle."""
+    names = sorted(_STUDY_MODULES, key=len, reverse=True)
+
+    def target(mod: str) -> str | None:
+        return next((n for n in names if mod == n or mod.startswith(n + ".")), None)
+
+    edges = {n: {t for m in imported_modules(p) if (t := target(m)) and t != n} for n, p in _STUDY_MODULES.items()}
+    assert "priorgnn.report.study" in edges["priorgnn.study.runner"]  # the runner renders through the report
+    state: dict[str, int] = {}
+
+    def visit(n: str, path: list[str]) -> None:
+        state[n] = 1
+        for t in edges[n]:
+            assert state.get(t) != 1, f"import cycle: {' -> '.join([*path, n, t])}"
+            if t not in state:
+                visit(t, [*path, n])
+        state[n] = 2
+
+    for n in edges:
+        if n not in state:
+            visit(n, [])
+
+
+def test_importing_the_study_report_loads_no_runner():
+    import subprocess
+    import sys
+
+    code = ("import sys, priorgnn.report.study\n"
+            "print('priorgnn.study.runner' in sys.modules, 'priorgnn.models' in sys.modules)\n"
+            "from priorgnn.study import run_study, MODELS\n"
+            "print(run_study.__module__)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["False False", "priorgnn.study.runner"]

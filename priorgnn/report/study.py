@@ -1,6 +1,7 @@
 """The knowledge-bias study's report: summary tables, curves and the generated ``study.md``.
 
-:func:`write_study_report` turns the per-cell tables of :mod:`priorgnn.study` into CSVs, PNG figures
+:func:`write_study_report` turns the per-cell tables of :mod:`priorgnn.study` (read by
+:func:`priorgnn.study.analysis.read_tables`) into CSVs, PNG figures
 and ``study.md``. Means and CIs come from :func:`priorgnn.metrics.aggregate` and
 :func:`priorgnn.metrics.bootstrap_ci`, paired differences from
 :func:`priorgnn.metrics.paired_comparison`, dose-response trends from
@@ -42,13 +43,23 @@ from priorgnn.metrics.stats import (  # noqa: E402
 )
 from priorgnn.report.figures import model_colors, plot_metric_bars  # noqa: E402
 from priorgnn.report.tables import fmt, fmt_p, markdown_table  # noqa: E402
+from priorgnn.study.grid import (  # noqa: E402 - definitions only: the grid imports no runner and no report
+    GO_DEGRADED,
+    MODELS,
+    PRIMARY,
+    STUDY_METRICS,
+    TARGET_METRICS,
+    UNSEEN_METRIC,
+    UNSEEN_SUBGROUPS,
+    grid_summary,
+    headline_metric,
+)
 
 log = logging.getLogger(__name__)
 
 __all__ = ["write_study_report", "causal_tests"]
 
 _SUBS = ("all", "unseen_single", "combo_seen0", "combo_seen1", "combo_seen2")
-_LIMITS = ("ceiling", "observed_data")
 ALPHA = 0.05
 #: the test families of the report (Holm within each)
 F_LEAD = "who leads (base, vs truth)"
@@ -357,7 +368,6 @@ def _trend_text(rec) -> str:
 
 
 def _models_in(summary: pd.DataFrame, setting: str) -> list[str]:
-    from priorgnn.study import MODELS
 
     present = set(summary.loc[summary["setting"] == setting, "model"])
     return [m for m in MODELS if m in present]
@@ -430,7 +440,6 @@ def _plot_curves(view: _View, axis: str, xlabel: str, path: Path, metric: str, r
         return None
     colors = model_colors(list(dict.fromkeys([*models, *flat])))
     fig, axes = plt.subplots(1, len(_SUBS), figsize=(3.1 * len(_SUBS), 3.4), sharey=False)
-    from priorgnn.study import PRIMARY, headline_metric
 
     for ax, sub in zip(axes, _SUBS):
         m_sub = headline_metric(sub) if metric == PRIMARY[0] else metric
@@ -460,7 +469,6 @@ def _plot_curves(view: _View, axis: str, xlabel: str, path: Path, metric: str, r
 
 
 def _plot_degradation(view: _View, path: Path, metric: str, ref: str) -> Path | None:
-    from priorgnn.study import GO_DEGRADED
 
     fracs = [0.0, 0.25, 0.5, 0.75]
     if not any(np.isfinite(view.mean("base", m, metric, ref)) for m in GO_DEGRADED[1:]):
@@ -469,7 +477,6 @@ def _plot_degradation(view: _View, path: Path, metric: str, ref: str) -> Path | 
     others = [("priorgnn_go_rewired", "rewired"), ("priorgnn_go_permuted", "permuted"),
               ("priorgnn_go_random", "random"), ("priorgnn_no_go", "no GO")]
     colors = model_colors([o for o, _ in others] + ["curve"])
-    from priorgnn.study import headline_metric
 
     for ax, sub in zip(axes, _SUBS):
         metric = headline_metric(sub)
@@ -612,7 +619,6 @@ def write_study_report(grid, out: Path, tables: dict[str, pd.DataFrame], *, comm
                        figures: bool = True) -> Path:
     """Write the study's CSVs, figures (unless ``figures=False``) and ``study.md`` into ``out``; returns the
     ``study.md`` path."""
-    from priorgnn.study import PRIMARY, STUDY_METRICS, UNSEEN_METRIC
 
     out = Path(out)
     fig_dir = out / "figures"
@@ -695,8 +701,6 @@ def _missing_text(grid, tables) -> list[str]:
 
 
 def _markdown(grid, out, view: _View, summary, causal, gi, lat, tables, fits, figs, command) -> str:
-    from priorgnn.study import (PRIMARY, TARGET_METRICS, UNSEEN_METRIC, UNSEEN_SUBGROUPS, grid_summary,
-                                headline_metric)
 
     pm, pref = PRIMARY
     spec = get_metric(pm)
@@ -894,7 +898,6 @@ def _controls_text(view: _View, summary: pd.DataFrame, ref: str) -> list[str]:
     regulators share downstream programs) PriorGNN should approach the ``network_knn`` oracle and beat
     ``mean`` on unseen singles, fall with GO fidelity, and gain nothing from a permuted or random GO; in
     the negative control (the same simulation without shared programs) GO should give no benefit."""
-    from priorgnn.study import PRIMARY, UNSEEN_METRIC
 
     met, sub = UNSEEN_METRIC, "unseen_single"
     if view.get("base", "network_knn", met, ref, sub) is None:
@@ -962,7 +965,6 @@ def _controls_text(view: _View, summary: pd.DataFrame, ref: str) -> list[str]:
 def _beyond_additive_text(view: _View, base_models: list[str], ref: str) -> list[str]:
     """Doubles of measured singles: accuracy against the additive and scaled-additive baselines, and how
     much of the true non-additive part each model predicts (``nonadditive_corr``)."""
-    from priorgnn.study import PRIMARY
 
     if view.get("base", "additive", "nonadditive_corr", ref, "combo_seen2") is None:
         return []
@@ -1063,7 +1065,6 @@ def _go_content_text(view: _View, base_models: list[str], pm: str, ref: str) -> 
 
 
 def _degradation_text(view: _View, figs, out, ref: str) -> list[str]:
-    from priorgnn.study import GO_DEGRADED, headline_metric
 
     L = [f"### Degraded GO prior (base data, PriorGNN; family '{F_GO}')", ""]
     if "degradation" in figs:
@@ -1116,7 +1117,6 @@ def _degradation_text(view: _View, figs, out, ref: str) -> list[str]:
 
 
 def _axis_conclusions(view: _View, axis: str, points, models, ref: str) -> list[str]:
-    from priorgnn.study import PRIMARY, headline_metric
 
     pm = PRIMARY[0]
     fam = _axis_family(axis)
@@ -1199,7 +1199,6 @@ def _causal_pair(view: _View, per_cond: pd.DataFrame, a: str, b: str) -> dict[st
 
 
 def _causal_text(view: _View, causal: pd.DataFrame, tables, figs, out) -> list[str]:
-    from priorgnn.study import MODELS
 
     L = ["### Causal recovery (held-out singles)", "",
          "For each unseen single `A` the genes `B ≠ A` are ranked by |predicted change of B|; positives are "
@@ -1330,7 +1329,6 @@ def _training_text(grid, fits: pd.DataFrame) -> list[str]:
 
 def _figures(grid, view: _View, summary: pd.DataFrame, causal: pd.DataFrame, lat: pd.DataFrame,
              fig_dir: Path) -> dict[str, Path]:
-    from priorgnn.study import MODELS, PRIMARY
 
     pm, pref = PRIMARY
     figs: dict[str, Path] = {}

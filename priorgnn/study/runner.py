@@ -1,324 +1,41 @@
-"""The knowledge-bias study: explicit priors against prior-free models, with known causal truth.
-
-``python evaluate.py study [--grid smoke|quick|full] [--out DIR]`` runs :func:`run_study`. On the
-built-in simulator (whose noise-free truth and regulatory network are known) it fits a grid of models
-and settings, scores every fit with the project's metrics (:func:`priorgnn.metrics.evaluate_seed`,
-against the observed pseudobulk and against the noise-free truth, with the split-half noise ceiling),
-and writes ``study.md`` (every conclusion generated from the measured numbers), CSV tables and PNG
-figures.
-
-The grid
-    *Models* (:data:`MODELS`): PriorGNN with GO + co-expression, without GO, without co-expression,
-    with the GO graph degraded (edge dropout 25/50/75 %, degree-preserving rewiring, permuted gene
-    labels, a random graph), with a shared linear decoder instead of the gene-specific one; the
-    prior-free transformer with and without masked-expression pretraining; ``linear``, ``linear_go``,
-    ``go_knn``, ``additive``, ``mean``, ``no_change``.
-    *Settings* (:class:`Setting`), each a point on one simulator axis: ``base`` (the ``demo``
-    system, exact GO, all training conditions, interaction strength 1), GO annotation fidelity
-    (recall ``f`` of the true annotations plus ``1 - f`` times as many false ones), the share of the
-    training perturbations kept (data scaling), the strength of non-additive interactions (a new
-    simulation per value), and the transformer's pretraining pool (``m`` times its own pretraining
-    cells, the extra ones freshly drawn from the same system, unperturbed or under training
-    perturbations only). Every model runs in ``base``; the axes run the models they concern.
-Analyses
-    Accuracy per subgroup with bootstrap CIs (:func:`priorgnn.metrics.aggregate`) and paired
-    comparisons (:func:`priorgnn.metrics.paired_comparison`); curves along each axis; causal
-    recovery (AUPRC of ``|predicted change of B when A is perturbed|`` for the true downstream
-    targets of ``A`` in the simulator's network, held-out singles); genetic-interaction labels of the
-    test doubles from predicted against true changes (:func:`priorgnn.interactions.score_interactions`);
-    the latent space (Spearman correlation of pairwise cosine similarities of the learned
-    perturbation / gene embeddings with GO Jaccard similarity and with true-effect similarity).
-
-Every fit (a *cell*: setting × model × seed) writes its tables under ``OUT/cells/<setting>/`` as
-soon as it finishes; a rerun skips cells whose tables exist, so an interrupted study loses at most
-the cell it was fitting, and ``--report-only`` re-renders the report from the tables.
+"""The study's runner: the per-setting context (simulations, knowledge files, splits, cached on
+disk), one cell (fit, predict and score through :mod:`priorgnn.experiment`, then the causal,
+interaction and latent tables), the whole grid, and the rendering of the report.
 """
 
 from __future__ import annotations
 
 import logging
 import resource
+import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from priorgnn._io import read_json, safe_name, write_csv, write_json, write_text
 from priorgnn.data.conditions import CTRL, make_condition, parse_condition
 from priorgnn.errors import ConfigError
+from priorgnn.io import read_json, safe_name, write_csv, write_json
+from priorgnn.report.study import write_study_report
+from priorgnn.study.analysis import (
+    _cosine,
+    _jaccard,
+    _spearman,
+    _upper,
+    average_precision,
+    cell_dir,
+    cell_stem,
+    read_tables,
+)
+from priorgnn.study.grid import GRIDS, MODELS, STUDY_METRICS, Grid, Setting
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "MODELS",
-    "GRIDS",
-    "ModelSpec",
-    "Setting",
-    "Grid",
-    "average_precision",
-    "run_study",
-    "render_study",
-]
-
-#: Metrics scored for every cell (all from :mod:`priorgnn.metrics`).
-STUDY_METRICS = ("pearson_delta", "pearson_delta_excl_target", "mse", "mse_top20_de",
-                 "pearson_delta_top20_de", "direction_top20_de", "target_sign_match", "target_abs_error",
-                 "nonadditive_corr")
-#: The metric of the curves and of the headline conclusions, and its reference.
-PRIMARY = ("pearson_delta", "truth")
-#: Claims about perturbations of unseen genes use the downstream genes only; the perturbed genes' own
-#: change is reported apart (``target_sign_match``, ``target_abs_error``).
-UNSEEN_METRIC = "pearson_delta_excl_target"
-UNSEEN_SUBGROUPS = ("unseen_single", "combo_seen0")
-TARGET_METRICS = ("target_sign_match", "target_abs_error")
-
-
-def headline_metric(subgroup: str) -> str:
-    """The metric a claim about ``subgroup`` is made with: :data:`UNSEEN_METRIC` for perturbations of
-    genes never perturbed in training, :data:`PRIMARY`'s otherwise."""
-    return UNSEEN_METRIC if subgroup in UNSEEN_SUBGROUPS else PRIMARY[0]
-SUBGROUPS = ("unseen_single", "combo_seen0", "combo_seen1", "combo_seen2")
-
-
-# -- models -------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ModelSpec:
-    """One model of the grid: a registered model, its options and the priors it is given."""
-
-    label: str
-    family: str
-    model: str
-    options: dict[str, Any] = field(default_factory=dict)
-    priors: dict[str, Any] = field(default_factory=lambda: {"go": "auto", "coexpression": "auto"})
-    description: str = ""
-
-
-def _pg(label: str, description: str, options: dict | None = None, **priors: Any) -> ModelSpec:
-    # allow_prior_free: at low GO fidelity some unseen genes lose every annotation; they are still
-    # predicted (from the mean single), as every other model predicts them
-    return ModelSpec(label, "priorgnn", "priorgnn", {"allow_prior_free": True, **(options or {})},
-                     {"go": "auto", "coexpression": "auto", **priors}, description)
-
-
-#: label → spec. PriorGNN's ablations differ only in the priors (or the decoder) they are given.
-MODELS: dict[str, ModelSpec] = {m.label: m for m in [
-    _pg("priorgnn", "PriorGNN, GO + co-expression"),
-    _pg("priorgnn_no_go", "PriorGNN without GO", go="none"),
-    _pg("priorgnn_no_coex", "PriorGNN without co-expression", coexpression="none"),
-    _pg("priorgnn_go_drop25", "GO edges dropped 25%", go_degrade="dropout:0.25"),
-    _pg("priorgnn_go_drop50", "GO edges dropped 50%", go_degrade="dropout:0.5"),
-    _pg("priorgnn_go_drop75", "GO edges dropped 75%", go_degrade="dropout:0.75"),
-    _pg("priorgnn_go_rewired", "GO degree-preserving rewired", go_degrade="rewire"),
-    _pg("priorgnn_go_permuted", "GO gene labels permuted", go_degrade="permute"),
-    _pg("priorgnn_go_random", "GO replaced by a random graph", go_degrade="random"),
-    _pg("priorgnn_shared_decoder", "PriorGNN, shared linear decoder", {"decoder": "shared"}),
-    ModelSpec("transformer_pretrained", "transformer", "transformer", {"pretrain": True, "pretrain_epochs": 1},
-              {}, "prior-free transformer, masked-expression pretraining"),
-    ModelSpec("transformer_no_pretrain", "transformer", "transformer", {"pretrain": False}, {},
-              "prior-free transformer, no pretraining"),
-    ModelSpec("transformer_additive", "transformer", "transformer", {"pretrain": False, "backbone": "additive"},
-              {}, "prior-free transformer, no pretraining, with PriorGNN's additive backbone for doubles"),
-    ModelSpec("linear", "linear", "linear", {}, {}, "linear (Ahlmann-Eltze et al. 2025)"),
-    ModelSpec("linear_go", "linear", "linear_go", {}, {"go": "auto"}, "linear with GO gene embedding"),
-    ModelSpec("go_knn", "linear", "go_knn", {}, {"go": "auto"}, "GO nearest-neighbour average"),
-    ModelSpec("network_knn", "oracle", "network_knn", {"network": "auto"}, {},
-              "oracle: true-network neighbours' measured singles, shrunk by leave-one-out"),
-    ModelSpec("additive", "baseline", "additive", {}, {}, "sum of measured singles"),
-    ModelSpec("scaled_additive", "baseline", "scaled_additive", {}, {},
-              "c_L δ_L + c_S δ_S fitted on training doubles (Norman et al. 2019)"),
-    ModelSpec("dominance", "baseline", "dominance", {}, {}, "the stronger single's profile"),
-    ModelSpec("mean", "baseline", "mean", {}, {}, "mean training perturbation"),
-    ModelSpec("no_change", "baseline", "no_change", {}, {}, "control mean"),
-]}
-GO_DEGRADED = ("priorgnn", "priorgnn_go_drop25", "priorgnn_go_drop50", "priorgnn_go_drop75")
-
-
-# -- settings and grids ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Setting:
-    """A point on one simulator axis, and the models fitted there."""
-
-    name: str
-    axis: str  # base, negative_control, go_fidelity, train_frac, interaction, pretrain_mult
-    value: float
-    models: tuple[str, ...]
-    go_fidelity: float = 1.0
-    train_frac: float = 1.0
-    interaction: float = 1.0
-    pretrain_mult: float = 1.0
-    #: the simulator's prior informativeness when it differs from the grid's (the negative control)
-    informativeness: float | None = None
-
-
-@dataclass(frozen=True)
-class Grid:
-    """A study grid: simulator, seeds, training budget, axis values and the models on each axis."""
-
-    name: str
-    preset: str
-    sim_overrides: dict[str, Any]
-    seeds: tuple[int, ...]
-    max_epochs: int
-    patience: int
-    pretrain_batch_size: int
-    fidelities: tuple[float, ...]
-    train_fracs: tuple[float, ...]
-    interactions: tuple[float, ...]
-    pretrain_mults: tuple[float, ...]
-    base_models: tuple[str, ...]
-    fidelity_models: tuple[str, ...]
-    data_models: tuple[str, ...]
-    interaction_models: tuple[str, ...]
-    transformer_options: dict[str, Any] = field(default_factory=dict)
-    #: transformer options of the pretraining-pool axis only, over ``transformer_options`` (the full grid
-    #: pretrains one uncapped pass over each pool there, so that a larger pool means more updates)
-    pretrain_arm_options: dict[str, Any] = field(default_factory=dict)
-    n_boot: int = 1000
-    data_seed: int = 0
-    #: settings fitted only when asked for by name or axis (``--only``) or on a GPU (``--accelerator
-    #: gpu``): a plain CPU run leaves them out and the report lists them as not fitted, with this reason
-    gpu_settings: dict[str, str] = field(default_factory=dict)
-    #: models of the negative control: the grid's simulation with prior informativeness 0 (none: no
-    #: negative control)
-    negative_models: tuple[str, ...] = ()
-
-    def settings(self) -> list[Setting]:
-        out = [Setting("base", "base", 1.0, self.base_models)]
-        if self.negative_models:
-            out.append(Setting("negative_control", "negative_control", 0.0, self.negative_models,
-                               informativeness=0.0))
-        out += [Setting(f"go_fidelity_{f:g}", "go_fidelity", f, self.fidelity_models, go_fidelity=f)
-                for f in self.fidelities]
-        out += [Setting(f"train_frac_{f:g}", "train_frac", f, self.data_models, train_frac=f)
-                for f in self.train_fracs]
-        out += [Setting(f"interaction_{s:g}", "interaction", s, self.interaction_models, interaction=s)
-                for s in self.interactions]
-        out += [Setting(f"pretrain_x{m:g}", "pretrain_mult", m, ("transformer_pretrained",), pretrain_mult=m)
-                for m in self.pretrain_mults]
-        return out
-
-    def cells(self) -> list[tuple[Setting, str, int]]:
-        return [(s, m, seed) for s in self.settings() for m in s.models for seed in self.seeds]
-
-
-_ALL_BASE = tuple(MODELS)
-#: The positive control, the simulation of the quick and full grids: ``demo`` with co-annotated
-#: regulators sharing their downstream programs (prior informativeness 1, one GO term per module, so
-#: that a term holds several perturbed regulators) and realistic systematic variation (a shared
-#: response calibrated so that the mean of the other perturbations predicts a single's change about as
-#: well as on the real Norman et al. cells, Pearson Δ ≈ 0.6 off the target) and a little module-level
-#: cell co-variation (co-expression graphs of a density near the real cells'); measured in
-#: ``benchmarks/results/knowledge_calibration.md``. Its negative control is the same with prior
-#: informativeness 0.
-POSITIVE_CONTROL = {"prior_informativeness": 1.0, "submodules_per_module": 1, "shared_response": 0.35,
-                    "state_module_sd": 0.03}
-_NEGATIVE_MODELS = ("priorgnn", "priorgnn_no_go", "priorgnn_go_permuted", "network_knn", "go_knn", "mean",
-                    "additive")
-_SMOKE_SIM = {"n_genes": 60, "n_modules": 4, "modules_per_group": 2, "regulator_frac": 0.2,
-              "n_singles": 14, "n_doubles": 14, "n_states": 8, "n_cells_ctrl": 80,
-              "n_cells_per_condition": 16, "min_cells": 8, "library_size": 1500.0}
-#: The grids. ``smoke`` runs in the default test run; ``quick`` in minutes; ``full`` is the paper's.
-GRIDS: dict[str, Grid] = {
-    "smoke": Grid(
-        name="smoke", preset="demo", sim_overrides={**_SMOKE_SIM, **POSITIVE_CONTROL}, seeds=(0,), max_epochs=2, patience=0,
-        pretrain_batch_size=32, fidelities=(0.0,), train_fracs=(0.5,), interactions=(0.0,),
-        pretrain_mults=(2.0,),
-        base_models=("priorgnn", "priorgnn_no_go", "priorgnn_go_drop50", "priorgnn_shared_decoder",
-                     "transformer_pretrained", "transformer_no_pretrain", "linear_go", "go_knn", "network_knn",
-                     "additive", "mean", "no_change"),
-        negative_models=("priorgnn", "network_knn", "mean"),
-        fidelity_models=("priorgnn", "linear_go"), data_models=("priorgnn", "additive"),
-        interaction_models=("priorgnn", "additive"),
-        transformer_options={"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32, "pretrain_steps": 3},
-        n_boot=1000,
-    ),
-    "quick": Grid(
-        name="quick", preset="demo", sim_overrides=POSITIVE_CONTROL, seeds=(0,), max_epochs=500, patience=20,
-        pretrain_batch_size=64, fidelities=(0.0, 0.5), train_fracs=(0.25, 0.5), interactions=(0.0,),
-        pretrain_mults=(3.0,), base_models=_ALL_BASE,
-        fidelity_models=("priorgnn", "linear_go", "go_knn"),
-        data_models=("priorgnn", "transformer_no_pretrain", "additive", "linear", "network_knn", "mean"),
-        interaction_models=("priorgnn", "transformer_no_pretrain", "additive", "linear", "network_knn",
-                            "scaled_additive"),
-        transformer_options={"pretrain_steps": 40}, negative_models=_NEGATIVE_MODELS,
-    ),
-    "full": Grid(
-        name="full", preset="demo", sim_overrides=POSITIVE_CONTROL, seeds=(0, 1, 2), max_epochs=500, patience=20,
-        pretrain_batch_size=64, fidelities=(0.0, 0.25, 0.5, 0.75), train_fracs=(0.25, 0.5, 0.75),
-        interactions=(0.0, 0.5), pretrain_mults=(1.0, 10.0, 100.0), base_models=_ALL_BASE,
-        fidelity_models=("priorgnn", "linear_go", "go_knn"),
-        data_models=("priorgnn", "priorgnn_no_go", "transformer_no_pretrain", "additive", "linear", "network_knn",
-                     "mean"),
-        interaction_models=("priorgnn", "priorgnn_no_go", "transformer_no_pretrain", "additive", "linear",
-                            "network_knn", "scaled_additive"),
-        transformer_options={"pretrain_steps": 120}, negative_models=_NEGATIVE_MODELS,
-        # one full pass over each pool (x100: ~5,000 steps of 64 cells per seed; ~25 min per seed on a
-        # CPU core, about a minute on one GPU: run that axis with --only pretrain_mult --accelerator gpu)
-        pretrain_arm_options={"pretrain_steps": None, "pretrain_epochs": 1},
-        gpu_settings={"pretrain_x10": "one pass over ~32k pretraining cells takes about 3 CPU-minutes per "
-                                       "seed before fine-tuning; fit it on a GPU with `--only pretrain_mult "
-                                       "--accelerator gpu` (or name it with --only on a CPU)",
-                      "pretrain_x100": "one pass over 322k pretraining cells takes about 24 CPU-minutes per "
-                                        "seed before fine-tuning; fit it on a GPU with `--only "
-                                        "pretrain_x100 --accelerator gpu`"},
-    ),
-}
-
-
-# -- small pure helpers ------------------------------------------------------------------------------
-def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Average precision (area under the precision-recall curve, step-wise): the mean over positives
-    of the precision at the score threshold that admits them. Tied scores form one threshold, so a
-    constant score gives exactly the positive rate. NaN without positives."""
-    scores = np.asarray(scores, dtype=np.float64)
-    labels = np.asarray(labels, dtype=bool)
-    n_pos = int(labels.sum())
-    if n_pos == 0 or scores.size == 0:
-        return float("nan")
-    order = np.argsort(-scores, kind="stable")
-    s, y = scores[order], labels[order]
-    tp = np.cumsum(y)
-    # the last index of each group of tied scores is a threshold
-    last = np.r_[np.nonzero(np.diff(s))[0], s.size - 1]
-    tp_t = tp[last].astype(np.float64)
-    precision = tp_t / (last + 1)
-    recall_gain = np.diff(np.r_[0.0, tp_t]) / n_pos
-    return float(np.sum(precision * recall_gain))
-
-
-def _upper(m: np.ndarray) -> np.ndarray:
-    return m[np.triu_indices(m.shape[0], k=1)]
-
-
-def _cosine(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    n = np.linalg.norm(x, axis=1, keepdims=True)
-    n[n == 0] = 1.0
-    y = x / n
-    return y @ y.T
-
-
-def _jaccard(sets: list[frozenset]) -> np.ndarray:
-    k = len(sets)
-    out = np.zeros((k, k))
-    for i in range(k):
-        for j in range(i + 1, k):
-            u = len(sets[i] | sets[j])
-            out[i, j] = out[j, i] = len(sets[i] & sets[j]) / u if u else 0.0
-    return out
-
-
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    from scipy.stats import spearmanr
-
-    ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < 3 or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
-        return float("nan")
-    return float(spearmanr(a[ok], b[ok]).statistic)
+__all__ = ["run_cell", "run_study", "render_study"]
 
 
 # -- the per-setting context -------------------------------------------------------------------------
@@ -422,19 +139,11 @@ class _Context:
 
 
 # -- one cell -----------------------------------------------------------------------------------------
-def _cell_dir(out: Path, setting: Setting) -> Path:
-    return out / "cells" / safe_name(setting.name)
-
-
-def _cell_stem(label: str, seed: int) -> str:
-    return f"{safe_name(label)}_s{seed}"
-
-
 def _reference_tables(ctx: _Context, setting: Setting, seed: int) -> None:
     """Ceiling and observed-vs-truth rows of a setting's split, and the reference causal rows."""
     from priorgnn.metrics import evaluate_seed
 
-    d = _cell_dir(ctx.out, setting)
+    d = cell_dir(ctx.out, setting)
     path = d / f"_reference_s{seed}.csv"
     if path.exists():
         return
@@ -598,8 +307,8 @@ def run_cell(ctx: _Context, setting: Setting, label: str, seed: int) -> bool:
     from priorgnn.models.base import TrainConfig, get_model_class
     from priorgnn.pipeline import RunConfig, build_priors, model_options
 
-    d = _cell_dir(ctx.out, setting)
-    stem = _cell_stem(label, seed)
+    d = cell_dir(ctx.out, setting)
+    stem = cell_stem(label, seed)
     if (d / f"{stem}.csv").exists():
         return False
     _reference_tables(ctx, setting, seed)
@@ -672,8 +381,6 @@ def run_cell(ctx: _Context, setting: Setting, label: str, seed: int) -> bool:
             "pair_c_large": (model.fit_info.get("pair_backbone") or {}).get("c_large"),
             "pair_c_small": (model.fit_info.get("pair_backbone") or {}).get("c_small")}
     _write_cell(d, stem, setting, seed, table, causal, gi, latent, info)
-    import shutil
-
     shutil.rmtree(ctx.out / "_train" / safe_name(setting.name) / stem, ignore_errors=True)
     return True
 
@@ -747,48 +454,7 @@ def _device_name(accelerator: str) -> str | None:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
 
 
-def _read_tables(out: Path, grid: Grid) -> dict[str, pd.DataFrame]:
-    frames: dict[str, list[pd.DataFrame]] = {"metrics": [], "causal": [], "gi": [], "latent": []}
-    infos = []
-    missing = []
-    for setting in grid.settings():
-        d = _cell_dir(out, setting)
-        for seed in grid.seeds:
-            stems = [(None, f"_reference_s{seed}")] + [(m, _cell_stem(m, seed)) for m in setting.models]
-            for label, stem in stems:
-                if not (d / f"{stem}.csv").exists():
-                    if label is not None:
-                        missing.append({"setting": setting.name, "model": label, "seed": seed})
-                    continue
-                frames["metrics"].append(pd.read_csv(d / f"{stem}.csv"))
-                for name in ("causal", "gi", "latent"):
-                    p = d / f"{stem}.{name}.csv"
-                    if p.exists():
-                        frames[name].append(pd.read_csv(p))
-                if not stem.startswith("_"):
-                    infos.append({**read_json(d / f"{stem}.json"), "setting": setting.name, "seed": seed})
-    if not frames["metrics"]:
-        raise ConfigError(f"{out} holds no study results yet; run the study first.")
-    tables = {k: (pd.concat(v, ignore_index=True) if v else pd.DataFrame()) for k, v in frames.items()}
-    tables["fits"] = pd.DataFrame(infos)
-    tables["missing"] = pd.DataFrame({"n": [len(missing)]})
-    tables["missing_fits"] = pd.DataFrame(missing, columns=["setting", "model", "seed"])
-    return tables
-
-
 def render_study(grid: Grid, out: Path, *, command: str | None = None, figures: bool = True) -> Path:
     """Aggregate the cell tables in ``out`` and write the CSVs, figures and ``study.md``."""
-    from priorgnn.report.study import write_study_report
-
-    tables = _read_tables(out, grid)
+    tables = read_tables(out, grid)
     return write_study_report(grid, out, tables, command=command, figures=figures)
-
-
-def grid_summary(grid: Grid) -> dict[str, Any]:
-    return {"name": grid.name, "seeds": list(grid.seeds), "max_epochs": grid.max_epochs,
-            "patience": grid.patience, "n_cells": len(grid.cells()),
-            "settings": [s.name for s in grid.settings()]}
-
-
-def with_seeds(grid: Grid, seeds: Sequence[int]) -> Grid:
-    return replace(grid, seeds=tuple(int(s) for s in seeds))

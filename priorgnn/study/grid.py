@@ -1,0 +1,225 @@
+"""The study's grid: the models (:data:`MODELS`), the settings along each simulator axis
+(:class:`Setting`), the grids (:data:`GRIDS`) and the metrics every cell is scored with.
+
+Pure definitions: this module imports neither the runner nor the report (both import it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["STUDY_METRICS", "PRIMARY", "UNSEEN_METRIC", "UNSEEN_SUBGROUPS", "TARGET_METRICS", "SUBGROUPS",
+           "headline_metric", "ModelSpec", "MODELS", "GO_DEGRADED", "Setting", "Grid", "POSITIVE_CONTROL", "GRIDS",
+           "grid_summary"]
+
+#: Metrics scored for every cell (all from :mod:`priorgnn.metrics`).
+STUDY_METRICS = ("pearson_delta", "pearson_delta_excl_target", "mse", "mse_top20_de",
+                 "pearson_delta_top20_de", "direction_top20_de", "target_sign_match", "target_abs_error",
+                 "nonadditive_corr")
+#: The metric of the curves and of the headline conclusions, and its reference.
+PRIMARY = ("pearson_delta", "truth")
+#: Claims about perturbations of unseen genes use the downstream genes only; the perturbed genes' own
+#: change is reported apart (``target_sign_match``, ``target_abs_error``).
+UNSEEN_METRIC = "pearson_delta_excl_target"
+UNSEEN_SUBGROUPS = ("unseen_single", "combo_seen0")
+TARGET_METRICS = ("target_sign_match", "target_abs_error")
+
+
+def headline_metric(subgroup: str) -> str:
+    """The metric a claim about ``subgroup`` is made with: :data:`UNSEEN_METRIC` for perturbations of
+    genes never perturbed in training, :data:`PRIMARY`'s otherwise."""
+    return UNSEEN_METRIC if subgroup in UNSEEN_SUBGROUPS else PRIMARY[0]
+SUBGROUPS = ("unseen_single", "combo_seen0", "combo_seen1", "combo_seen2")
+
+
+# -- models -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of the grid: a registered model, its options and the priors it is given."""
+
+    label: str
+    family: str
+    model: str
+    options: dict[str, Any] = field(default_factory=dict)
+    priors: dict[str, Any] = field(default_factory=lambda: {"go": "auto", "coexpression": "auto"})
+    description: str = ""
+
+
+def _pg(label: str, description: str, options: dict | None = None, **priors: Any) -> ModelSpec:
+    # allow_prior_free: at low GO fidelity some unseen genes lose every annotation; they are still
+    # predicted (from the mean single), as every other model predicts them
+    return ModelSpec(label, "priorgnn", "priorgnn", {"allow_prior_free": True, **(options or {})},
+                     {"go": "auto", "coexpression": "auto", **priors}, description)
+
+
+#: label → spec. PriorGNN's ablations differ only in the priors (or the decoder) they are given.
+MODELS: dict[str, ModelSpec] = {m.label: m for m in [
+    _pg("priorgnn", "PriorGNN, GO + co-expression"),
+    _pg("priorgnn_no_go", "PriorGNN without GO", go="none"),
+    _pg("priorgnn_no_coex", "PriorGNN without co-expression", coexpression="none"),
+    _pg("priorgnn_go_drop25", "GO edges dropped 25%", go_degrade="dropout:0.25"),
+    _pg("priorgnn_go_drop50", "GO edges dropped 50%", go_degrade="dropout:0.5"),
+    _pg("priorgnn_go_drop75", "GO edges dropped 75%", go_degrade="dropout:0.75"),
+    _pg("priorgnn_go_rewired", "GO degree-preserving rewired", go_degrade="rewire"),
+    _pg("priorgnn_go_permuted", "GO gene labels permuted", go_degrade="permute"),
+    _pg("priorgnn_go_random", "GO replaced by a random graph", go_degrade="random"),
+    _pg("priorgnn_shared_decoder", "PriorGNN, shared linear decoder", {"decoder": "shared"}),
+    ModelSpec("transformer_pretrained", "transformer", "transformer", {"pretrain": True, "pretrain_epochs": 1},
+              {}, "prior-free transformer, masked-expression pretraining"),
+    ModelSpec("transformer_no_pretrain", "transformer", "transformer", {"pretrain": False}, {},
+              "prior-free transformer, no pretraining"),
+    ModelSpec("transformer_additive", "transformer", "transformer", {"pretrain": False, "backbone": "additive"},
+              {}, "prior-free transformer, no pretraining, with PriorGNN's additive backbone for doubles"),
+    ModelSpec("linear", "linear", "linear", {}, {}, "linear (Ahlmann-Eltze et al. 2025)"),
+    ModelSpec("linear_go", "linear", "linear_go", {}, {"go": "auto"}, "linear with GO gene embedding"),
+    ModelSpec("go_knn", "linear", "go_knn", {}, {"go": "auto"}, "GO nearest-neighbour average"),
+    ModelSpec("network_knn", "oracle", "network_knn", {"network": "auto"}, {},
+              "oracle: true-network neighbours' measured singles, shrunk by leave-one-out"),
+    ModelSpec("additive", "baseline", "additive", {}, {}, "sum of measured singles"),
+    ModelSpec("scaled_additive", "baseline", "scaled_additive", {}, {},
+              "c_L δ_L + c_S δ_S fitted on training doubles (Norman et al. 2019)"),
+    ModelSpec("dominance", "baseline", "dominance", {}, {}, "the stronger single's profile"),
+    ModelSpec("mean", "baseline", "mean", {}, {}, "mean training perturbation"),
+    ModelSpec("no_change", "baseline", "no_change", {}, {}, "control mean"),
+]}
+GO_DEGRADED = ("priorgnn", "priorgnn_go_drop25", "priorgnn_go_drop50", "priorgnn_go_drop75")
+
+
+# -- settings and grids ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Setting:
+    """A point on one simulator axis, and the models fitted there."""
+
+    name: str
+    axis: str  # base, negative_control, go_fidelity, train_frac, interaction, pretrain_mult
+    value: float
+    models: tuple[str, ...]
+    go_fidelity: float = 1.0
+    train_frac: float = 1.0
+    interaction: float = 1.0
+    pretrain_mult: float = 1.0
+    #: the simulator's prior informativeness when it differs from the grid's (the negative control)
+    informativeness: float | None = None
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A study grid: simulator, seeds, training budget, axis values and the models on each axis."""
+
+    name: str
+    preset: str
+    sim_overrides: dict[str, Any]
+    seeds: tuple[int, ...]
+    max_epochs: int
+    patience: int
+    pretrain_batch_size: int
+    fidelities: tuple[float, ...]
+    train_fracs: tuple[float, ...]
+    interactions: tuple[float, ...]
+    pretrain_mults: tuple[float, ...]
+    base_models: tuple[str, ...]
+    fidelity_models: tuple[str, ...]
+    data_models: tuple[str, ...]
+    interaction_models: tuple[str, ...]
+    transformer_options: dict[str, Any] = field(default_factory=dict)
+    #: transformer options of the pretraining-pool axis only, over ``transformer_options`` (the full grid
+    #: pretrains one uncapped pass over each pool there, so that a larger pool means more updates)
+    pretrain_arm_options: dict[str, Any] = field(default_factory=dict)
+    n_boot: int = 1000
+    data_seed: int = 0
+    #: settings fitted only when asked for by name or axis (``--only``) or on a GPU (``--accelerator
+    #: gpu``): a plain CPU run leaves them out and the report lists them as not fitted, with this reason
+    gpu_settings: dict[str, str] = field(default_factory=dict)
+    #: models of the negative control: the grid's simulation with prior informativeness 0 (none: no
+    #: negative control)
+    negative_models: tuple[str, ...] = ()
+
+    def settings(self) -> list[Setting]:
+        out = [Setting("base", "base", 1.0, self.base_models)]
+        if self.negative_models:
+            out.append(Setting("negative_control", "negative_control", 0.0, self.negative_models,
+                               informativeness=0.0))
+        out += [Setting(f"go_fidelity_{f:g}", "go_fidelity", f, self.fidelity_models, go_fidelity=f)
+                for f in self.fidelities]
+        out += [Setting(f"train_frac_{f:g}", "train_frac", f, self.data_models, train_frac=f)
+                for f in self.train_fracs]
+        out += [Setting(f"interaction_{s:g}", "interaction", s, self.interaction_models, interaction=s)
+                for s in self.interactions]
+        out += [Setting(f"pretrain_x{m:g}", "pretrain_mult", m, ("transformer_pretrained",), pretrain_mult=m)
+                for m in self.pretrain_mults]
+        return out
+
+    def cells(self) -> list[tuple[Setting, str, int]]:
+        return [(s, m, seed) for s in self.settings() for m in s.models for seed in self.seeds]
+
+
+_ALL_BASE = tuple(MODELS)
+#: The positive control, the simulation of the quick and full grids: ``demo`` with co-annotated
+#: regulators sharing their downstream programs (prior informativeness 1, one GO term per module, so
+#: that a term holds several perturbed regulators) and realistic systematic variation (a shared
+#: response calibrated so that the mean of the other perturbations predicts a single's change about as
+#: well as on the real Norman et al. cells, Pearson Δ ≈ 0.6 off the target) and a little module-level
+#: cell co-variation (co-expression graphs of a density near the real cells'); measured in
+#: ``benchmarks/results/knowledge_calibration.md``. Its negative control is the same with prior
+#: informativeness 0.
+POSITIVE_CONTROL = {"prior_informativeness": 1.0, "submodules_per_module": 1, "shared_response": 0.35,
+                    "state_module_sd": 0.03}
+_NEGATIVE_MODELS = ("priorgnn", "priorgnn_no_go", "priorgnn_go_permuted", "network_knn", "go_knn", "mean",
+                    "additive")
+_SMOKE_SIM = {"n_genes": 60, "n_modules": 4, "modules_per_group": 2, "regulator_frac": 0.2,
+              "n_singles": 14, "n_doubles": 14, "n_states": 8, "n_cells_ctrl": 80,
+              "n_cells_per_condition": 16, "min_cells": 8, "library_size": 1500.0}
+#: The grids. ``smoke`` runs in the default test run; ``quick`` in minutes; ``full`` is the paper's.
+GRIDS: dict[str, Grid] = {
+    "smoke": Grid(
+        name="smoke", preset="demo", sim_overrides={**_SMOKE_SIM, **POSITIVE_CONTROL}, seeds=(0,), max_epochs=2, patience=0,
+        pretrain_batch_size=32, fidelities=(0.0,), train_fracs=(0.5,), interactions=(0.0,),
+        pretrain_mults=(2.0,),
+        base_models=("priorgnn", "priorgnn_no_go", "priorgnn_go_drop50", "priorgnn_shared_decoder",
+                     "transformer_pretrained", "transformer_no_pretrain", "linear_go", "go_knn", "network_knn",
+                     "additive", "mean", "no_change"),
+        negative_models=("priorgnn", "network_knn", "mean"),
+        fidelity_models=("priorgnn", "linear_go"), data_models=("priorgnn", "additive"),
+        interaction_models=("priorgnn", "additive"),
+        transformer_options={"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32, "pretrain_steps": 3},
+        n_boot=1000,
+    ),
+    "quick": Grid(
+        name="quick", preset="demo", sim_overrides=POSITIVE_CONTROL, seeds=(0,), max_epochs=500, patience=20,
+        pretrain_batch_size=64, fidelities=(0.0, 0.5), train_fracs=(0.25, 0.5), interactions=(0.0,),
+        pretrain_mults=(3.0,), base_models=_ALL_BASE,
+        fidelity_models=("priorgnn", "linear_go", "go_knn"),
+        data_models=("priorgnn", "transformer_no_pretrain", "additive", "linear", "network_knn", "mean"),
+        interaction_models=("priorgnn", "transformer_no_pretrain", "additive", "linear", "network_knn",
+                            "scaled_additive"),
+        transformer_options={"pretrain_steps": 40}, negative_models=_NEGATIVE_MODELS,
+    ),
+    "full": Grid(
+        name="full", preset="demo", sim_overrides=POSITIVE_CONTROL, seeds=(0, 1, 2), max_epochs=500, patience=20,
+        pretrain_batch_size=64, fidelities=(0.0, 0.25, 0.5, 0.75), train_fracs=(0.25, 0.5, 0.75),
+        interactions=(0.0, 0.5), pretrain_mults=(1.0, 10.0, 100.0), base_models=_ALL_BASE,
+        fidelity_models=("priorgnn", "linear_go", "go_knn"),
+        data_models=("priorgnn", "priorgnn_no_go", "transformer_no_pretrain", "additive", "linear", "network_knn",
+                     "mean"),
+        interaction_models=("priorgnn", "priorgnn_no_go", "transformer_no_pretrain", "additive", "linear",
+                            "network_knn", "scaled_additive"),
+        transformer_options={"pretrain_steps": 120}, negative_models=_NEGATIVE_MODELS,
+        # one full pass over each pool (x100: ~5,000 steps of 64 cells per seed; ~25 min per seed on a
+        # CPU core, about a minute on one GPU: run that axis with --only pretrain_mult --accelerator gpu)
+        pretrain_arm_options={"pretrain_steps": None, "pretrain_epochs": 1},
+        gpu_settings={"pretrain_x10": "one pass over ~32k pretraining cells takes about 3 CPU-minutes per "
+                                       "seed before fine-tuning; fit it on a GPU with `--only pretrain_mult "
+                                       "--accelerator gpu` (or name it with --only on a CPU)",
+                      "pretrain_x100": "one pass over 322k pretraining cells takes about 24 CPU-minutes per "
+                                        "seed before fine-tuning; fit it on a GPU with `--only "
+                                        "pretrain_x100 --accelerator gpu`"},
+    ),
+}
+
+
+def grid_summary(grid: Grid) -> dict[str, Any]:
+    """The grid in a few numbers and names, for the report's header and ``timing.json``."""
+    return {"name": grid.name, "seeds": list(grid.seeds), "max_epochs": grid.max_epochs,
+            "patience": grid.patience, "n_cells": len(grid.cells()),
+            "settings": [s.name for s in grid.settings()]}
