@@ -58,9 +58,13 @@ MODELS = {
     "no_change": ("no_change", {}, {}),
     "mean": ("mean", {}, {}),
     "additive": ("additive", {}, {}),
+    "scaled_additive": ("scaled_additive", {}, {}),
+    "dominance": ("dominance", {}, {}),
     "linear": ("linear", {}, {}),
     "linear_go": ("linear_go", {}, {}),
     "go_knn": ("go_knn", {}, {}),
+    # the oracle of transferable signal: the simulation's true network (see priorgnn.models.neighbours)
+    "network_knn": ("network_knn", {"network": "auto"}, {}),
     "priorgnn_untrained": ("priorgnn", {}, {"untrained": True}),
     "priorgnn": ("priorgnn", {}, {}),
     "priorgnn_gears_mode": ("priorgnn", {"singles": "none", "pert_init": "normal", "pert_flag": False}, {}),
@@ -81,7 +85,9 @@ SEEN_COLUMNS = [(s, m) for s in ("combo_seen1", "combo_seen2") for m in ("pearso
 CODE_PATHS = (
     "benchmarks/demo_models.py", "priorgnn/models/base.py", "priorgnn/models/baselines.py",
     "priorgnn/models/linear.py", "priorgnn/models/priorgnn.py", "priorgnn/models/transformer.py",
-    "priorgnn/models/_transformer_pretrain.py", "priorgnn/training/fit.py", "priorgnn/training/plan.py",
+    "priorgnn/models/_transformer_pretrain.py", "priorgnn/models/neighbours.py",
+    "priorgnn/models/interaction_baselines.py", "priorgnn/metrics/interactions.py",
+    "priorgnn/training/fit.py", "priorgnn/training/plan.py",
     "priorgnn/training/losses.py", "priorgnn/training/targets.py", "priorgnn/simulate",
     ":(exclude)priorgnn/simulate/__main__.py", "priorgnn/data/dataset.py", "priorgnn/data/splits.py",
     "priorgnn/data/conditions.py", "priorgnn/metrics/core.py", "priorgnn/metrics/evaluation.py", "priorgnn/experiment.py",
@@ -98,6 +104,8 @@ def fit_and_score(label: str, seed: int, out: Path, data, split, sim) -> tuple[p
     from priorgnn.pipeline import RunConfig, build_priors, model_options
 
     name, hp, train_kw = MODELS[label]
+    if hp.get("network") == "auto":
+        hp = {**hp, "network": str(Path(sim.path) / "network.csv")}
     cls = get_model_class(name)
     cfg = RunConfig(data="demo", data_seed=sim.config.seed, model=name, model_options=dict(hp))
     graphs = build_priors(cfg, data, split, sim, cls, progress=False)
