@@ -701,10 +701,31 @@ def _missing_text(grid, tables) -> list[str]:
 
 
 def _markdown(grid, out, view: _View, summary, causal, gi, lat, tables, fits, figs, command) -> str:
+    """The whole page, one function per section (the order fixes the order in which tests register)."""
+    pm, pref = PRIMARY
+    base_models = _models_in(summary, "base")
+    L = _header_text(grid, out, tables, fits, command)
+    L += _headline_text(view, base_models, figs, out)
+    L += _controls_text(view, summary, pref)
+    L += _beyond_additive_text(view, base_models, pref)
+    L += _leads_text(view, base_models)
+    L += _priors_text(view, base_models)
+    L += _go_content_text(view, base_models, pm, pref)
+    L += _degradation_text(view, figs, out, pref)
+    L += _curves_text(view, grid, summary, figs, out)
+    L += _causal_text(view, causal, tables, figs, out)
+    L += _gi_text(gi)
+    L += _latent_text(lat, figs, out)
+    L += _training_text(grid, fits)
+    L += _gate_text(fits)
+    L += _methods_text(grid, summary)
+    return "\n".join(L)
 
+
+def _header_text(grid, out, tables, fits, command) -> list[str]:
+    """Title, command, timing, data, grid, stopping, and how the page states its tests."""
     pm, pref = PRIMARY
     spec = get_metric(pm)
-    base_models = _models_in(summary, "base")
     metrics_df = tables["metrics"]
     L = [f"# The knowledge-bias study (`{grid.name}` grid)", ""]
     L.append(f"**Command:** `{command or f'python evaluate.py study --grid {grid.name}'}`  ")
@@ -757,7 +778,13 @@ def _markdown(grid, out, view: _View, summary, causal, gi, lat, tables, fits, fi
           "and verdict. (`comparisons.csv`, the exhaustive table against `additive` and `priorgnn`, adjusts "
           "within each setting × reference × metric × baseline.)", ""]
 
-    # headline tables
+    return L
+
+
+def _headline_text(view: _View, base_models: list[str], figs, out) -> list[str]:
+    """The base setting's tables (truth, off target, observed; the perturbed genes' own change)."""
+    pm, pref = PRIMARY
+    L: list[str] = []
     L += ["## Headline: base setting", ""]
     cols = ["model", *_SUBS]
     for metric, ref, note in (
@@ -780,10 +807,14 @@ def _markdown(grid, out, view: _View, summary, causal, gi, lat, tables, fits, fi
         if key in figs:
             L += [f"![{key}]({_rel(figs[key], out)})", ""]
 
-    L += _controls_text(view, summary, pref)
-    L += _beyond_additive_text(view, base_models, pref)
+    return L
 
-    # who leads
+
+def _leads_text(view: _View, base_models: list[str]) -> list[str]:
+    """Who leads in each subgroup (base)."""
+    pm, pref = PRIMARY
+    cols = ["model", *_SUBS]
+    L: list[str] = []
     L += ["## Conclusions (generated from the numbers above)", "", f"### Who leads where (base; family '{F_LEAD}')", ""]
     for sub in cols[1:]:
         L.append(_lead_text(view, "base", headline_metric(sub), pref, sub, base_models))
@@ -793,7 +824,14 @@ def _markdown(grid, out, view: _View, summary, causal, gi, lat, tables, fits, fi
             L.append(_lead_text(view, "base", met, pref, sub, base_models))
     L.append("")
 
-    # priors
+    return L
+
+
+def _priors_text(view: _View, base_models: list[str]) -> list[str]:
+    """Paired tests of the priors, the transformers, additive and the decoder (base)."""
+    pm, pref = PRIMARY
+    cols = ["model", *_SUBS]
+    L: list[str] = []
     L += [f"### Does the explicit prior help? (base, paired, vs truth; GO rows in family '{F_GO}', the rest in "
           f"'{F_PRIOR}')", ""]
     pairs = [("priorgnn", "priorgnn_no_go", "GO prior (with vs without GO)", F_GO),
@@ -812,12 +850,14 @@ def _markdown(grid, out, view: _View, summary, causal, gi, lat, tables, fits, fi
             if rec is not None:
                 L.append(f"  - `{sub}`, `{metric}`: {a} − {b}: {_delta_text(rec)}")
     L.append("")
-    L += _go_content_text(view, base_models, pm, pref)
 
-    # degradation
-    L += _degradation_text(view, figs, out, pref)
+    return L
 
-    # curves
+
+def _curves_text(view: _View, grid, summary, figs, out) -> list[str]:
+    """The curves along the simulator axes, with their tests."""
+    pm, pref = PRIMARY
+    L: list[str] = []
     L += ["### Curves along the simulator axes", ""]
     for axis, title in (("go_fidelity", "GO annotation fidelity (recall f, plus (1 − f) × as many false "
                                         "annotations; the cells do not change)"),
@@ -844,12 +884,12 @@ def _markdown(grid, out, view: _View, summary, causal, gi, lat, tables, fits, fi
         L += _axis_conclusions(view, axis, points, models, pref)
         L.append("")
 
-    L += _causal_text(view, causal, tables, figs, out)
-    L += _gi_text(gi)
-    L += _latent_text(lat, figs, out)
-    L += _training_text(grid, fits)
-    L += _gate_text(fits)
+    return L
 
+
+def _methods_text(grid, summary) -> list[str]:
+    """Methods, caveats and the files written."""
+    L: list[str] = []
     L += ["## Methods and caveats", "",
           "- Each fit (setting × model × seed) uses the library's own calls: `pipeline.build_priors` (GO "
           "graph from the simulation's annotations, co-expression from training cells only, "
@@ -890,7 +930,7 @@ def _markdown(grid, out, view: _View, summary, causal, gi, lat, tables, fits, fi
           "`genetic_interactions.csv`, `latent.csv`, `fits.csv` (one row per fit: time, stopping epoch, best "
           "epoch, cap, `hit_cap`), `figures/`. Per-fit tables are under `cells/` (not needed to read the "
           "report).", ""]
-    return "\n".join(L)
+    return L
 
 
 def _controls_text(view: _View, summary: pd.DataFrame, ref: str) -> list[str]:
