@@ -50,12 +50,12 @@ DEFAULT_REAL = ROOT.parent / "shared" / "data" / "norman2019_subset" / "devel.h5
 
 #: The simulator settings compared: name -> (preset, overrides). The positive control is the study's.
 def _settings() -> dict[str, tuple[str, dict]]:
-    from priorgnn.study import POSITIVE_CONTROL
+    from priorgnn.study import NEGATIVE_CONTROL, POSITIVE_CONTROL
 
     return {
         "demo (default)": ("demo", {}),
         "positive control": ("demo", dict(POSITIVE_CONTROL)),
-        "negative control": ("demo", {**POSITIVE_CONTROL, "prior_informativeness": 0.0}),
+        "negative control": ("demo", dict(NEGATIVE_CONTROL)),
     }
 
 

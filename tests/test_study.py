@@ -51,6 +51,8 @@ def test_grids_have_the_issues_models_and_seeds():
     assert full.sim_overrides["prior_informativeness"] == 1.0
     neg = next(s for s in full.settings() if s.axis == "negative_control")
     assert neg.informativeness == 0.0
+    # the negative control also draws regulators from anywhere, so that GO modules share targets by chance only
+    assert full.negative_overrides["p_same_submodule"] == 0.0 and full.negative_overrides["p_same_module"] == 0.0
     assert {"priorgnn", "priorgnn_no_go", "network_knn", "mean"} <= set(neg.models)
     assert "network_knn" in full.base_models
     assert MODELS["priorgnn_shared_decoder"].options["decoder"] == "shared"

@@ -52,6 +52,7 @@ from priorgnn.study.grid import (
     GO_DEGRADED,
     GRIDS,
     MODELS,
+    NEGATIVE_CONTROL,
     POSITIVE_CONTROL,
     PRIMARY,
     STUDY_METRICS,

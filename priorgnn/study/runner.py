@@ -60,7 +60,8 @@ class _Context:
             name = f"interaction_{interaction:g}"
             if interaction != 1.0:
                 over["interaction_strength"] = interaction
-            if informativeness is not None:
+            if informativeness is not None:  # the negative control
+                over.update(g.negative_overrides)
                 over["prior_informativeness"] = informativeness
                 name += f"_informativeness_{informativeness:g}"
             self._sims[key] = simulate(g.preset, seed=g.data_seed, out=self.out / "sims" / name, **over)
