@@ -945,7 +945,8 @@ def _controls_text(view: _View, summary: pd.DataFrame, ref: str) -> list[str]:
     pri, orc, mean = (view.mean("base", m, met, ref, sub) for m in ("priorgnn", "network_knn", "mean"))
     L = [f"## Knowledge targets: positive and negative control (family '{F_CONTROL}')", "",
          f"Unseen singles, `{met}` against the truth. The base simulation is the positive control; "
-         "`negative_control` is the same simulation with prior informativeness 0. `network_knn` is the oracle "
+         "`negative_control` is the same simulation with prior informativeness 0 and regulators drawn from anywhere "
+         "(GO modules then share targets only by chance). `network_knn` is the oracle "
          "that transfers the true network's neighbours' measured singles (shrunk by leave-one-out): what a "
          "neighbour-based prior can transfer at all on these data.", ""]
     rows = []

@@ -169,7 +169,7 @@ POSITIVE_CONTROL = {"prior_informativeness": 1.0, "submodules_per_module": 1, "s
 #: regulators drawn from anywhere rather than mostly from their own module and pathway group, so that
 #: co-annotated genes share targets only by chance and GO says nothing about a gene's effects. With
 #: informativeness 0 alone, regulators of one module still share targets through the modular wiring,
-#: and the network_knn oracle leads mean by about 0.04 (measured in the full grid of this release).
+#: and the network_knn oracle led mean by about 0.04 in an earlier run of the full grid.
 NEGATIVE_CONTROL = {**POSITIVE_CONTROL, "prior_informativeness": 0.0, "p_same_submodule": 0.0, "p_same_module": 0.0,
                     "p_same_group": 0.0}
 _NEGATIVE_OVERRIDES = {k: v for k, v in NEGATIVE_CONTROL.items() if POSITIVE_CONTROL.get(k) != v}
