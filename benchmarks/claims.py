@@ -779,6 +779,12 @@ _STUDY = Source("benchmarks/results/study/summary.csv",
                 code=("priorgnn", ":(exclude)priorgnn/report", "knowledge"))
 
 
+def _model_source(path: str, script: str) -> Source:
+    """A results file of ``script`` that fits and scores the library's models: the library (without
+    its report and study layers) and ``knowledge`` are the code it measures."""
+    return Source(path, code=(script, "priorgnn", ":(exclude)priorgnn/report", ":(exclude)priorgnn/study", "knowledge"))
+
+
 REGISTRY: list[TableClaim | ValueClaim] = [
     TableClaim(
         name="README: simulator calibration",
@@ -830,9 +836,7 @@ REGISTRY: list[TableClaim | ValueClaim] = [
         name="README: real cells",
         doc="README.md",
         anchor=(r"^### On real cells", r"^\| model \| double_lodo"),
-        sources=(Source("benchmarks/results/real_norman_subset.csv",
-                        code=("benchmarks/real_norman_subset.py", "priorgnn", ":(exclude)priorgnn/report",
-                              ":(exclude)priorgnn/study", "knowledge")),),
+        sources=(_model_source("benchmarks/results/real_norman_subset.csv", "benchmarks/real_norman_subset.py"),),
         cell=long_format_cells(row_column="model", header=r"(?P<family>\w+) (?P<subgroup>\w+) (?P<metric>\w+)",
                                fixed={"reference": "observed"}, values=("mean", "ci_lo", "ci_hi")),
     ),
@@ -840,9 +844,7 @@ REGISTRY: list[TableClaim | ValueClaim] = [
         name="README: ranking unseen pairs",
         doc="README.md",
         anchor=(r"^### Predicting and ranking unseen combinations", r"^\| model \| precision@10"),
-        sources=(Source("benchmarks/results/pair_ranking.csv",
-                        code=("benchmarks/pair_ranking.py", "priorgnn", ":(exclude)priorgnn/report",
-                              ":(exclude)priorgnn/study", "knowledge")),),
+        sources=(_model_source("benchmarks/results/pair_ranking.csv", "benchmarks/pair_ranking.py"),),
         cell=wide_format_cells(row_column="model", columns={
             "precision@10, Norman magnitude": ("p@k_magnitude_deviation",),
             "precision@10, non-additive size": ("p@k_relative_nonadditive",),
