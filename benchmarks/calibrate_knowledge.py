@@ -43,7 +43,7 @@ import pandas as pd
 
 from priorgnn.io import write_csv, write_text
 from priorgnn.data.conditions import parse_condition
-from priorgnn.metrics.core import rowwise_pearson
+from priorgnn.metrics.core import keep_mask, perturbed_gene_idx, rowwise_pearson
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REAL = ROOT.parent / "shared" / "data" / "norman2019_subset" / "devel.h5ad"
@@ -68,13 +68,7 @@ def mean_of_others(data) -> np.ndarray:
     total = np.sum([s.delta(c) for c in perts], axis=0)
     D = np.stack([s.delta(c) for c in singles])
     others = (total[None, :] - D) / (len(perts) - 1)
-    col = {g: i for i, g in enumerate(data.genes)}
-    mask = np.ones_like(D, dtype=bool)
-    for i, c in enumerate(singles):
-        j = col.get(parse_condition(c)[0])
-        if j is not None:
-            mask[i, j] = False
-    return rowwise_pearson(others, D, mask)
+    return rowwise_pearson(others, D, keep_mask(D.shape, perturbed_gene_idx(singles, data.genes)))
 
 
 def coexpression_density(data) -> dict[str, float]:
@@ -99,10 +93,7 @@ def transfer(sim, split_seed: int = 1) -> dict[str, float]:
     seen = {g for c in split.train for g in parse_condition(c)}
     test = [c for c in split.test if len(parse_condition(c)) == 1 and parse_condition(c)[0] not in seen]
     truth = sim.truth_delta(test)
-    col = {g: i for i, g in enumerate(sim.data.genes)}
-    mask = np.ones_like(truth, dtype=bool)
-    for i, c in enumerate(test):
-        mask[i, col[parse_condition(c)[0]]] = False
+    mask = keep_mask(truth.shape, perturbed_gene_idx(test, sim.data.genes))
     go = go_graph(obo=sim.obo_path, gaf=sim.gaf_path, k=20, threshold=0.1)
     out: dict[str, float] = {"unseen_singles": len(test)}
     for name, opts in (("mean", {}), ("go_knn", {}), ("network_knn", {"network": str(sim.path / "network.csv")})):

@@ -34,7 +34,7 @@ import pandas as pd
 
 from priorgnn.io import write_csv, write_text
 from priorgnn.data.conditions import parse_condition
-from priorgnn.metrics.core import rowwise_pearson
+from priorgnn.metrics.core import keep_mask, perturbed_gene_idx, rowwise_pearson
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,13 +55,7 @@ def _unseen_singles(conditions, train) -> list[str]:
 
 
 def _score(pred: np.ndarray, ref: np.ndarray, conds: list[str], genes: list[str]) -> float:
-    col = {g: i for i, g in enumerate(genes)}
-    mask = np.ones_like(ref, dtype=bool)
-    for i, c in enumerate(conds):
-        j = col.get(parse_condition(c)[0])
-        if j is not None:
-            mask[i, j] = False
-    return float(np.mean(rowwise_pearson(pred, ref, mask)))
+    return float(np.mean(rowwise_pearson(pred, ref, keep_mask(ref.shape, perturbed_gene_idx(conds, genes)))))
 
 
 def run(seeds: list[int], epochs: int, out: Path) -> pd.DataFrame:

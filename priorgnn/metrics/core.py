@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -56,6 +56,8 @@ __all__ = [
     "N_DE",
     "N_EXPRESSED",
     "rowwise_pearson",
+    "perturbed_gene_idx",
+    "keep_mask",
 ]
 
 #: The number of top DE genes in the ``*_top20_de`` metrics (fixed: the names say 20).
@@ -81,6 +83,27 @@ def rowwise_pearson(x: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None
         den = np.sqrt((xc * xc).sum(axis=1) * (yc * yc).sum(axis=1))
         r = num / den
     return np.where(den > 0, np.clip(r, -1.0, 1.0), 0.0)
+
+
+def perturbed_gene_idx(conditions: Sequence[str], genes: Sequence[str] | Mapping[str, int]) -> list[np.ndarray]:
+    """Per condition, the indices in ``genes`` (a list, or a gene → index mapping) of its perturbed genes
+    that are measured: the entries that metrics "off the perturbed genes" leave out."""
+    gidx = genes if isinstance(genes, Mapping) else {g: i for i, g in enumerate(genes)}
+    return [np.array([gidx[g] for g in parse_condition(c) if g in gidx], dtype=np.int64) for c in conditions]
+
+
+def keep_mask(shape: tuple[int, int], exclude: Sequence[Sequence[int]] | None = None, *,
+              row: str = "condition") -> np.ndarray:
+    """``[C, G]`` boolean mask, True except at ``[c, exclude[c]]`` (one index list per row; ``row``
+    names a row in the error)."""
+    keep = np.ones(shape, dtype=bool)
+    if exclude is not None:
+        if len(exclude) != shape[0]:
+            raise DataValidationError(f"{len(exclude)} exclusion lists for {shape[0]} {row}s; give one per {row} "
+                                      f"(one list of gene indices per {row}).")
+        for i, ex in enumerate(exclude):
+            keep[i, np.asarray(ex, dtype=np.int64)] = False
+    return keep
 
 
 def _masked_mean(v: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -201,9 +224,7 @@ class MetricContext:
             top = s.top_de(c, N_DE)
             de[i, : top.size] = top
         expressed = highly_expressed_genes(s.control_mean, N_EXPRESSED)
-        gidx = data.gene_index
-        exclude = [np.array([gidx[g] for g in parse_condition(c) if g in gidx], dtype=np.int64)
-                   for c in conditions]
+        exclude = perturbed_gene_idx(conditions, data.gene_index)
         perturbed_mean = None
         gi_singles: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         if split is not None:

@@ -25,23 +25,13 @@ import numpy as np
 import pandas as pd
 
 from priorgnn.errors import DataValidationError
+from priorgnn.metrics.core import keep_mask
 
 __all__ = ["CONSTANT_THRESHOLD", "spread", "relative_spread", "constant_prediction_table"]
 
 #: A model whose relative spread in a subgroup is below this is flagged as predicting (nearly) the
 #: same change for every condition of the subgroup.
 CONSTANT_THRESHOLD = 0.05
-
-
-def _mask(shape: tuple[int, int], exclude: Sequence[Sequence[int]] | None) -> np.ndarray:
-    keep = np.ones(shape, dtype=bool)
-    if exclude is not None:
-        if len(exclude) != shape[0]:
-            raise DataValidationError(f"{len(exclude)} exclusion lists for {shape[0]} conditions; give one "
-                                      "list of gene indices per condition.")
-        for i, ex in enumerate(exclude):
-            keep[i, np.asarray(ex, dtype=np.int64)] = False
-    return keep
 
 
 def spread(x: np.ndarray, exclude: Sequence[Sequence[int]] | None = None) -> float:
@@ -55,7 +45,7 @@ def spread(x: np.ndarray, exclude: Sequence[Sequence[int]] | None = None) -> flo
         raise DataValidationError(f"spread needs a [conditions, genes] matrix, got shape {x.shape}.")
     if x.shape[0] < 2:
         return float("nan")
-    keep = _mask(x.shape, exclude)
+    keep = keep_mask(x.shape, exclude)
     n = keep.sum(axis=0)
     col_mean = np.where(n > 0, np.where(keep, x, 0.0).sum(axis=0) / np.maximum(n, 1), 0.0)
     dev = np.where(keep, x - col_mean[None, :], 0.0)

@@ -37,7 +37,7 @@ from scipy.stats import spearmanr
 from priorgnn.data.conditions import parse_condition
 from priorgnn.errors import DataValidationError
 from priorgnn.interactions import GIThresholds, interaction_label, interaction_scores
-from priorgnn.metrics.core import MetricBatch
+from priorgnn.metrics.core import MetricBatch, keep_mask
 from priorgnn.metrics.registry import BestValue, register_metric
 
 __all__ = [
@@ -100,16 +100,6 @@ def _zeroed(part: np.ndarray, pred: np.ndarray) -> np.ndarray:
     return part
 
 
-def _keep_masks(n: int, g: int, exclude: Sequence[Sequence[int]] | None) -> np.ndarray:
-    keep = np.ones((n, g), dtype=bool)
-    if exclude is not None:
-        if len(exclude) != n:
-            raise DataValidationError(f"exclude has {len(exclude)} entries for {n} doubles; give one per double.")
-        for i, idx in enumerate(exclude):
-            keep[i, np.asarray(idx, dtype=np.int64)] = False
-    return keep
-
-
 def nonadditive_correlation(
     pred_double: np.ndarray,
     measured_a: np.ndarray,
@@ -143,7 +133,7 @@ def nonadditive_correlation(
     t = nonadditive_parts(np.atleast_2d(true_double), np.atleast_2d(true_a), np.atleast_2d(true_b))
     if p.shape != t.shape:
         raise DataValidationError(f"predicted {p.shape} and true {t.shape} doubles differ in shape.")
-    keep = _keep_masks(*p.shape, exclude)
+    keep = keep_mask(p.shape, exclude, row="double")
     per = np.array([corr_or_zero(p[i, keep[i]], t[i, keep[i]]) for i in range(p.shape[0])])
     return per, corr_or_zero(p[keep], t[keep])
 
@@ -159,7 +149,7 @@ def relative_nonadditive_size(double: np.ndarray, single_a: np.ndarray, single_b
     double = np.atleast_2d(np.asarray(double, dtype=np.float64))
     part = _zeroed(nonadditive_parts(double, np.atleast_2d(single_a), np.atleast_2d(single_b)), double)
     total = np.atleast_2d(single_a) + np.atleast_2d(single_b)
-    keep = _keep_masks(*part.shape, exclude)
+    keep = keep_mask(part.shape, exclude, row="double")
     num = np.sqrt(np.sum(np.where(keep, part, 0.0) ** 2, axis=1))
     den = np.sqrt(np.sum(np.where(keep, total, 0.0) ** 2, axis=1))
     with np.errstate(divide="ignore", invalid="ignore"):

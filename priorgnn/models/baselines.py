@@ -24,7 +24,21 @@ import numpy as np
 from priorgnn.data.conditions import parse_condition
 from priorgnn.models.base import PerturbationModel, register_model
 
-__all__ = ["NoChange", "MeanBaseline", "Additive"]
+__all__ = ["NoChange", "MeanBaseline", "Additive", "training_singles"]
+
+
+def training_singles(data, split, dtype=None) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The singles measured in ``split.train``: their genes (sorted), their changes ``[n, G]`` (cast to
+    ``dtype`` if given) and the mean change (zeros without singles)."""
+    s = data.summaries
+    singles = {parse_condition(c)[0]: c for c in split.train if len(parse_condition(c)) == 1}
+    genes = sorted(singles)
+    if not genes:
+        return genes, np.zeros((0, data.n_genes)), np.zeros(data.n_genes)
+    deltas = np.stack([s.delta(singles[g]) for g in genes])
+    if dtype is not None:
+        deltas = deltas.astype(dtype)
+    return genes, deltas, deltas.mean(axis=0)
 
 
 @register_model("no_change")
@@ -67,16 +81,7 @@ class Additive(PerturbationModel):
 
     def fit(self, data, split, *, graphs=None, train=None):
         self._remember_data(data, split)
-        s = data.summaries
-        singles = {parse_condition(c)[0]: c for c in split.train if len(parse_condition(c)) == 1}
-        self.single_genes = sorted(singles)
-        self.single_deltas = (
-            np.stack([s.delta(singles[g]) for g in self.single_genes]).astype(np.float64)
-            if singles else np.zeros((0, data.n_genes))
-        )
-        self.mean_single = (
-            self.single_deltas.mean(axis=0) if singles else np.zeros(data.n_genes)
-        )
+        self.single_genes, self.single_deltas, self.mean_single = training_singles(data, split, np.float64)
         return self
 
     def _gene_delta(self, gene: str) -> tuple[np.ndarray, bool]:

@@ -32,6 +32,7 @@ import numpy as np
 from priorgnn.data.conditions import parse_condition
 from priorgnn.errors import ConfigError, GraphError
 from priorgnn.models.base import PerturbationModel, register_model
+from priorgnn.models.baselines import training_singles
 
 log = logging.getLogger(__name__)
 
@@ -169,12 +170,7 @@ class GoKNN(PerturbationModel):
         if graphs is None or graphs.go is None:
             raise GraphError("go_knn needs a GO graph (--go auto with annotations, or a saved graph).")
         self._remember_data(data, split)
-        s = data.summaries
-        singles = {parse_condition(c)[0]: c for c in split.train if len(parse_condition(c)) == 1}
-        self.single_genes = sorted(singles)
-        self.single_deltas = (np.stack([s.delta(singles[g]) for g in self.single_genes])
-                              if singles else np.zeros((0, data.n_genes)))
-        self.mean_single = self.single_deltas.mean(0) if singles else np.zeros(data.n_genes)
+        self.single_genes, self.single_deltas, self.mean_single = training_singles(data, split)
         self._set_go(graphs.go)
         return self
 

@@ -36,6 +36,7 @@ import pandas as pd
 from priorgnn.data.conditions import parse_condition
 from priorgnn.errors import ConfigError, DataValidationError
 from priorgnn.models.base import PerturbationModel, register_model
+from priorgnn.models.baselines import training_singles
 
 log = logging.getLogger(__name__)
 
@@ -153,12 +154,7 @@ class NetworkKNN(PerturbationModel):
                               "--model-set network=SIM/network.csv.")
         self._remember_data(data, split)
         net = read_network(self.hparams["network"])
-        s = data.summaries
-        singles = {parse_condition(c)[0]: c for c in split.train if len(parse_condition(c)) == 1}
-        self.single_genes = sorted(singles)
-        self.single_deltas = (np.stack([s.delta(singles[g]) for g in self.single_genes])
-                              if singles else np.zeros((0, data.n_genes)))
-        self.mean_single = self.single_deltas.mean(0) if singles else np.zeros(data.n_genes)
+        self.single_genes, self.single_deltas, self.mean_single = training_singles(data, split)
         col = {g: i for i, g in enumerate(self.genes)}
         self._targets = [col.get(g) for g in self.single_genes]
         self.vocab = sorted(set(map(str, net["regulator"])) | set(map(str, net["target"])) | set(self.single_genes))

@@ -562,13 +562,10 @@ class PriorGNN(PerturbationModel):
         val = [c for c in split.val if len(parse_condition(c)) == 1 and parse_condition(c)[0] not in self.trained_perts]
         info: dict = {"validation_singles": len(val), "scale": 1.0}
         if val:
+            from priorgnn.metrics.core import keep_mask, perturbed_gene_idx
+
             obs = np.stack([s.delta(c) for c in val])
-            col = {g: i for i, g in enumerate(self.genes)}
-            keep = np.ones_like(obs, dtype=bool)
-            for i, c in enumerate(val):
-                j = col.get(parse_condition(c)[0])
-                if j is not None:
-                    keep[i, j] = False
+            keep = keep_mask(obs.shape, perturbed_gene_idx(val, self.genes))
             errors = {}
             for scale in (0.0, 0.5, 1.0):
                 self.net.unseen_scale.fill_(scale)
