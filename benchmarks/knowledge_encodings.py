@@ -43,6 +43,8 @@ VARIANTS: dict[str, dict] = {
     "propagate + SGConv, centred, gated (default)": {},
     "propagate + GAT": {"go_conv": "gat"},
     "propagate + SGConv, 2 hops": {"go_layers": 2},
+    "propagate over walks of up to 2 steps": {"prop_hops": 2},
+    "propagate over walks of up to 3 steps": {"prop_hops": 3},
     "propagate, network not centred": {"null_center": False},
     "SGConv only (GEARS pathway), centred": {"knowledge": "embed"},
     "SGConv only, not centred (the earlier default)": {"knowledge": "embed", "null_center": False},

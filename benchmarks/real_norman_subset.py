@@ -106,6 +106,10 @@ def lodo_splits(conditions: list[str]):
     return out
 
 
+#: extra PriorGNN options (``--priorgnn-set``; none for the committed table)
+PRIORGNN_OPTIONS: dict = {}
+
+
 def fit_predict(name: str, data, split, go_dir: Path, max_epochs: int | None, seed: int):
     """Fit model ``name`` as train.py does; its (delta, control) for ``split.test`` and a fit record."""
     from priorgnn.metrics import predict_conditions
@@ -117,7 +121,7 @@ def fit_predict(name: str, data, split, go_dir: Path, max_epochs: int | None, se
                     priors={"go": "auto", "coexpression": "auto", "go_obo": str(go_dir / "go-basic.obo.gz"),
                             "go_gaf": str(go_dir / "goa_human.gaf.gz")})
     graphs = build_priors(cfg, data, split, None, cls, progress=False)
-    model = cls(**cfg.model_options)
+    model = cls(**cfg.model_options, **(PRIORGNN_OPTIONS if name == "priorgnn" else {}))
     train_kw = {"max_epochs": max_epochs} if max_epochs else {}
     train = TrainConfig(seed=seed, progress_bar=False, threads=1, **train_kw)
     t0 = time.perf_counter()
@@ -321,10 +325,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-epochs", type=int, default=MAX_EPOCHS,
                    help=f"epoch cap of the trained models (default {MAX_EPOCHS}, to run in ~10 minutes on one core)")
     p.add_argument("--n-boot", type=int, default=2000)
+    p.add_argument("--priorgnn-set", action="append", metavar="KEY=VALUE",
+                   help="a PriorGNN option for an ablation (as train.py --model-set; the committed table uses none)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from priorgnn.cli import parse_key_values
     from priorgnn.data.splits import make_split
+
+    PRIORGNN_OPTIONS.update(parse_key_values(args.priorgnn_set, "--priorgnn-set"))
 
     t0 = time.perf_counter()
     data = load_data(args.data)

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from priorgnn.models.neighbours import (loo_shrinkage, neighbour_average, signed_target_similarity,
-                                        transfer_deviations)
+from priorgnn.models.neighbours import (loo_fit, loo_shrinkage, nearest_walk_weights, neighbour_average,
+                                        signed_target_similarity, transfer_deviations, walk_weights)
 from priorgnn.simulate import SimulatorConfig
 from priorgnn.simulate.ode import Simulator
 
@@ -56,6 +56,32 @@ def test_loo_shrinkage_by_hand():
     lam = loo_shrinkage(W, deltas, [None, 0, None])
     assert 0 <= lam <= 1 and lam != pytest.approx(1.25 / 1.75)
     assert loo_shrinkage(np.zeros((3, 3)), deltas, [None] * 3) == 0.0
+
+
+def test_loo_error_by_hand():
+    # the example above; single 3 (no neighbour) counts with its full deviation d_3 = (-1.5, 1)
+    deltas = np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0]])
+    W = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    lam, err = loo_fit(W, deltas, [None] * 3)
+    # sum of |d_i|^2 = .25 + 2.5 + 3.25 = 6; minus num^2/den at the optimum = 1.25^2 / 1.75
+    assert lam == pytest.approx(1.25 / 1.75)
+    assert err == pytest.approx(6.0 - 1.25 ** 2 / 1.75)
+    assert loo_fit(np.zeros((3, 3)), deltas, [None] * 3) == (0.0, pytest.approx(6.0))
+
+
+def test_walk_weights_on_a_path_by_hand():
+    import scipy.sparse as sp
+
+    # the path 0 - 1 - 2 - 3; walks towards node 0
+    A = sp.csr_matrix(np.array([[0, 1, 0, 0], [1, 0, 1, 0], [0, 1, 0, 1], [0, 0, 1, 0]], dtype=float))
+    steps = walk_weights(A, [0], 3)
+    # P[1,0] = 1/2; (P^2)[0,0] = 1/2, (P^2)[2,0] = 1/4; (P^3)[1,0] = 3/8, (P^3)[3,0] = 1/4
+    np.testing.assert_allclose(steps[0][:, 0], [0, 0.5, 0, 0])
+    np.testing.assert_allclose(steps[1][:, 0], [0.5, 0.5, 0.25, 0])
+    np.testing.assert_allclose(steps[2][:, 0], [0.5, 0.875, 0.25, 0.25])
+    # nearest: node 1 keeps its one-step weight, 2 and 3 look further, node 0 is not its own neighbour
+    np.testing.assert_allclose(nearest_walk_weights(A, [0], 3)[:, 0], [0, 0.5, 0.25, 0.25])
+    np.testing.assert_allclose(nearest_walk_weights(A, [0], 1)[:, 0], [0, 0.5, 0, 0])
 
 
 def test_neighbour_average_signed_and_empty_rows():

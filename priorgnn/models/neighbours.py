@@ -40,7 +40,9 @@ from priorgnn.models.baselines import training_singles
 
 log = logging.getLogger(__name__)
 
-__all__ = ["signed_target_similarity", "neighbour_average", "loo_shrinkage", "transfer_deviations",
+__all__ = ["signed_target_similarity", "neighbour_average", "loo_fit", "loo_shrinkage", "walk_weights",
+           "nearest_walk_weights",
+           "transfer_deviations",
            "NetworkKNN"]
 
 
@@ -85,38 +87,91 @@ def _masked_deviations(deltas: np.ndarray, centre: np.ndarray, target_cols: Sequ
     return dev
 
 
-def loo_shrinkage(weights: np.ndarray, deltas: np.ndarray, target_cols: Sequence[int | None]) -> float:
-    """Leave-one-out ``λ`` for :func:`transfer_deviations` over ``n`` training singles.
+def loo_fit(weights: np.ndarray, deltas: np.ndarray, target_cols: Sequence[int | None]) -> tuple[float, float]:
+    """Leave-one-out ``(λ, error)`` for :func:`transfer_deviations` over ``n`` training singles.
 
     ``weights`` ``[n, n]`` (diagonal ignored), ``deltas`` ``[n, G]``, ``target_cols[i]`` the column of
     single ``i``'s own perturbed gene (``None`` if not measured). For each ``i``, with ``m_i`` the mean
     of the other singles, ``d_i = δ_i − m_i`` and ``r_i`` the weighted mean over ``j ≠ i`` of
     ``δ_j − m_i`` (targets masked), ``λ = Σ_i ⟨d_i, r_i⟩ / Σ_i ‖r_i‖²`` (the least-squares fit of
-    ``d ≈ λ r``), clipped to ``[0, 1]``; 0 when fewer than 3 singles or no single has a neighbour."""
+    ``d ≈ λ r``), clipped to ``[0, 1]``; 0 when fewer than 3 singles or no single has a neighbour.
+    ``error`` is the summed squared leave-one-out error ``Σ_i ‖d_i − λ r_i‖²`` over every single
+    (``r_i = 0`` for a single without a neighbour, and the single's own target left out), so errors
+    of different weight matrices over the same singles compare directly."""
     deltas = np.asarray(deltas, dtype=np.float64)
     n = deltas.shape[0]
     if n < 3:
-        return 0.0
+        return 0.0, float("nan")
     W = np.array(weights, dtype=np.float64)
     np.fill_diagonal(W, 0.0)
     total = deltas.sum(axis=0)
-    num = den = 0.0
+    num = den = base = 0.0
     for i in range(n):
-        if not np.abs(W[i]).sum():
-            continue
         m_i = (total - deltas[i]) / (n - 1)
-        dev = _masked_deviations(deltas, m_i, target_cols)
-        r = neighbour_average(W[i:i + 1], dev)[0]
-        d = dev[i]
+        d = deltas[i] - m_i
         t = target_cols[i]
         if t is not None and t >= 0:
-            r = r.copy()
-            r[t] = 0.0  # the single's own target is judged by target metrics, not by the transfer
+            d = d.copy()
+            d[t] = 0.0  # the single's own target is judged by target metrics, not by the transfer
+        base += float(d @ d)
+        if not np.abs(W[i]).sum():
+            continue
+        dev = _masked_deviations(deltas, m_i, target_cols)
+        r = neighbour_average(W[i:i + 1], dev)[0]
+        if t is not None and t >= 0:
+            r[t] = 0.0
         num += float(d @ r)
         den += float(r @ r)
-    if den <= 0:
-        return 0.0
-    return float(np.clip(num / den, 0.0, 1.0))
+    lam = float(np.clip(num / den, 0.0, 1.0)) if den > 0 else 0.0
+    return lam, base - 2 * lam * num + lam * lam * den
+
+
+def loo_shrinkage(weights: np.ndarray, deltas: np.ndarray, target_cols: Sequence[int | None]) -> float:
+    """The ``λ`` of :func:`loo_fit`."""
+    return loo_fit(weights, deltas, target_cols)[0]
+
+
+def walk_weights(adjacency, cols: Sequence[int], hops: int) -> list[np.ndarray]:
+    """Random-walk weights from every node to the nodes ``cols``, for 1 to ``hops`` steps.
+
+    ``adjacency`` is a sparse ``[N, N]`` matrix, ``adjacency[u, v] > 0`` when ``v`` is one of ``u``'s
+    neighbours (the GO graph: ``v`` among ``u``'s most similar genes). With ``P`` its row-normalised
+    transition matrix, element ``k − 1`` of the result is ``Σ_{h=1..k} (P^h)[:, cols]`` (``[N, len(cols)]``):
+    the chance of a walk from ``u`` being at each column's node within ``k`` steps, summed over steps.
+    Near neighbours dominate where they exist; farther ones give a gene without a near measured
+    neighbour a (weaker, row-normalised later) neighbourhood. Computed as ``hops`` sparse-dense
+    products (``O(hops · nnz · len(cols))``), never a dense ``N × N`` power."""
+    import scipy.sparse as sp
+
+    A = sp.csr_matrix(adjacency, dtype=np.float64)
+    deg = np.asarray(np.abs(A).sum(axis=1)).ravel()
+    P = sp.diags(np.divide(1.0, deg, out=np.zeros_like(deg), where=deg > 0)) @ A
+    cols = np.asarray(cols, dtype=np.int64)
+    X = np.zeros((A.shape[0], len(cols)))
+    X[cols, np.arange(len(cols))] = 1.0
+    out, acc = [], np.zeros_like(X)
+    for _ in range(hops):
+        X = P @ X
+        acc = acc + X
+        out.append(acc.copy())
+    return out
+
+
+def nearest_walk_weights(adjacency, cols: Sequence[int], hops: int) -> np.ndarray:
+    """``[N, len(cols)]`` weights of each node's *nearest* columns: the walk weights of
+    :func:`walk_weights` at the fewest steps (1 to ``hops``) at which the node reaches any of
+    ``cols``; a row of zeros for a node that reaches none within ``hops`` steps. A gene with a direct
+    measured neighbour keeps exactly its one-hop weights; only a gene without one looks further. A
+    column's own node never counts as its own neighbour."""
+    steps = walk_weights(adjacency, cols, hops)
+    own = (np.asarray(cols, dtype=np.int64), np.arange(len(cols)))
+    for Wk in steps:
+        Wk[own] = 0.0  # a walk back to a column's own node is not a neighbour (leave-one-out sees the others)
+    W = steps[0].copy()
+    for Wk in steps[1:]:
+        empty = ~(np.abs(W).sum(axis=1) > 0)
+        W[empty] = Wk[empty]
+    return W
 
 
 def transfer_deviations(weights: np.ndarray, deltas: np.ndarray, target_cols: Sequence[int | None]) -> np.ndarray:

@@ -396,6 +396,9 @@ class PriorGNN(PerturbationModel):
     go_conv : the message passing over GO, ``'sgconv'`` (GEARS's one-hop SGConv; default) or ``'gat'``
         (graph attention over the GO neighbours, the Jaccard weight as an edge feature); ``go_layers``
         hops either way
+    prop_hops : the longest random walk over the GO graph by which ``knowledge='propagate'`` reaches
+        measured training singles (1: the GO neighbours only). The walk length from 1 to ``prop_hops``
+        and ``λ`` are chosen together by leave-one-out over the training singles
     pair_backbone : ``'scaled'`` (default): a double's backbone is ``c_L δ_L + c_S δ_S`` over its larger
         and smaller single, with one pair ``(c_L, c_S)`` fitted by least squares on the training doubles
         whose singles were measured (the ``scaled_additive`` baseline's fit; Norman et al. 2019's
@@ -415,7 +418,9 @@ class PriorGNN(PerturbationModel):
                  allow_prior_free: bool = False, pert_init: str = "zero", pert_dropout: float = 0.0,
                  center: str = "mean", pert_flag: bool = True, interaction_gate: bool = True,
                  knowledge: str = "propagate", null_center: bool = True, pair_backbone: str = "scaled",
-                 go_conv: str = "sgconv", **kw) -> None:
+                 go_conv: str = "sgconv", prop_hops: int = 1, **kw) -> None:
+        if not 1 <= int(prop_hops) <= 8:
+            raise ConfigError(f"priorgnn: prop_hops must be between 1 and 8, not {prop_hops!r}.")
         if go_conv not in ("sgconv", "gat"):
             raise ConfigError(f"priorgnn: go_conv must be 'sgconv' or 'gat', not {go_conv!r}.")
         if pair_backbone not in ("scaled", "additive"):
@@ -436,7 +441,7 @@ class PriorGNN(PerturbationModel):
                          allow_prior_free=allow_prior_free, pert_init=pert_init, pert_dropout=pert_dropout,
                          center=center, pert_flag=pert_flag, interaction_gate=interaction_gate,
                          knowledge=knowledge, null_center=null_center, pair_backbone=pair_backbone,
-                         go_conv=go_conv, **kw)
+                         go_conv=go_conv, prop_hops=int(prop_hops), **kw)
         self.net: PriorGNNModule | None = None
 
     # -- vocabulary and graphs ------------------------------------------------------------------------
@@ -600,7 +605,7 @@ class PriorGNN(PerturbationModel):
         target masked) and the leave-one-out shrinkage ``λ``."""
         import scipy.sparse as sp
 
-        from priorgnn.models.neighbours import loo_shrinkage, transfer_deviations
+        from priorgnn.models.neighbours import loo_fit, nearest_walk_weights, transfer_deviations
 
         names = sorted(singles)
         deltas = (np.stack([summaries.delta(singles[g]) for g in names]) if names
@@ -610,16 +615,26 @@ class PriorGNN(PerturbationModel):
         (src, tgt), w = np.asarray(go_arrays[0]), np.asarray(go_arrays[1], dtype=np.float64)
         off = src != tgt
         A = sp.csr_matrix((w[off], (tgt[off], src[off])), shape=(len(pert_genes),) * 2)  # A[query, neighbour]
-        W = np.asarray(A[:, cols].todense()) if len(cols) else np.zeros((len(pert_genes), 0))
         targets = [gene_pos.get(g) for g in names]
-        lam = loo_shrinkage(W[cols], deltas, targets) if len(cols) else 0.0
+        hops = int(self.hparams.get("prop_hops", 1))
+        # one hop reaches the GO neighbours themselves; a gene without a measured GO neighbour is given
+        # the measured singles nearest to it by a random walk of up to ``hops`` steps
+        if not len(cols):
+            W = np.zeros((len(pert_genes), 0))
+        elif hops == 1:  # one step: the neighbours' GO weights (rows are normalised below, so 1/degree cancels)
+            W = np.asarray(A[:, cols].todense())
+        else:
+            W = nearest_walk_weights(A, cols, hops)
+        lam, err = loo_fit(W[cols], deltas, targets) if len(cols) else (0.0, float("nan"))
         total = np.abs(W).sum(axis=1, keepdims=True)
         Wn = np.divide(W, total, out=np.zeros_like(W), where=total > 0)
         # transfer_deviations row-normalises too; with Wn rows summing to 1 the two agree
         dev = transfer_deviations(np.eye(len(names)), deltas, targets) if len(names) else deltas
-        self.fit_info["propagation"] = {"lambda": lam, "singles": len(names),
+        self.fit_info["propagation"] = {"lambda": lam, "hops": hops, "singles": len(names),
+                                        "loo_error": err if np.isfinite(err) else None,
                                         "genes_with_a_measured_neighbour": int((total[:, 0] > 0).sum())}
-        log.info("knowledge propagation: leave-one-out lambda %.3f over %d training singles", lam, len(names))
+        log.info("knowledge propagation: up to %d hop(s), leave-one-out lambda %.3f over %d training singles",
+                 hops, lam, len(names))
         return {"prop_weight": Wn.astype(np.float32), "prop_dev": dev.astype(np.float32), "prop_lambda": np.array(lam)}
 
     def _backbone_only(self) -> None:
