@@ -52,7 +52,14 @@ from torch_geometric.nn import GATConv, SGConv
 
 from priorgnn.data.conditions import parse_condition
 from priorgnn.errors import CheckpointError, ConfigError, GraphError
-from priorgnn.models.base import PerturbationModel, PriorGraphs, TrainConfig, register_model
+from priorgnn.models.base import (
+    DeltaPrediction,
+    Embeddings,
+    PerturbationModel,
+    PriorGraphs,
+    TrainConfig,
+    register_model,
+)
 
 log = logging.getLogger(__name__)
 
@@ -376,7 +383,8 @@ class PriorGNN(PerturbationModel):
     decoder : ``'gene_specific'`` (GEARS) or ``'shared'``
     loss : ``'autofocus'`` (GEARS, γ = 2, plus a differentiable direction term) or ``'mse'``
     direction_lambda : weight of the direction term (0.1, GEARS's default λ)
-    uncertainty : add a per-gene log-variance head (reported by :meth:`predict`)
+    uncertainty : add a per-gene log-variance head (the variance ``exp(logvar)`` is reported by
+        :meth:`predict_output` and in :meth:`predict`'s ``layers['variance']``)
     allow_prior_free : predict genes that have no GO annotation and were never perturbed in
         training, marking them ``prior_free`` (otherwise an error)
     pert_init : ``'zero'`` (default) or ``'normal'`` (GEARS) initial perturbation embeddings
@@ -697,7 +705,9 @@ class PriorGNN(PerturbationModel):
                            for g in genes if g in self.pert_index))
         return out
 
-    def predict_delta(self, conditions: Sequence[str]) -> np.ndarray:
+    def predict_output(self, conditions: Sequence[str]) -> DeltaPrediction:
+        """The predicted deltas and, with ``uncertainty=True``, the predicted variance
+        ``exp(logvar)`` of the uncertainty head."""
         self._check_fitted()
         conditions = list(conditions)
         enc = self._encode_conditions(conditions)
@@ -718,17 +728,26 @@ class PriorGNN(PerturbationModel):
                 outs.append(res["delta"].double().numpy())
                 if "logvar" in res:
                     logvars.append(res["logvar"].double().numpy())
-        self._last_logvar = np.concatenate(logvars) if logvars else None
-        return np.concatenate(outs) if outs else np.zeros((0, len(self.genes)))
+        delta = np.concatenate(outs) if outs else np.zeros((0, len(self.genes)))
+        variance = np.exp(np.concatenate(logvars)) if logvars else None
+        return DeltaPrediction(delta=delta, variance=variance)
 
-    def predict(self, conditions):
-        out = super().predict(conditions)
-        if self._last_logvar is not None:
-            out.layers["variance"] = np.exp(self._last_logvar).astype(np.float32)
-        return out
+    def predict_delta(self, conditions: Sequence[str]) -> np.ndarray:
+        return self.predict_output(conditions).delta
 
-    def _prediction_obs(self, conditions):
+    def prediction_notes(self, conditions: Sequence[str]) -> dict[str, list]:
+        """``prior_free``: the condition involves a gene never perturbed in training and without a GO
+        annotation (predicted with ``allow_prior_free=True``)."""
         return {"prior_free": self._prior_free(conditions)}
+
+    def embeddings(self) -> Embeddings:
+        """The perturbation embeddings after GO message passing, one row per gene of the model's
+        perturbation vocabulary (:attr:`pert_genes`)."""
+        self._check_fitted()
+        self.net.eval()
+        with torch.no_grad():
+            matrix = self.net.pert_branch().double().numpy()
+        return Embeddings(matrix, list(self.pert_genes), "perturbation embedding after GO message passing")
 
     # -- persistence ---------------------------------------------------------------------------------
     def _state(self):
@@ -773,4 +792,3 @@ class PriorGNN(PerturbationModel):
             raise CheckpointError(f"{directory}: weights do not fit this PriorGNN configuration ({exc}).") from None
         self.net.eval()
 
-    _last_logvar = None
