@@ -60,6 +60,7 @@ from priorgnn.models.base import (
     TrainConfig,
     register_model,
 )
+from priorgnn.models.baselines import training_singles
 
 log = logging.getLogger(__name__)
 
@@ -518,22 +519,21 @@ class PriorGNN(PerturbationModel):
             coex_arrays = (aligned.edge_index, aligned.edge_weight)
             self.fit_info["coexpression_alignment"] = str(report)
         train_genes = {g for c in split.train for g in parse_condition(c)}
-        singles = {parse_condition(c)[0]: c for c in split.train if len(parse_condition(c)) == 1}
-        single_genes = sorted(singles) if hp["singles"] == "residual" else []
-        s = data.summaries
-        single_delta = (np.stack([s.delta(singles[g]) for g in single_genes]) if single_genes
-                        else np.zeros((0, len(genes))))
+        measured, measured_delta, measured_mean = training_singles(data, split)
+        residual = hp["singles"] == "residual"
+        single_genes = list(measured) if residual else []
+        single_delta = measured_delta if residual else np.zeros((0, len(genes)))
         mean_delta = None
-        if hp.get("center", "mean") == "mean" and singles and hp["singles"] != "none":
-            mean_delta = np.mean([s.delta(c) for c in singles.values()], axis=0)
+        if hp.get("center", "mean") == "mean" and measured and hp["singles"] != "none":
+            mean_delta = measured_mean
         # the training singles' mean change of their own target, beyond the centring (see self_head)
         gene_pos = {g: i for i, g in enumerate(genes)}
-        own = [s.delta(c)[gene_pos[g]] - (mean_delta[gene_pos[g]] if mean_delta is not None else 0.0)
-               for g, c in singles.items() if g in gene_pos]
+        own = [measured_delta[i, gene_pos[g]] - (mean_delta[gene_pos[g]] if mean_delta is not None else 0.0)
+               for i, g in enumerate(measured) if g in gene_pos]
         self_init = float(np.mean(own)) if own else 0.0
         propagation = None
         if hp.get("knowledge", "propagate") == "propagate" and go_arrays is not None and mean_delta is not None:
-            propagation = self._propagation(go_arrays, pert_genes, singles, s, gene_pos)
+            propagation = self._propagation(go_arrays, pert_genes, measured, measured_delta, gene_pos)
         self._build(genes, pert_genes, coex_arrays, go_arrays, single_genes, single_delta, annotated, train_genes,
                     mean_delta, self_init, propagation)
         unannotated = sorted(g for g in train_genes if not annotated[self.pert_index[g]])
@@ -601,18 +601,16 @@ class PriorGNN(PerturbationModel):
         self.fit_info["pair_backbone"] = {"c_large": coef[0], "c_small": coef[1], "n_doubles": info["n_doubles"]}
         log.info("pair backbone: c_large %.3f, c_small %.3f (%d training doubles)", coef[0], coef[1], info["n_doubles"])
 
-    def _propagation(self, go_arrays, pert_genes: list[str], singles: dict[str, str], summaries,
+    def _propagation(self, go_arrays, pert_genes: list[str], names: list[str], deltas: np.ndarray,
                      gene_pos: dict[str, int]) -> dict[str, np.ndarray]:
         """The buffers of the propagation pathway: row-normalised GO weights from every perturbation
         gene to the training singles (self excluded), the singles' deviations from their mean (own
-        target masked) and the leave-one-out shrinkage ``λ``."""
+        target masked) and the leave-one-out shrinkage ``λ``. ``names`` and ``deltas`` are the measured
+        training singles (:func:`~priorgnn.models.baselines.training_singles`)."""
         import scipy.sparse as sp
 
         from priorgnn.models.neighbours import loo_shrinkage, transfer_deviations
 
-        names = sorted(singles)
-        deltas = (np.stack([summaries.delta(singles[g]) for g in names]) if names
-                  else np.zeros((0, len(gene_pos))))
         pidx = {g: i for i, g in enumerate(pert_genes)}
         cols = np.array([pidx[g] for g in names], dtype=np.int64)
         (src, tgt), w = np.asarray(go_arrays[0]), np.asarray(go_arrays[1], dtype=np.float64)
