@@ -5,7 +5,8 @@ Annotations (gene symbol -> set of GO ids) are read from
 * an OBO ontology plus a GAF annotation file, through goatools (:func:`read_gaf`), with a
   namespace filter, an evidence-code filter and optional propagation to ancestor terms;
 * GEARS's ``gene2go_all.pkl`` (:func:`read_gene2go_pickle`), through a restricted unpickler that
-  only accepts plain dicts, sets, lists, tuples and strings;
+  only accepts plain dicts, sets, lists, tuples and strings (:func:`read_data_pickle`, the project's
+  one way to read a pickle);
 * a plain two-column TSV of gene and GO id (:func:`read_go_tsv`).
 
 :func:`build_go_graph` turns annotations into GEARS's GO graph: the weight of an edge between two
@@ -49,6 +50,8 @@ __all__ = [
     "read_go_tsv",
     "build_go_graph",
     "jaccard_top_k",
+    "pairwise_jaccard",
+    "read_data_pickle",
 ]
 
 #: GAF aspect letters and the namespaces they stand for.
@@ -666,6 +669,23 @@ class _DataOnlyUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed")
 
 
+def read_data_pickle(path: str | os.PathLike) -> Any:
+    """Unpickle plain data only (dicts, lists, tuples, sets, strings, numbers): every global but the
+    ``set`` and ``frozenset`` constructors is refused before it is built, so no code in the file can
+    run.
+
+    Raises
+    ------
+    pickle.UnpicklingError
+        If the file asks for any object beyond plain data.
+    OSError, EOFError, ValueError, ...
+        As :meth:`pickle.Unpickler.load` does for a missing, truncated or malformed file; callers
+        translate them into their own errors.
+    """
+    with open(path, "rb") as fh:
+        return _DataOnlyUnpickler(fh).load()
+
+
 def read_gene2go_pickle(path: str | os.PathLike) -> GoAnnotations:
     """Read GEARS's ``gene2go_all.pkl`` (a dict of gene symbol -> set of GO ids), safely.
 
@@ -680,8 +700,7 @@ def read_gene2go_pickle(path: str | os.PathLike) -> GoAnnotations:
     """
     path = _check_file(path, "gene2go pickle")
     try:
-        with open(path, "rb") as fh:
-            data = _DataOnlyUnpickler(fh).load()
+        data = read_data_pickle(path)
     except pickle.UnpicklingError as exc:
         raise GraphError(
             f"{path}: refused to unpickle ({exc}). Only a plain dict of gene symbol -> set of GO ids "
@@ -757,18 +776,39 @@ def read_go_tsv(path: str | os.PathLike) -> GoAnnotations:
 # ---------------------------------------------------------------------------------------------------
 def _incidence(gene2go: Mapping[str, frozenset[str]], genes: Sequence[str]) -> sp.csr_matrix:
     """Binary gene x term CSR matrix for ``genes`` (all annotated)."""
+    return _set_incidence([gene2go[g] for g in genes])
+
+
+def _set_incidence(sets: Sequence[Iterable[str]]) -> sp.csr_matrix:
+    """Binary set x element CSR matrix, one row per set (an empty set is an empty row)."""
     term_index: dict[str, int] = {}
-    indptr = np.zeros(len(genes) + 1, dtype=np.int64)
+    indptr = np.zeros(len(sets) + 1, dtype=np.int64)
     cols: list[int] = []
-    for i, g in enumerate(genes):
-        for t in gene2go[g]:
+    for i, terms in enumerate(sets):
+        for t in terms:
             cols.append(term_index.setdefault(t, len(term_index)))
         indptr[i + 1] = len(cols)
     indices = np.asarray(cols, dtype=np.int32)
     data = np.ones(len(indices), dtype=np.float32)
-    A = sp.csr_matrix((data, indices, indptr), shape=(len(genes), max(1, len(term_index))))
+    A = sp.csr_matrix((data, indices, indptr), shape=(len(sets), max(1, len(term_index))))
     A.sum_duplicates()
     return A
+
+
+def pairwise_jaccard(sets: Sequence[Iterable[str]]) -> np.ndarray:
+    """The full matrix of Jaccard indices ``len(a & b) / len(a | b)`` between ``sets`` (e.g. the GO
+    terms of a few hundred genes), ``[n, n]`` float64, from one sparse product of their incidence
+    matrix (for all genes of a genome, :func:`jaccard_top_k` keeps memory bounded).
+
+    The values equal Python's ``len(a & b) / len(a | b)`` exactly. The index of a set with itself is 1,
+    and of two empty sets 0 (no shared term).
+    """
+    A = _set_incidence(sets).astype(np.float64)
+    A.data[:] = 1.0  # an element listed twice is still one element
+    inter = (A @ A.T).toarray()
+    size = np.diff(A.indptr).astype(np.float64)
+    union = size[:, None] + size[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def _split_by_frequency(A: sp.csr_matrix, max_dense_terms: int = 2048) -> tuple[sp.csr_matrix, np.ndarray | None]:

@@ -282,8 +282,8 @@ def predict_conditions(model: PerturbationModel, conditions: Sequence[str], gene
     return out, np.asarray(model.control_mean, dtype=np.float64)
 
 
-#: Per-condition counts that models attach to their predictions (``_prediction_obs``) and the report
-#: summarises: how often a model had to fall back for a gene it has no measured effect for.
+#: Per-condition counts that models attach to their predictions (``model.prediction_notes``) and the
+#: report summarises: how often a model had to fall back for a gene it has no measured effect for.
 NOTE_KEYS = ("n_fallback", "n_untrained_genes")
 
 
@@ -293,7 +293,7 @@ def prediction_notes(model: PerturbationModel, conditions: Sequence[str],
     above 0, conditions]``. The additive baseline's ``n_fallback``, for example, counts conditions
     where a single was not measured in training and its documented fallback was used."""
     conditions = list(conditions)
-    obs = model._prediction_obs(model.canonical(conditions))
+    obs = model.prediction_notes(model.canonical(conditions))
     out: dict[str, dict[str, list[int]]] = {}
     for key in NOTE_KEYS:
         if key not in obs:

@@ -3,7 +3,9 @@
 * ``priorgnn.metrics`` scores arrays whoever made them: it imports nothing from ``priorgnn.models`` or
   ``priorgnn.runs`` (fitting, predicting and loading runs is the experiment layer, ``priorgnn.experiment``);
 * ``knowledge`` builds graphs and imports no model;
-* the library never imports the command-line scripts ``train.py`` and ``evaluate.py``.
+* the library never imports the command-line scripts ``train.py`` and ``evaluate.py``;
+* the study reads models through their public interface only: it never reaches into a model's network
+  (``model.net``).
 """
 
 from __future__ import annotations
@@ -139,6 +141,25 @@ def test_no_import_cycle_between_the_study_and_its_report():
     for n in edges:
         if n not in state:
             visit(n, [])
+
+
+def network_reads(source: str) -> list[int]:
+    """Lines of ``source`` that read an attribute ``net`` (a model's torch network)."""
+    return sorted(node.lineno for node in ast.walk(ast.parse(source))
+                  if isinstance(node, ast.Attribute) and node.attr == "net")
+
+
+def test_the_network_read_checker_sees_every_form():
+    src = "a = model.net\nmodel.net.eval()\nE = m.net.pert_branch()\nnet = make()\nb = model.network\n"
+    assert network_reads(src) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("path", _files("priorgnn/study"), ids=lambda p: p.name)
+def test_the_study_never_reaches_into_a_model_network(path):
+    """The study asks a model for predictions and :meth:`embeddings`; it does not read ``model.net``."""
+    lines = network_reads(path.read_text(encoding="utf-8"))
+    assert not lines, (f"{path.relative_to(ROOT)} reads a model's network (.net) on line(s) {lines}; use the "
+                       "model's public methods (predict_output, embeddings) instead")
 
 
 def test_importing_the_study_report_loads_no_runner():

@@ -145,3 +145,33 @@ def test_baselines_round_trip(exact, tmp_path):
         again = load_model(tmp_path / name)
         np.testing.assert_array_equal(again.predict_delta(split.test), m.predict_delta(split.test))
         assert again.name == name
+
+
+def test_prediction_notes_are_public_and_reach_predict(exact):
+    """``prediction_notes`` is the one hook for per-condition notes: ``predict`` puts them in ``obs``,
+    and the experiment layer's per-subgroup counts read the same method."""
+    from priorgnn.experiment import prediction_notes
+
+    data, split = exact
+    m = get_model_class("additive")().fit(data, split)
+    conds = ["A+B", "A+C", "C+ctrl"]
+    assert m.prediction_notes(conds) == {"n_fallback": [0, 1, 1]}
+    assert list(m.predict(conds).obs["n_fallback"]) == [0, 1, 1]
+    subgroups = {"A+C": "combo_seen1", "C+ctrl": "unseen_single"}  # A+B: in no subgroup
+    assert prediction_notes(m, conds, subgroups) == {
+        "n_fallback": {"other": [0, 1], "combo_seen1": [1, 1], "unseen_single": [1, 1]}}
+    mean = get_model_class("mean")().fit(data, split)
+    assert mean.prediction_notes(conds) == {}
+    assert list(mean.predict(conds).obs.columns) == ["condition", "n_genes_perturbed"]
+
+
+def test_models_without_embeddings_or_variance_say_so(exact):
+    from priorgnn.models import DeltaPrediction
+
+    data, split = exact
+    m = get_model_class("mean")().fit(data, split)
+    assert m.embeddings() is None
+    out = m.predict_output(["C+ctrl"])
+    assert isinstance(out, DeltaPrediction) and out.variance is None
+    np.testing.assert_array_equal(out.delta, m.predict_delta(["C+ctrl"]))
+    assert "variance" not in m.predict(["C+ctrl"]).layers

@@ -15,6 +15,8 @@ import pytest
 from knowledge.go import (
     GoAnnotations,
     build_go_graph,
+    pairwise_jaccard,
+    read_data_pickle,
     read_gaf,
     read_gene2go_pickle,
     read_go_tsv,
@@ -237,6 +239,19 @@ def test_gene2go_reader_refuses_a_pickle_that_runs_code(tmp_path):
     assert not marker.exists()
 
 
+def test_read_data_pickle_reads_plain_data_of_every_protocol_and_runs_no_code(tmp_path):
+    data = {"a": [1, 2.5, "x"], "b": ("y", None), "c": {"GO:1"}, "d": frozenset({"z"})}
+    path = tmp_path / "d.pkl"
+    for protocol in range(2, pickle.HIGHEST_PROTOCOL + 1):
+        path.write_bytes(pickle.dumps(data, protocol=protocol))
+        assert read_data_pickle(path) == data
+    marker = tmp_path / "pwned"
+    path.write_bytes(pickle.dumps([_Exploit(marker)]))
+    with pytest.raises(pickle.UnpicklingError, match="(posix|os)\\.system"):
+        read_data_pickle(path)
+    assert not marker.exists()
+
+
 @pytest.mark.parametrize("payload, message", [
     (["A", "GO:0000001"], "not a dict"),
     ({"A": "GO:0000001"}, "not gene symbol -> set"),
@@ -272,6 +287,27 @@ def test_go_graph_weights_are_the_hand_computed_jaccard_indices():
     for e, w in expected.items():
         assert edges[e] == pytest.approx(w, abs=1e-7)
     assert graph.edge_weight.dtype == np.float32 and graph.edge_index.dtype == np.int64
+
+
+def test_pairwise_jaccard_is_the_hand_computed_matrix():
+    sets = [{"GO:1", "GO:2", "GO:3"}, {"GO:2", "GO:3", "GO:4", "GO:5"}, {"GO:6"}, set()]
+    # |{1,2,3} & {2,3,4,5}| = 2, |union| = 5; the third shares nothing; an empty set has index 0
+    expected = np.array([[1.0, 2 / 5, 0.0, 0.0],
+                         [2 / 5, 1.0, 0.0, 0.0],
+                         [0.0, 0.0, 1.0, 0.0],
+                         [0.0, 0.0, 0.0, 0.0]])
+    got = pairwise_jaccard(sets)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, expected)
+    assert pairwise_jaccard([["GO:1", "GO:1"], ["GO:1", "GO:2"]])[0, 1] == 0.5  # an element counts once
+    assert pairwise_jaccard([]).shape == (0, 0)
+    # exactly Python's len(a & b) / len(a | b), pair by pair
+    rng = np.random.default_rng(0)
+    many = [{f"GO:{t}" for t in rng.choice(12, size=rng.integers(1, 8), replace=False)} for _ in range(20)]
+    m = pairwise_jaccard(many)
+    for i, a in enumerate(many):
+        for j, b in enumerate(many):
+            assert m[i, j] == len(a & b) / len(a | b)
 
 
 def test_go_graph_threshold_is_strict_and_k_counts_neighbours_besides_self():

@@ -184,6 +184,43 @@ def test_save_load_round_trip(demo, tmp_path):
     assert "variance" in again.predict(conds).layers
 
 
+def test_predicted_variance_belongs_to_its_own_call(demo):
+    """With the uncertainty head the variance comes with the prediction (``predict_output``) and
+    ``predict`` puts that call's variance in its layer: no state is left over between calls."""
+    data, split, graphs = demo
+    m = get_model_class("priorgnn")(hidden=8, uncertainty=True)
+    m.fit(data, split, graphs=graphs, train=TrainConfig(max_epochs=2, progress_bar=False))
+    first, second = list(split.test), ["G3+ctrl", "G0+G1"]
+    out = m.predict_output(first)
+    assert out.variance is not None and out.variance.shape == out.delta.shape
+    assert np.all(out.variance > 0)
+    np.testing.assert_array_equal(out.delta, m.predict_delta(first))
+    a = m.predict(first)
+    b = m.predict(second)
+    np.testing.assert_array_equal(a.layers["variance"], out.variance.astype(np.float32))
+    np.testing.assert_array_equal(b.layers["variance"], m.predict_output(second).variance.astype(np.float32))
+    assert b.layers["variance"].shape == (len(second), data.n_genes)
+    m.predict_delta(first)  # a delta-only call changes nothing for the next prediction
+    np.testing.assert_array_equal(m.predict(second).layers["variance"], b.layers["variance"])
+    assert not hasattr(m, "_last_logvar")
+    plain = get_model_class("priorgnn")(hidden=8).fit(data, split, graphs=graphs,
+                                                     train=TrainConfig(max_epochs=1, progress_bar=False))
+    assert plain.predict_output(second).variance is None
+    assert "variance" not in plain.predict(second).layers
+
+
+def test_embeddings_are_the_perturbation_embeddings_after_message_passing(demo):
+    data, split, graphs = demo
+    m = get_model_class("priorgnn")(hidden=8)
+    m.fit(data, split, graphs=graphs, train=TrainConfig(max_epochs=1, progress_bar=False))
+    emb = m.embeddings()
+    assert emb.names == m.pert_genes and emb.rows() == m.pert_index
+    assert emb.matrix.shape == (len(m.pert_genes), 8) and emb.matrix.dtype == np.float64
+    assert emb.space == "perturbation embedding after GO message passing"
+    with torch.no_grad():
+        np.testing.assert_array_equal(emb.matrix, m.net.pert_branch().double().numpy())
+
+
 def test_resume_continues_where_it_stopped(demo, tmp_path):
     data, split, graphs = demo
     cfg = dict(batch_size=4, progress_bar=False, patience=0, seed=1)

@@ -80,3 +80,10 @@ def test_the_checker_accepts_the_safe_forms():
     ok = ("import torch, numpy as np, yaml\ntorch.load('x', map_location='cpu', weights_only=True)\n"
           "np.load('x.npz', allow_pickle=False)\nyaml.safe_load('a: 1')\nnet.eval()\n")
     assert unsafe_loads(ok, "x.py") == []
+
+
+def test_the_data_only_unpickler_is_used_through_its_reader_only():
+    """Other modules read pickles through ``knowledge.go.read_data_pickle``, not the private class."""
+    users = [path.relative_to(REPO).as_posix() for path in SOURCES
+             if ALLOWED_UNPICKLER[1] in path.read_text() and path.relative_to(REPO).as_posix() != ALLOWED_UNPICKLER[0]]
+    assert users == []

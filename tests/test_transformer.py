@@ -98,6 +98,10 @@ def test_fit_never_reads_prior_graphs_and_is_deterministic(demo):
     emb = a.gene_embeddings()
     assert emb.shape == (data.n_genes, SMALL["d_model"])
     np.testing.assert_array_equal(emb, b.gene_embeddings())
+    named = a.embeddings()
+    assert named.names == list(data.genes) and named.space == "gene identity embedding"
+    np.testing.assert_array_equal(named.matrix, emb)
+    assert named.matrix.dtype == np.float64
 
 
 def test_predictions_unchanged_when_prior_files_are_corrupted(tmp_path):

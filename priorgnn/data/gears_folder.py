@@ -89,13 +89,13 @@ class GearsFolder:
 
 def read_data_pickle(path: str | os.PathLike) -> Any:
     """Unpickle plain data only (dicts, lists, tuples, sets, strings, numbers); any class or function
-    in the file is refused before it is built, so no code can run."""
-    from knowledge.go import _DataOnlyUnpickler  # the project's data-only unpickler
+    in the file is refused before it is built, so no code can run. The project's data-only unpickler
+    (:func:`knowledge.go.read_data_pickle`), with its errors as :class:`DataValidationError`."""
+    from knowledge import go
 
     path = Path(path)
     try:
-        with open(path, "rb") as fh:
-            return _DataOnlyUnpickler(fh).load()
+        return go.read_data_pickle(path)
     except FileNotFoundError:
         raise DataValidationError(f"{path} does not exist.") from None
     except pickle.UnpicklingError as exc:

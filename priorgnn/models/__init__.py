@@ -5,6 +5,8 @@ All answer :class:`~priorgnn.models.base.PerturbationModel`; look them up by nam
 """
 
 from priorgnn.models.base import (
+    DeltaPrediction,
+    Embeddings,
     PerturbationModel,
     PriorGraphs,
     TrainConfig,
@@ -16,6 +18,8 @@ from priorgnn.models.base import (
 from priorgnn.models import interaction_baselines  # noqa: F401, E402 - registers scaled_additive, dominance
 
 __all__ = [
+    "DeltaPrediction",
+    "Embeddings",
     "PerturbationModel",
     "PriorGraphs",
     "TrainConfig",

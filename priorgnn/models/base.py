@@ -6,8 +6,13 @@ Every model (PriorGNN, the transformer, the baselines, the reference GEARS adapt
 * ``fit(data, split, graphs=..., train=...)`` learns from the training (and validation) conditions
   of ``split`` only;
 * ``predict_delta(conditions)`` returns the predicted change of mean expression from the control
-  mean, ``[len(conditions), n_genes]``; ``predict(conditions)`` wraps it as an AnnData with the mean
-  expression in ``X`` and the delta in ``layers['delta']``;
+  mean, ``[len(conditions), n_genes]``; ``predict_output(conditions)`` returns it as a
+  :class:`DeltaPrediction`, with a predicted variance from models that have one;
+  ``predict(conditions)`` wraps that as an AnnData with the mean expression in ``X``, the delta in
+  ``layers['delta']`` (and the variance in ``layers['variance']``) and the model's
+  :meth:`~PerturbationModel.prediction_notes` in ``obs``;
+* ``embeddings()`` returns the model's latent gene or perturbation embeddings as
+  :class:`Embeddings`, or ``None`` for a model without one;
 * ``save(dir)`` / ``load(dir)`` persist everything needed to predict, without pickle.
 
 Models register by name with :func:`register_model`, so ``train.py --model NAME`` and
@@ -44,6 +49,8 @@ log = logging.getLogger(__name__)
 __all__ = [
     "PerturbationModel",
     "PriorGraphs",
+    "DeltaPrediction",
+    "Embeddings",
     "TrainConfig",
     "register_model",
     "get_model_class",
@@ -62,6 +69,46 @@ class PriorGraphs:
 
     go: GeneGraph | None = None
     coexpression: GeneGraph | None = None
+
+
+@dataclass(frozen=True)
+class DeltaPrediction:
+    """A model's prediction for a list of conditions (:meth:`PerturbationModel.predict_output`).
+
+    Attributes
+    ----------
+    delta
+        Predicted change of mean expression from the control mean, ``[n_conditions, n_genes]``.
+    variance
+        Predicted variance of each entry of ``delta`` (same shape), from a model with an uncertainty
+        head; ``None`` from a model without one.
+    """
+
+    delta: np.ndarray
+    variance: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """A model's latent embeddings of genes (:meth:`PerturbationModel.embeddings`).
+
+    Attributes
+    ----------
+    matrix
+        One row per gene, ``[len(names), d]``.
+    names
+        The genes the rows stand for, in row order.
+    space
+        What the embedding is, in words (e.g. ``'gene identity embedding'``).
+    """
+
+    matrix: np.ndarray
+    names: list[str]
+    space: str
+
+    def rows(self) -> dict[str, int]:
+        """Gene -> row of :attr:`matrix`."""
+        return {g: i for i, g in enumerate(self.names)}
 
 
 def register_model(name: str):
@@ -157,9 +204,24 @@ class PerturbationModel(ABC):
     def predict_delta(self, conditions: Sequence[str]) -> np.ndarray:
         """Predicted mean-expression change from control, ``[len(conditions), n_genes]``."""
 
-    def _prediction_obs(self, conditions: list[str]) -> dict[str, Any]:
-        """Extra per-condition columns for :meth:`predict`'s ``obs`` (e.g. fallback flags)."""
+    # -- may override ---------------------------------------------------------------------------------
+    def predict_output(self, conditions: Sequence[str]) -> DeltaPrediction:
+        """The prediction for ``conditions`` as a :class:`DeltaPrediction`. The default wraps
+        :meth:`predict_delta` (no variance); a model with more to say (an uncertainty head) overrides
+        this and answers :meth:`predict_delta` from it."""
+        return DeltaPrediction(delta=self.predict_delta(conditions))
+
+    def prediction_notes(self, conditions: Sequence[str]) -> dict[str, list]:
+        """Per-condition notes on how each prediction was made, one list per note with one entry per
+        condition (e.g. ``n_fallback``: how many of the condition's genes had no measured effect and
+        used the model's documented fallback). :meth:`predict` adds them to ``obs``; none by default.
+        ``conditions`` are canonical (:meth:`canonical`)."""
         return {}
+
+    def embeddings(self) -> Embeddings | None:
+        """The model's latent embeddings of genes (:class:`Embeddings`), or ``None`` for a model
+        without one."""
+        return None
 
     def _state(self) -> dict[str, np.ndarray]:
         """Arrays needed to predict (saved as ``.npz``); override to add more."""
@@ -203,12 +265,15 @@ class PerturbationModel(ABC):
         return [canonical_condition(c) for c in conditions]
 
     def predict(self, conditions: Sequence[str]) -> ad.AnnData:
-        """Predicted mean expression per condition as an AnnData (delta in ``layers['delta']``)."""
+        """Predicted mean expression per condition as an AnnData: delta in ``layers['delta']``, the
+        predicted variance (if the model has one) in ``layers['variance']``, and the model's
+        :meth:`prediction_notes` as ``obs`` columns."""
         self._check_fitted()
         conds = self.canonical(conditions)
-        delta = np.asarray(self.predict_delta(conds), dtype=np.float64)
+        pred = self.predict_output(conds)
+        delta = np.asarray(pred.delta, dtype=np.float64)
         if delta.shape != (len(conds), len(self.genes)):
-            raise RuntimeError(f"{self.name}: predict_delta returned shape {delta.shape}")
+            raise RuntimeError(f"{self.name}: predict_output returned a delta of shape {delta.shape}")
         mean = self.control_mean[None, :] + delta
         obs = pd.DataFrame(
             {"condition": conds, "n_genes_perturbed": [len(parse_condition(c)) for c in conds]},
@@ -216,7 +281,12 @@ class PerturbationModel(ABC):
         )
         out = ad.AnnData(X=mean.astype(np.float32), obs=obs, var=pd.DataFrame(index=self.genes))
         out.layers["delta"] = delta.astype(np.float32)
-        for key, values in self._prediction_obs(conds).items():
+        if pred.variance is not None:
+            variance = np.asarray(pred.variance)
+            if variance.shape != delta.shape:
+                raise RuntimeError(f"{self.name}: predict_output returned a variance of shape {variance.shape}")
+            out.layers["variance"] = variance.astype(np.float32)
+        for key, values in self.prediction_notes(conds).items():
             out.obs[key] = values
         out.uns["model"] = self.name
         out.uns["control_mean"] = self.control_mean.astype(np.float32)

@@ -114,7 +114,7 @@ class Additive(PerturbationModel):
         }
         return out
 
-    def _prediction_obs(self, conditions):
+    def prediction_notes(self, conditions):
         return {"n_fallback": self._fallbacks(conditions)}
 
     def _state(self):

@@ -198,8 +198,8 @@ class ScaledAdditive(_PairRule):
         cl, cs = self.coefficients(big, small, keep)
         return cl * big + cs * small
 
-    def _prediction_obs(self, conditions):
-        obs = super()._prediction_obs(conditions)
+    def prediction_notes(self, conditions):
+        obs = super().prediction_notes(conditions)
         obs["additive_fallback"] = [int(not self.scaled and len(parse_condition(c)) == 2) for c in conditions]
         return obs
 

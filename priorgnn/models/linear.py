@@ -128,7 +128,7 @@ class Linear(PerturbationModel):
                 delta[i] = 0.0
         return delta
 
-    def _prediction_obs(self, conditions):
+    def prediction_notes(self, conditions):
         return {"n_fallback": [self._embed_condition(c)[1] for c in conditions]}
 
     def _state(self):
@@ -195,7 +195,7 @@ class GoKNN(PerturbationModel):
                 out[i] += self._gene_effect(g)[0]
         return out
 
-    def _prediction_obs(self, conditions):
+    def prediction_notes(self, conditions):
         return {"n_fallback": [sum(self._gene_effect(g)[1] for g in parse_condition(c)) for c in conditions]}
 
     def _state(self):

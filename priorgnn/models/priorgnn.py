@@ -52,7 +52,15 @@ from torch_geometric.nn import GATConv, SGConv
 
 from priorgnn.data.conditions import parse_condition
 from priorgnn.errors import CheckpointError, ConfigError, GraphError
-from priorgnn.models.base import PerturbationModel, PriorGraphs, TrainConfig, register_model
+from priorgnn.models.base import (
+    DeltaPrediction,
+    Embeddings,
+    PerturbationModel,
+    PriorGraphs,
+    TrainConfig,
+    register_model,
+)
+from priorgnn.models.baselines import training_singles
 
 log = logging.getLogger(__name__)
 
@@ -376,7 +384,8 @@ class PriorGNN(PerturbationModel):
     decoder : ``'gene_specific'`` (GEARS) or ``'shared'``
     loss : ``'autofocus'`` (GEARS, γ = 2, plus a differentiable direction term) or ``'mse'``
     direction_lambda : weight of the direction term (0.1, GEARS's default λ)
-    uncertainty : add a per-gene log-variance head (reported by :meth:`predict`)
+    uncertainty : add a per-gene log-variance head (the variance ``exp(logvar)`` is reported by
+        :meth:`predict_output` and in :meth:`predict`'s ``layers['variance']``)
     allow_prior_free : predict genes that have no GO annotation and were never perturbed in
         training, marking them ``prior_free`` (otherwise an error)
     pert_init : ``'zero'`` (default) or ``'normal'`` (GEARS) initial perturbation embeddings
@@ -515,22 +524,21 @@ class PriorGNN(PerturbationModel):
             coex_arrays = (aligned.edge_index, aligned.edge_weight)
             self.fit_info["coexpression_alignment"] = str(report)
         train_genes = {g for c in split.train for g in parse_condition(c)}
-        singles = {parse_condition(c)[0]: c for c in split.train if len(parse_condition(c)) == 1}
-        single_genes = sorted(singles) if hp["singles"] == "residual" else []
-        s = data.summaries
-        single_delta = (np.stack([s.delta(singles[g]) for g in single_genes]) if single_genes
-                        else np.zeros((0, len(genes))))
+        measured, measured_delta, measured_mean = training_singles(data, split)
+        residual = hp["singles"] == "residual"
+        single_genes = list(measured) if residual else []
+        single_delta = measured_delta if residual else np.zeros((0, len(genes)))
         mean_delta = None
-        if hp.get("center", "mean") == "mean" and singles and hp["singles"] != "none":
-            mean_delta = np.mean([s.delta(c) for c in singles.values()], axis=0)
+        if hp.get("center", "mean") == "mean" and measured and hp["singles"] != "none":
+            mean_delta = measured_mean
         # the training singles' mean change of their own target, beyond the centring (see self_head)
         gene_pos = {g: i for i, g in enumerate(genes)}
-        own = [s.delta(c)[gene_pos[g]] - (mean_delta[gene_pos[g]] if mean_delta is not None else 0.0)
-               for g, c in singles.items() if g in gene_pos]
+        own = [measured_delta[i, gene_pos[g]] - (mean_delta[gene_pos[g]] if mean_delta is not None else 0.0)
+               for i, g in enumerate(measured) if g in gene_pos]
         self_init = float(np.mean(own)) if own else 0.0
         propagation = None
         if hp.get("knowledge", "propagate") == "propagate" and go_arrays is not None and mean_delta is not None:
-            propagation = self._propagation(go_arrays, pert_genes, singles, s, gene_pos)
+            propagation = self._propagation(go_arrays, pert_genes, measured, measured_delta, gene_pos)
         self._build(genes, pert_genes, coex_arrays, go_arrays, single_genes, single_delta, annotated, train_genes,
                     mean_delta, self_init, propagation)
         unannotated = sorted(g for g in train_genes if not annotated[self.pert_index[g]])
@@ -598,18 +606,16 @@ class PriorGNN(PerturbationModel):
         self.fit_info["pair_backbone"] = {"c_large": coef[0], "c_small": coef[1], "n_doubles": info["n_doubles"]}
         log.info("pair backbone: c_large %.3f, c_small %.3f (%d training doubles)", coef[0], coef[1], info["n_doubles"])
 
-    def _propagation(self, go_arrays, pert_genes: list[str], singles: dict[str, str], summaries,
+    def _propagation(self, go_arrays, pert_genes: list[str], names: list[str], deltas: np.ndarray,
                      gene_pos: dict[str, int]) -> dict[str, np.ndarray]:
         """The buffers of the propagation pathway: row-normalised GO weights from every perturbation
         gene to the training singles (self excluded), the singles' deviations from their mean (own
-        target masked) and the leave-one-out shrinkage ``λ``."""
+        target masked) and the leave-one-out shrinkage ``λ``. ``names`` and ``deltas`` are the measured
+        training singles (:func:`~priorgnn.models.baselines.training_singles`)."""
         import scipy.sparse as sp
 
         from priorgnn.models.neighbours import loo_fit, nearest_walk_weights, transfer_deviations
 
-        names = sorted(singles)
-        deltas = (np.stack([summaries.delta(singles[g]) for g in names]) if names
-                  else np.zeros((0, len(gene_pos))))
         pidx = {g: i for i, g in enumerate(pert_genes)}
         cols = np.array([pidx[g] for g in names], dtype=np.int64)
         (src, tgt), w = np.asarray(go_arrays[0]), np.asarray(go_arrays[1], dtype=np.float64)
@@ -712,7 +718,9 @@ class PriorGNN(PerturbationModel):
                            for g in genes if g in self.pert_index))
         return out
 
-    def predict_delta(self, conditions: Sequence[str]) -> np.ndarray:
+    def predict_output(self, conditions: Sequence[str]) -> DeltaPrediction:
+        """The predicted deltas and, with ``uncertainty=True``, the predicted variance
+        ``exp(logvar)`` of the uncertainty head."""
         self._check_fitted()
         conditions = list(conditions)
         enc = self._encode_conditions(conditions)
@@ -733,17 +741,26 @@ class PriorGNN(PerturbationModel):
                 outs.append(res["delta"].double().numpy())
                 if "logvar" in res:
                     logvars.append(res["logvar"].double().numpy())
-        self._last_logvar = np.concatenate(logvars) if logvars else None
-        return np.concatenate(outs) if outs else np.zeros((0, len(self.genes)))
+        delta = np.concatenate(outs) if outs else np.zeros((0, len(self.genes)))
+        variance = np.exp(np.concatenate(logvars)) if logvars else None
+        return DeltaPrediction(delta=delta, variance=variance)
 
-    def predict(self, conditions):
-        out = super().predict(conditions)
-        if self._last_logvar is not None:
-            out.layers["variance"] = np.exp(self._last_logvar).astype(np.float32)
-        return out
+    def predict_delta(self, conditions: Sequence[str]) -> np.ndarray:
+        return self.predict_output(conditions).delta
 
-    def _prediction_obs(self, conditions):
+    def prediction_notes(self, conditions: Sequence[str]) -> dict[str, list]:
+        """``prior_free``: the condition involves a gene never perturbed in training and without a GO
+        annotation (predicted with ``allow_prior_free=True``)."""
         return {"prior_free": self._prior_free(conditions)}
+
+    def embeddings(self) -> Embeddings:
+        """The perturbation embeddings after GO message passing, one row per gene of the model's
+        perturbation vocabulary (:attr:`pert_genes`)."""
+        self._check_fitted()
+        self.net.eval()
+        with torch.no_grad():
+            matrix = self.net.pert_branch().double().numpy()
+        return Embeddings(matrix, list(self.pert_genes), "perturbation embedding after GO message passing")
 
     # -- persistence ---------------------------------------------------------------------------------
     def _state(self):
@@ -788,4 +805,3 @@ class PriorGNN(PerturbationModel):
             raise CheckpointError(f"{directory}: weights do not fit this PriorGNN configuration ({exc}).") from None
         self.net.eval()
 
-    _last_logvar = None

@@ -76,7 +76,7 @@ from torch.utils.checkpoint import checkpoint
 
 from priorgnn.data.conditions import parse_condition
 from priorgnn.errors import CheckpointError, ConfigError, GraphError
-from priorgnn.models.base import PerturbationModel, PriorGraphs, TrainConfig, register_model
+from priorgnn.models.base import Embeddings, PerturbationModel, PriorGraphs, TrainConfig, register_model
 
 log = logging.getLogger(__name__)
 
@@ -455,7 +455,7 @@ class TransformerModel(PerturbationModel):
                                 delta[i] += fix[g]
         return delta
 
-    def _prediction_obs(self, conditions: list[str]) -> dict[str, Any]:
+    def prediction_notes(self, conditions: Sequence[str]) -> dict[str, list]:
         """``n_untrained_genes``: perturbed genes of the condition never perturbed in training."""
         return {"n_untrained_genes": [sum(g not in self.trained_perts for g in parse_condition(c))
                                       for c in conditions]}
@@ -465,6 +465,10 @@ class TransformerModel(PerturbationModel):
         order: the latent space compared with GO and true-effect similarity in the study."""
         self._check_fitted()
         return self.net.gene_emb.weight.detach().cpu().double().numpy()
+
+    def embeddings(self) -> Embeddings:
+        """The gene identity embedding (:meth:`gene_embeddings`), one row per measured gene."""
+        return Embeddings(self.gene_embeddings(), list(self.genes), "gene identity embedding")
 
     # -- persistence ---------------------------------------------------------------------------------
     def _remember_singles(self, data, split) -> None:

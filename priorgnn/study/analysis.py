@@ -51,16 +51,6 @@ def _cosine(x: np.ndarray) -> np.ndarray:
     return y @ y.T
 
 
-def _jaccard(sets: list[frozenset]) -> np.ndarray:
-    k = len(sets)
-    out = np.zeros((k, k))
-    for i in range(k):
-        for j in range(i + 1, k):
-            u = len(sets[i] | sets[j])
-            out[i, j] = out[j, i] = len(sets[i] & sets[j]) / u if u else 0.0
-    return out
-
-
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     from scipy.stats import spearmanr
 

@@ -23,7 +23,6 @@ from priorgnn.io import read_json, safe_name, write_csv, write_json
 from priorgnn.report.study import write_study_report
 from priorgnn.study.analysis import (
     _cosine,
-    _jaccard,
     _spearman,
     _upper,
     average_precision,
@@ -214,9 +213,11 @@ def _causal_rows(sim, conditions: list[str], delta: np.ndarray, label: str) -> p
 def _go_vs_effect(ctx: _Context, setting: Setting) -> pd.DataFrame:
     """Spearman of GO similarity with true-effect similarity over the perturbed genes (the
     information the GO prior carries about effects)."""
+    from knowledge.go import pairwise_jaccard
+
     genes, effect_sim = _effect_similarity(ctx, setting)
     go = ctx.gene2go(setting)
-    go_sim = _jaccard([go.get(g, frozenset()) for g in genes])
+    go_sim = pairwise_jaccard([go.get(g, frozenset()) for g in genes])
     return pd.DataFrame([{"model": "_go_vs_effect", "space": "GO Jaccard", "n_genes": len(genes),
                           "spearman_go": np.nan,
                           "spearman_effect": _spearman(_upper(go_sim), _upper(effect_sim))}])
@@ -233,35 +234,25 @@ def _effect_similarity(ctx: _Context, setting: Setting) -> tuple[list[str], np.n
 
 
 def _latent_rows(ctx: _Context, setting: Setting, label: str, model) -> pd.DataFrame:
-    emb, space = _embeddings(model)
+    """Spearman of the model's latent similarity (cosine of :meth:`~PerturbationModel.embeddings`)
+    with GO similarity and with true-effect similarity over the perturbed genes it embeds."""
+    from knowledge.go import pairwise_jaccard
+
+    emb = model.embeddings()
     if emb is None:
         return pd.DataFrame()
     genes, effect_sim = _effect_similarity(ctx, setting)
-    idx = [emb[1].get(g) for g in genes]
+    rows = emb.rows()
+    idx = [rows.get(g) for g in genes]
     keep = [i for i, x in enumerate(idx) if x is not None]
     genes = [genes[i] for i in keep]
-    E = emb[0][[idx[i] for i in keep]]
+    E = np.asarray(emb.matrix, dtype=np.float64)[[idx[i] for i in keep]]
     go = ctx.gene2go(setting)
-    go_sim = _jaccard([go.get(g, frozenset()) for g in genes])
+    go_sim = pairwise_jaccard([go.get(g, frozenset()) for g in genes])
     lat = _upper(_cosine(E))
     eff = _upper(effect_sim[np.ix_(keep, keep)])
-    return pd.DataFrame([{"model": label, "space": space, "n_genes": len(genes),
+    return pd.DataFrame([{"model": label, "space": emb.space, "n_genes": len(genes),
                           "spearman_go": _spearman(lat, _upper(go_sim)), "spearman_effect": _spearman(lat, eff)}])
-
-
-def _embeddings(model):
-    """``((matrix, {gene: row}), space name)`` of a model's perturbation embeddings, or ``(None, '')``."""
-    import torch
-
-    if model.name == "priorgnn":
-        net = model.net
-        net.eval()
-        with torch.no_grad():
-            E = net.pert_branch().double().numpy()
-        return (E, dict(model.pert_index)), "perturbation embedding after GO message passing"
-    if hasattr(model, "gene_embeddings"):
-        return (model.gene_embeddings(), {g: i for i, g in enumerate(model.genes)}), "gene identity embedding"
-    return None, ""
 
 
 def _gi_rows(sim, split, model, label: str) -> pd.DataFrame:
