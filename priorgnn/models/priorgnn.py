@@ -408,6 +408,10 @@ class PriorGNN(PerturbationModel):
     prop_hops : the longest random walk over the GO graph by which ``knowledge='propagate'`` reaches
         measured training singles (1: the GO neighbours only). The walk length from 1 to ``prop_hops``
         and ``λ`` are chosen together by leave-one-out over the training singles
+    prop_walk : with ``prop_hops > 1``, ``'nearest'`` (default): a gene with a measured GO neighbour keeps
+        the one-hop weights and only a gene without one looks further; ``'cumulative'``: every gene
+        uses the walk weights summed over 1 to ``k`` steps, with ``k ≤ prop_hops`` chosen with ``λ`` by
+        leave-one-out (a smoother kernel that also reaches the neighbours' neighbours)
     pair_backbone : ``'scaled'`` (default): a double's backbone is ``c_L δ_L + c_S δ_S`` over its larger
         and smaller single, with one pair ``(c_L, c_S)`` fitted by least squares on the training doubles
         whose singles were measured (the ``scaled_additive`` baseline's fit; Norman et al. 2019's
@@ -427,7 +431,9 @@ class PriorGNN(PerturbationModel):
                  allow_prior_free: bool = False, pert_init: str = "zero", pert_dropout: float = 0.0,
                  center: str = "mean", pert_flag: bool = True, interaction_gate: bool = True,
                  knowledge: str = "propagate", null_center: bool = True, pair_backbone: str = "scaled",
-                 go_conv: str = "sgconv", prop_hops: int = 1, **kw) -> None:
+                 go_conv: str = "sgconv", prop_hops: int = 1, prop_walk: str = "nearest", **kw) -> None:
+        if prop_walk not in ("nearest", "cumulative"):
+            raise ConfigError(f"priorgnn: prop_walk must be 'nearest' or 'cumulative', not {prop_walk!r}.")
         if not 1 <= int(prop_hops) <= 8:
             raise ConfigError(f"priorgnn: prop_hops must be between 1 and 8, not {prop_hops!r}.")
         if go_conv not in ("sgconv", "gat"):
@@ -450,7 +456,7 @@ class PriorGNN(PerturbationModel):
                          allow_prior_free=allow_prior_free, pert_init=pert_init, pert_dropout=pert_dropout,
                          center=center, pert_flag=pert_flag, interaction_gate=interaction_gate,
                          knowledge=knowledge, null_center=null_center, pair_backbone=pair_backbone,
-                         go_conv=go_conv, prop_hops=int(prop_hops), **kw)
+                         go_conv=go_conv, prop_hops=int(prop_hops), prop_walk=prop_walk, **kw)
         self.net: PriorGNNModule | None = None
 
     # -- vocabulary and graphs ------------------------------------------------------------------------
@@ -614,7 +620,7 @@ class PriorGNN(PerturbationModel):
         training singles (:func:`~priorgnn.models.baselines.training_singles`)."""
         import scipy.sparse as sp
 
-        from priorgnn.models.neighbours import loo_fit, nearest_walk_weights, transfer_deviations
+        from priorgnn.models.neighbours import loo_fit, nearest_walk_weights, transfer_deviations, walk_weights
 
         pidx = {g: i for i, g in enumerate(pert_genes)}
         cols = np.array([pidx[g] for g in names], dtype=np.int64)
@@ -629,9 +635,22 @@ class PriorGNN(PerturbationModel):
             W = np.zeros((len(pert_genes), 0))
         elif hops == 1:  # one step: the neighbours' GO weights (rows are normalised below, so 1/degree cancels)
             W = np.asarray(A[:, cols].todense())
-        else:
+        elif self.hparams.get("prop_walk", "nearest") == "nearest":
             W = nearest_walk_weights(A, cols, hops)
-        lam, err = loo_fit(W[cols], deltas, targets) if len(cols) else (0.0, float("nan"))
+        else:
+            W = None
+        if W is None:
+            # the walk length is chosen with λ by the leave-one-out error (ties to the shorter walk)
+            steps = walk_weights(A, cols, hops)
+            for Wk in steps:
+                Wk[cols, np.arange(len(cols))] = 0.0
+            fits = [loo_fit(Wk[cols], deltas, targets) for Wk in steps]
+            errs = [e if np.isfinite(e) else np.inf for _, e in fits]
+            k = int(np.argmin(errs))
+            W, (lam, err) = steps[k], fits[k]
+            hops = k + 1
+        else:
+            lam, err = loo_fit(W[cols], deltas, targets) if len(cols) else (0.0, float("nan"))
         total = np.abs(W).sum(axis=1, keepdims=True)
         Wn = np.divide(W, total, out=np.zeros_like(W), where=total > 0)
         # transfer_deviations row-normalises too; with Wn rows summing to 1 the two agree
