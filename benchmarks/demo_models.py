@@ -59,6 +59,8 @@ MODELS = {
     "mean": ("mean", {}, {}),
     "additive": ("additive", {}, {}),
     "scaled_additive": ("scaled_additive", {}, {}),
+    "overlap_additive": ("overlap_additive", {}, {}),
+    "pair_auto": ("pair_auto", {}, {}),
     "dominance": ("dominance", {}, {}),
     "linear": ("linear", {}, {}),
     "linear_go": ("linear_go", {}, {}),

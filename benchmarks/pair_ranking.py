@@ -60,6 +60,8 @@ MODELS = {
     "additive": ("additive", {}),
     "scaled_additive": ("scaled_additive", {}),
     "scaled_additive_mag": ("scaled_additive_mag", {}),
+    "overlap_additive": ("overlap_additive", {}),
+    "pair_auto": ("pair_auto", {}),
     "dominance": ("dominance", {}),
     "priorgnn": ("priorgnn", {}),
 }

@@ -24,7 +24,8 @@ Two split families:
     unseen singles and doubles with 0, 1 or 2 seen genes. The question is whether a model beats
     ``mean`` on unseen singles.
 
-Models: ``no_change``, ``mean``, ``additive``, ``scaled_additive``, ``dominance``, ``linear``, ``go_knn`` and
+Models: ``no_change``, ``mean``, ``additive``, ``scaled_additive``, ``overlap_additive``, ``pair_auto``,
+``dominance``, ``linear``, ``go_knn`` and
 ``priorgnn`` with the GO graph
 built from the real ontology and human annotations (``--go-dir``, OBO + GAF), and the prior-free
 ``transformer``. Every model is fitted with the library calls ``train.py`` uses
@@ -62,7 +63,8 @@ log = logging.getLogger("real_norman_subset")
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "norman2019_subset" / "devel.h5ad"
 DEFAULT_GO = ROOT.parent / "shared" / "data" / "go"
-MODELS = ("no_change", "mean", "additive", "scaled_additive", "dominance", "linear", "go_knn", "priorgnn",
+MODELS = ("no_change", "mean", "additive", "scaled_additive", "overlap_additive", "pair_auto", "dominance", "linear",
+          "go_knn", "priorgnn",
           "transformer")
 BASELINES = ("additive", "mean", "no_change")
 METRICS = ("pearson_delta", "pearson_delta_excl_target", "mse_top20_de", "pearson_delta_top20_de",

@@ -173,3 +173,102 @@ def test_round_trip(name, tmp_path):
 def test_bad_mode_is_one_clear_error():
     with pytest.raises(ConfigError, match="mode must be one of global, magnitude"):
         get_model_class("scaled_additive").check_hparams({"mode": "bogus"})
+
+
+# -- overlap_additive and pair_auto -----------------------------------------------------------------
+def _overlap(big, small):
+    """``(o+, o-)`` written out gene by gene: the smaller magnitude, signed like ``big``, where the
+    two changes agree (o+) or disagree (o-) in sign."""
+    op, om = np.zeros_like(big), np.zeros_like(big)
+    for j, (x, y) in enumerate(zip(big, small)):
+        if x * y > 0:
+            op[j] = np.sign(x) * min(abs(x), abs(y))
+        elif x * y < 0:
+            om[j] = np.sign(x) * min(abs(x), abs(y))
+    return op, om
+
+
+def _buffered(s, a, b, coef=(0.9, 0.8, -0.6, 0.3)):
+    """``cL·δL + cS·δS + b+·o+ + b-·o-`` on the plain genes, the sum on the pair's own columns."""
+    big, small = _big_small(s, a, b)
+    op, om = _overlap(big, small)
+    d = coef[0] * big + coef[1] * small + coef[2] * op + coef[3] * om
+    for g in (a, b):
+        j = GENES.index(g)
+        d[j] = s[a][j] + s[b][j]
+    return d
+
+
+def test_overlap_terms_by_hand():
+    from priorgnn.models.interaction_baselines import overlap_terms
+
+    big = np.array([2.0, -1.0, 0.5, 3.0, 0.0])
+    small = np.array([1.0, -3.0, -0.2, 0.0, 1.0])
+    op, om = overlap_terms(big, small)
+    np.testing.assert_allclose(op, [1.0, -1.0, 0.0, 0.0, 0.0])
+    np.testing.assert_allclose(om, [0.0, 0.0, 0.2, 0.0, 0.0])
+    np.testing.assert_allclose((op, om), _overlap(big, small))
+
+
+def test_overlap_additive_recovers_its_coefficients():
+    model, s = _fit("overlap_additive", _buffered)
+    np.testing.assert_allclose(model.coef, [0.9, 0.8, -0.6, 0.3], atol=1e-4)
+    pred = model.predict_delta(["C+K", "F+H"])
+    np.testing.assert_allclose(pred[0], _buffered(s, "C", "K"), atol=1e-4)
+    # on doubles that are exactly Norman's scaled sum, the overlap terms come out 0
+    model, _ = _fit("overlap_additive", lambda s, a, b: _double(s, a, b, 0.7, 0.4))
+    np.testing.assert_allclose(model.coef, [0.7, 0.4, 0.0, 0.0], atol=1e-4)
+
+
+@pytest.mark.parametrize("truth,expected", [
+    (lambda s, a, b: s[a] + s[b], "additive"),
+    (lambda s, a, b: _double(s, a, b, 0.7, 0.4), "scaled"),
+    (_buffered, "overlap"),
+])
+def test_pair_auto_chooses_the_backbone_that_made_the_doubles(truth, expected):
+    model, s = _fit("pair_auto", truth)
+    assert model.backbone == expected
+    errors = model.fit_info["pair_auto"]["loo_error"]
+    assert set(errors) == {"additive", "scaled", "overlap"}
+    assert errors[expected] == pytest.approx(min(errors.values()), abs=1e-6)
+    np.testing.assert_allclose(model.predict_delta(["C+K"])[0], truth(s, "C", "K"), atol=1e-4)
+
+
+def test_choose_pair_backbone_leave_one_out_by_hand():
+    """Three doubles of one gene each, y = 2·big: the scaled fit without double i is
+    (Σ_{j≠i} big_j y_j) / (Σ_{j≠i} big_j²) = 2 exactly, so its LOO error is 0; additive's error is
+    Σ (y − big − small)² written out."""
+    from priorgnn.models.interaction_baselines import choose_pair_backbone
+
+    bigs = [np.array([1.0]), np.array([2.0]), np.array([3.0])]
+    smalls = [np.array([0.0]), np.array([0.0]), np.array([0.0])]
+    pairs = [(b, s_, 2 * b) for b, s_ in zip(bigs, smalls)]
+    out = choose_pair_backbone(pairs)
+    assert out["loo_error"]["additive"] == pytest.approx(1 + 4 + 9)
+    assert out["loo_error"]["scaled"] == pytest.approx(0.0, abs=1e-12)
+    assert out["backbone"] == "scaled" and out["coef"][0] == pytest.approx(2.0)
+    assert choose_pair_backbone(pairs[:2])["backbone"] == "scaled"  # too few doubles for a choice
+    assert choose_pair_backbone([])["backbone"] == "additive"
+
+
+@pytest.mark.parametrize("truth,expected", [
+    (lambda s, a, b: _double(s, a, b, 0.7, 0.4), "scaled"),
+    (_buffered, "overlap"),
+])
+def test_priorgnn_auto_backbone_takes_the_baselines_choice(truth, expected):
+    """PriorGNN's pair_backbone='auto' (untrained: its learned interaction is off) predicts a double of
+    measured singles as the chosen baseline does."""
+    s = _singles()
+    deltas = {f"{g}+ctrl": s[g] for g in PERTURBED}
+    for a, b in TRAIN_DOUBLES + TEST_DOUBLES:
+        deltas[f"{a}+{b}"] = truth(s, a, b)
+    data = from_anndata(_data(deltas))
+    train = ["ctrl", *(f"{g}+ctrl" for g in PERTURBED), *(f"{a}+{b}" for a, b in TRAIN_DOUBLES)]
+    split = Split("custom", 0, train=train, val=[], test=[f"{a}+{b}" for a, b in TEST_DOUBLES])
+    from priorgnn.training.config import TrainConfig
+
+    model = get_model_class("priorgnn")(use_go=False, use_coexpression=False, pair_backbone="auto")
+    model.fit(data, split, train=TrainConfig(max_epochs=0, progress_bar=False))
+    assert model.fit_info["pair_backbone"]["chosen"] == expected
+    pred = model.predict_delta(["C+K", "F+H"])
+    np.testing.assert_allclose(pred, np.stack([truth(s, "C", "K"), truth(s, "F", "H")]), atol=1e-4)

@@ -1,6 +1,7 @@
-"""Simple interaction baselines for doubles: ``scaled_additive``, ``scaled_additive_mag``, ``dominance``.
+"""Simple interaction baselines for doubles: ``scaled_additive``, ``scaled_additive_mag``,
+``overlap_additive``, ``dominance``.
 
-Any learned genetic interaction is measured against these. All three predict a double ``A+B`` from
+Any learned genetic interaction is measured against these. All of them predict a double ``A+B`` from
 the measured training singles δA, δB, as :class:`~priorgnn.models.baselines.Additive` does, and
 predict singles and conditions of more than two genes exactly as ``additive`` (its ``fallback``
 hyperparameter included: a gene whose single is not in training gets the mean training single, or
@@ -28,6 +29,22 @@ coefficients are fitted over the other genes only.
     normal matrix, so the penalty does not depend on the units of expression); with fewer than
     ``min_doubles`` training doubles the slopes are left out (the global fit), and below one double
     the additive fallback applies, as above.
+``overlap_additive``
+    ``scaled_additive`` plus two per-gene terms for the genes *both* singles move:
+    ``δAB_g ≈ cL·δL_g + cS·δS_g + b₊·o₊_g + b₋·o₋_g`` with ``o_g = sign(δL_g)·min(|δL_g|, |δS_g|)``,
+    split by whether the two singles move gene ``g`` the same way (``o₊``) or opposite ways (``o₋``).
+    A regulatory network saturates: where two perturbations push a shared target the same way, the
+    double moves it less than the sum (``b₊ < 0``, buffering); ``b₊ > 0`` is synergy. The four numbers
+    are fitted by least squares over the same pooled genes as ``scaled_additive``; with no training
+    double it is ``additive``. Unlike ``scaled_additive``, which scales whole profiles, this predicts
+    the non-additive part gene by gene, and so ranks pairs by their shared targets.
+``pair_auto``
+    The backbone chosen per data set: ``additive``, ``scaled_additive`` (global) or
+    ``overlap_additive``, whichever has the lowest leave-one-double-out squared error over the
+    training doubles of measured singles (each held-out double predicted from the coefficients fitted
+    on the others; genes other than the pair's own). With fewer than ``min_doubles`` (3) such doubles
+    it is ``scaled_additive`` (``additive`` with none). :func:`choose_pair_backbone` does the choice
+    (PriorGNN's ``pair_backbone='auto'`` uses it too).
 ``dominance``
     The dominance rule: the double is the whole profile of the stronger single, ``δAB ≈ δL`` (Norman
     et al.'s epistasis, ``c = (1, 0)``), except for the weaker gene's own change, which is added at
@@ -51,7 +68,8 @@ from priorgnn.models.baselines import Additive
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ScaledAdditive", "ScaledAdditiveMagnitude", "Dominance", "order_by_effect"]
+__all__ = ["ScaledAdditive", "ScaledAdditiveMagnitude", "OverlapAdditive", "PairAuto", "Dominance",
+           "order_by_effect", "overlap_terms", "choose_pair_backbone"]
 
 _MODES = ("global", "magnitude")
 
@@ -223,6 +241,149 @@ class ScaledAdditiveMagnitude(ScaledAdditive):
     def __init__(self, mode: str = "magnitude", fallback: str = "mean", ridge: float = 1.0,
                  min_doubles: int = 3, **kw) -> None:
         super().__init__(mode=mode, fallback=fallback, ridge=ridge, min_doubles=min_doubles, **kw)
+
+
+def overlap_terms(big: np.ndarray, small: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(o₊, o₋)`` per gene: ``sign(big)·min(|big|, |small|)`` where the two changes have the same
+    sign (``o₊``) or opposite signs (``o₋``), 0 elsewhere (see ``overlap_additive``)."""
+    o = np.sign(big) * np.minimum(np.abs(big), np.abs(small))
+    same = np.sign(big) * np.sign(small)
+    return np.where(same > 0, o, 0.0), np.where(same < 0, o, 0.0)
+
+
+@register_model("overlap_additive")
+class OverlapAdditive(_PairRule):
+    """``cL·δL + cS·δS`` plus the shared targets' buffering or synergy (see the module docstring)."""
+
+    def __init__(self, fallback: str = "mean", **kw) -> None:
+        super().__init__(fallback=fallback, **kw)
+        self.coef = np.array([1.0, 1.0, 0.0, 0.0])  # cL, cS, b+, b-: additive until fitted
+
+    def fit(self, data, split, *, graphs=None, train=None):
+        super().fit(data, split, graphs=graphs, train=train)
+        s = data.summaries
+        doubles = [c for c in split.train if len(g := parse_condition(c)) == 2 and all(x in self._index for x in g)]
+        info: dict = {"n_doubles": len(doubles), "fallback": None}
+        if not doubles:
+            self.coef = np.array([1.0, 1.0, 0.0, 0.0])
+            info["fallback"] = ("no training double has both singles measured: predicting doubles additively")
+            log.warning("%s: %s", self.name, info["fallback"])
+        else:
+            XtX, Xty = np.zeros((4, 4)), np.zeros(4)
+            for c in doubles:
+                big, small, keep, _own = self._pair(parse_condition(c))
+                X = self._design(big[keep], small[keep])
+                XtX += X.T @ X
+                Xty += X.T @ s.delta(c).astype(np.float64)[keep]
+            # lstsq: a minimum-norm answer where the terms are collinear (e.g. no shared target at all)
+            self.coef = np.linalg.lstsq(XtX, Xty, rcond=None)[0]
+        info.update(c_large=float(self.coef[0]), c_small=float(self.coef[1]), b_same=float(self.coef[2]),
+                    b_opposite=float(self.coef[3]))
+        self.fit_info["overlap_additive"] = info
+        return self
+
+    @staticmethod
+    def _design(big: np.ndarray, small: np.ndarray) -> np.ndarray:
+        return np.stack([big, small, *overlap_terms(big, small)], axis=1)
+
+    def _combine(self, big, small, keep):
+        return self._design(big, small) @ self.coef
+
+    def _state(self):
+        return {**super()._state(), "coef": self.coef}
+
+    def _load_state(self, arrays, directory):
+        super()._load_state(arrays, directory)
+        self.coef = np.asarray(arrays["coef"], dtype=np.float64)
+
+
+#: the backbones :func:`choose_pair_backbone` chooses among, with their designs' columns
+PAIR_BACKBONES = ("additive", "scaled", "overlap")
+
+
+def _backbone_design(kind: str, big: np.ndarray, small: np.ndarray) -> np.ndarray:
+    if kind == "scaled":
+        return np.stack([big, small], axis=1)
+    return np.stack([big, small, *overlap_terms(big, small)], axis=1)
+
+
+def choose_pair_backbone(pairs: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], min_doubles: int = 3
+                         ) -> dict:
+    """The backbone of doubles with the lowest leave-one-double-out squared error.
+
+    ``pairs``: one ``(big, small, observed)`` per training double of measured singles, each the
+    changes over the genes other than the pair's own (``big`` the larger single). Returns
+    ``{"backbone": 'additive' | 'scaled' | 'overlap', "coef": [...] (fitted on all doubles),
+    "loo_error": {backbone: summed squared error} , "n_doubles": n}``; ``coef`` is ``(cL, cS)`` for
+    ``scaled`` and ``(cL, cS, b₊, b₋)`` for ``overlap`` (``(1, 1)`` for ``additive``). Each backbone's
+    coefficients are the least squares pooled over the genes of the doubles, as ``scaled_additive`` and
+    ``overlap_additive`` fit them; the held-out double's are refitted without it (a rank-one downdate
+    of the normal equations). With fewer than ``min_doubles`` doubles no error is computed and the
+    choice is ``scaled`` (``additive`` without doubles)."""
+    n = len(pairs)
+    out: dict = {"n_doubles": n, "loo_error": {}}
+    if n == 0:
+        return {**out, "backbone": "additive", "coef": [1.0, 1.0]}
+    normal = {}
+    for kind in ("scaled", "overlap"):
+        parts = []
+        for big, small, y in pairs:
+            X = _backbone_design(kind, big, small)
+            parts.append((X, y, X.T @ X, X.T @ y))
+        XtX = sum(p[2] for p in parts)
+        Xty = sum(p[3] for p in parts)
+        normal[kind] = (parts, XtX, Xty)
+    coef = {k: np.linalg.lstsq(normal[k][1], normal[k][2], rcond=None)[0] for k in normal}
+    if n < min_doubles:
+        return {**out, "backbone": "scaled", "coef": [float(v) for v in coef["scaled"]]}
+    errors = {"additive": float(sum(np.sum((y - big - small) ** 2) for big, small, y in pairs))}
+    for kind, (parts, XtX, Xty) in normal.items():
+        err = 0.0
+        for X, y, a, b in parts:
+            c = np.linalg.lstsq(XtX - a, Xty - b, rcond=None)[0]
+            err += float(np.sum((y - X @ c) ** 2))
+        errors[kind] = err
+    best = min(PAIR_BACKBONES, key=lambda k: (errors[k], PAIR_BACKBONES.index(k)))  # ties: the simpler
+    chosen = [1.0, 1.0] if best == "additive" else [float(v) for v in coef[best]]
+    return {**out, "backbone": best, "coef": chosen, "loo_error": errors}
+
+
+@register_model("pair_auto")
+class PairAuto(_PairRule):
+    """The backbone of doubles chosen by leave-one-double-out (see the module docstring)."""
+
+    def __init__(self, fallback: str = "mean", min_doubles: int = 3, **kw) -> None:
+        super().__init__(fallback=fallback, **kw)
+        self.hparams.update(min_doubles=int(min_doubles))
+        self.backbone, self.coef = "additive", np.array([1.0, 1.0])
+
+    def fit(self, data, split, *, graphs=None, train=None):
+        super().fit(data, split, graphs=graphs, train=train)
+        s = data.summaries
+        doubles = [c for c in split.train if len(g := parse_condition(c)) == 2 and all(x in self._index for x in g)]
+        pairs = []
+        for c in doubles:
+            big, small, keep, _own = self._pair(parse_condition(c))
+            pairs.append((big[keep], small[keep], s.delta(c).astype(np.float64)[keep]))
+        choice = choose_pair_backbone(pairs, self.hparams["min_doubles"])
+        self.backbone, self.coef = choice["backbone"], np.asarray(choice["coef"], dtype=np.float64)
+        self.fit_info["pair_auto"] = choice
+        log.info("%s: backbone %s (leave-one-double-out error %s; %d training doubles)", self.name, self.backbone,
+                 ", ".join(f"{k} {v:.4g}" for k, v in choice["loo_error"].items()) or "not computed", len(pairs))
+        return self
+
+    def _combine(self, big, small, keep):
+        if self.backbone == "additive":
+            return big + small
+        return _backbone_design(self.backbone, big, small) @ self.coef
+
+    def _state(self):
+        return {**super()._state(), "coef": self.coef, "backbone": np.array(self.backbone)}
+
+    def _load_state(self, arrays, directory):
+        super()._load_state(arrays, directory)
+        self.coef = np.asarray(arrays["coef"], dtype=np.float64)
+        self.backbone = str(arrays["backbone"])
 
 
 @register_model("dominance")

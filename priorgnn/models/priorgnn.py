@@ -108,6 +108,7 @@ class PriorGNNModule(nn.Module):
                  single_pert_idx: torch.Tensor | None = None,
                  single_delta: torch.Tensor | None = None, mean_delta: torch.Tensor | None = None,
                  prop_weight: torch.Tensor | None = None, prop_dev: torch.Tensor | None = None,
+                 pair_overlap: bool = False,
                  prop_lambda: float = 0.0, null_center: bool = False, go_conv: str = "sgconv") -> None:
         super().__init__()
         if go_conv not in ("sgconv", "gat"):
@@ -195,6 +196,11 @@ class PriorGNNModule(nn.Module):
             # al.'s scaled sum, fitted on the training doubles by PriorGNN.fit; (1, 1): additive); the
             # perturbed genes' own change stays the sum
             self.register_buffer("pair_coef", torch.ones(2))
+            if pair_overlap:
+                # and the shared targets' buffering or synergy, b₊ o₊ + b₋ o₋ (the overlap_additive
+                # baseline's terms, fitted with c_L, c_S); registered only then, so that the saved
+                # weights of the other backbones keep their keys
+                self.register_buffer("pair_overlap", torch.zeros(2))
         self.uncertainty = uncertainty
         if uncertainty:
             self.uncertainty_w = MLP([H, 2 * H, H, 1])
@@ -343,14 +349,22 @@ class PriorGNNModule(nn.Module):
             part[measured] = self.single_delta[single_rows[measured]]
         delta = part.sum(1)
         double = mask.all(1)
-        if double.any() and not bool(torch.all(self.pair_coef == 1)):
+        overlap = getattr(self, "pair_overlap", None)
+        has_overlap = overlap is not None and bool(torch.any(overlap != 0))
+        if double.any() and (has_overlap or not bool(torch.all(self.pair_coef == 1))):
             a, b = part[double, 0], part[double, 1]
             rows, genes = self._targets(pert_idx[double]) if hasattr(self, "pert_gene_idx") else ((), ())
             off = torch.ones_like(a)
             if len(rows):
                 off[rows, genes] = 0.0  # the larger single is judged off the perturbed genes
             a_big = ((a * off).norm(dim=1) >= (b * off).norm(dim=1))[:, None]
-            scaled = self.pair_coef[0] * torch.where(a_big, a, b) + self.pair_coef[1] * torch.where(a_big, b, a)
+            big, small = torch.where(a_big, a, b), torch.where(a_big, b, a)
+            scaled = self.pair_coef[0] * big + self.pair_coef[1] * small
+            if has_overlap:
+                o = torch.sign(big) * torch.minimum(big.abs(), small.abs())
+                same = torch.sign(big) * torch.sign(small)
+                scaled = (scaled + overlap[0] * torch.where(same > 0, o, torch.zeros_like(o))
+                          + overlap[1] * torch.where(same < 0, o, torch.zeros_like(o)))
             if len(rows):  # the perturbed genes' own change stays the sum
                 scaled = scaled.index_put((rows, genes), delta[double][rows, genes])
             delta = delta.clone()
@@ -406,17 +420,23 @@ class PriorGNN(PerturbationModel):
         (graph attention over the GO neighbours, the Jaccard weight as an edge feature); ``go_layers``
         hops either way
     prop_hops : the longest random walk over the GO graph by which ``knowledge='propagate'`` reaches
-        measured training singles (1: the GO neighbours only). The walk length from 1 to ``prop_hops``
-        and ``λ`` are chosen together by leave-one-out over the training singles
+        measured training singles (1, default: the GO neighbours only); see ``prop_walk``
     prop_walk : with ``prop_hops > 1``, ``'nearest'`` (default): a gene with a measured GO neighbour keeps
         the one-hop weights and only a gene without one looks further; ``'cumulative'``: every gene
         uses the walk weights summed over 1 to ``k`` steps, with ``k ≤ prop_hops`` chosen with ``λ`` by
         leave-one-out (a smoother kernel that also reaches the neighbours' neighbours)
-    pair_backbone : ``'scaled'`` (default): a double's backbone is ``c_L δ_L + c_S δ_S`` over its larger
+    pair_backbone : ``'scaled'``: a double's backbone is ``c_L δ_L + c_S δ_S`` over its larger
         and smaller single, with one pair ``(c_L, c_S)`` fitted by least squares on the training doubles
         whose singles were measured (the ``scaled_additive`` baseline's fit; Norman et al. 2019's
         regression). Where responses share a saturating common component, the plain sum counts it twice.
         ``'additive'``: ``c_L = c_S = 1``. Without training doubles both are the sum.
+        ``'overlap'``: the same plus ``b₊ o₊ + b₋ o₋``, per gene the smaller of the two singles' changes
+        where both move it the same way (``o₊``) or opposite ways (``o₋``), with ``(c_L, c_S, b₊, b₋)``
+        fitted by the ``overlap_additive`` baseline's least squares: the buffering (or synergy) of
+        shared targets, gene by gene. ``'auto'`` (default): ``additive``, ``scaled`` or ``overlap``,
+        whichever predicts the training doubles best when each is left out in turn (the ``pair_auto``
+        baseline; chosen as the default on validation doubles of simulations the study never uses,
+        ``benchmarks/results/pair_backbones.md``)
     null_center : the network's single is its output for the gene minus its output for a "null"
         perturbation (zero embedding, no target), so that a gene the network knows nothing about adds
         nothing to the mean single (additive modes only; False: the raw output, as before)
@@ -430,7 +450,7 @@ class PriorGNN(PerturbationModel):
                  loss: str = "autofocus", direction_lambda: float = 0.1, uncertainty: bool = False,
                  allow_prior_free: bool = False, pert_init: str = "zero", pert_dropout: float = 0.0,
                  center: str = "mean", pert_flag: bool = True, interaction_gate: bool = True,
-                 knowledge: str = "propagate", null_center: bool = True, pair_backbone: str = "scaled",
+                 knowledge: str = "propagate", null_center: bool = True, pair_backbone: str = "auto",
                  go_conv: str = "sgconv", prop_hops: int = 1, prop_walk: str = "nearest", **kw) -> None:
         if prop_walk not in ("nearest", "cumulative"):
             raise ConfigError(f"priorgnn: prop_walk must be 'nearest' or 'cumulative', not {prop_walk!r}.")
@@ -438,8 +458,9 @@ class PriorGNN(PerturbationModel):
             raise ConfigError(f"priorgnn: prop_hops must be between 1 and 8, not {prop_hops!r}.")
         if go_conv not in ("sgconv", "gat"):
             raise ConfigError(f"priorgnn: go_conv must be 'sgconv' or 'gat', not {go_conv!r}.")
-        if pair_backbone not in ("scaled", "additive"):
-            raise ConfigError(f"priorgnn: pair_backbone must be 'scaled' or 'additive', not {pair_backbone!r}.")
+        if pair_backbone not in ("scaled", "overlap", "auto", "additive"):
+            raise ConfigError(f"priorgnn: pair_backbone must be 'scaled', 'overlap', 'auto' or 'additive', "
+                              f"not {pair_backbone!r}.")
         if knowledge not in ("propagate", "embed"):
             raise ConfigError(f"priorgnn: knowledge must be 'propagate' or 'embed', not {knowledge!r}.")
         if center not in ("mean", "none"):
@@ -487,6 +508,7 @@ class PriorGNN(PerturbationModel):
             single_delta=torch.as_tensor(single_delta, dtype=torch.float32),
             mean_delta=torch.as_tensor(mean_delta, dtype=torch.float32) if mean_delta is not None else None,
             self_init=self_init, null_center=bool(hp.get("null_center", False)), go_conv=hp.get("go_conv", "sgconv"),
+            pair_overlap=hp.get("pair_backbone") in ("overlap", "auto"),
             **({} if propagation is None else {
                 "prop_weight": torch.as_tensor(propagation["prop_weight"], dtype=torch.float32),
                 "prop_dev": torch.as_tensor(propagation["prop_dev"], dtype=torch.float32),
@@ -559,7 +581,7 @@ class PriorGNN(PerturbationModel):
             return {k: v[rows] for k, v in enc.items()}
 
         plan_kwargs = {"loss": hp["loss"], "direction_lambda": hp["direction_lambda"]}
-        if hp["singles"] != "none" and hp.get("pair_backbone", "additive") == "scaled":
+        if hp["singles"] != "none" and hp.get("pair_backbone", "additive") in ("scaled", "overlap", "auto"):
             self._fit_pair_backbone(data, split)
         self.fit_info["training"] = train_delta_module(self.net, encode, data, split, train, plan_kwargs)
         if train.untrained:
@@ -597,20 +619,40 @@ class PriorGNN(PerturbationModel):
         self.fit_info["unseen_gate"] = info
 
     def _fit_pair_backbone(self, data, split) -> None:
-        """Fit the scaled backbone of doubles (``pair_backbone='scaled'``) with the ``scaled_additive``
-        baseline's least squares over the training doubles of measured singles."""
-        from priorgnn.models.interaction_baselines import ScaledAdditive
+        """Fit the backbone of doubles with the least squares of the ``scaled_additive`` baseline
+        (``pair_backbone='scaled'``) or of ``overlap_additive`` (``'overlap'``) over the training doubles
+        of measured singles."""
+        from priorgnn.models.interaction_baselines import OverlapAdditive, PairAuto, ScaledAdditive
 
-        sa = ScaledAdditive(mode="global").fit(data, split)
-        info = sa.fit_info["scaled_additive"]
-        if info.get("fallback"):
-            coef = (1.0, 1.0)
+        if self.hparams.get("pair_backbone") == "auto":
+            baseline = PairAuto().fit(data, split)
+            info = baseline.fit_info["pair_auto"]
+            coef = tuple(float(v) for v in baseline.coef)
+            if baseline.backbone == "scaled":
+                coef = coef + (0.0, 0.0)
+            elif baseline.backbone == "additive":
+                coef = (1.0, 1.0, 0.0, 0.0)
+        elif self.hparams.get("pair_backbone") == "overlap":
+            baseline = OverlapAdditive().fit(data, split)
+            info = baseline.fit_info["overlap_additive"]
+            coef = (1.0, 1.0, 0.0, 0.0) if info.get("fallback") else tuple(float(v) for v in baseline.coef)
         else:
-            coef = (info["c_large"], info["c_small"])
+            baseline = ScaledAdditive(mode="global").fit(data, split)
+            info = baseline.fit_info["scaled_additive"]
+            coef = (1.0, 1.0) if info.get("fallback") else (info["c_large"], info["c_small"])
         with torch.no_grad():
-            self.net.pair_coef.copy_(torch.tensor(coef, dtype=torch.float32))
-        self.fit_info["pair_backbone"] = {"c_large": coef[0], "c_small": coef[1], "n_doubles": info["n_doubles"]}
-        log.info("pair backbone: c_large %.3f, c_small %.3f (%d training doubles)", coef[0], coef[1], info["n_doubles"])
+            self.net.pair_coef.copy_(torch.tensor(coef[:2], dtype=torch.float32))
+            if len(coef) > 2:
+                self.net.pair_overlap.copy_(torch.tensor(coef[2:], dtype=torch.float32))
+        record = {"c_large": coef[0], "c_small": coef[1], "n_doubles": info["n_doubles"]}
+        if len(coef) > 2:
+            record.update(b_same=coef[2], b_opposite=coef[3])
+        if "backbone" in info:
+            record.update(chosen=info["backbone"], loo_error=info["loo_error"])
+        self.fit_info["pair_backbone"] = record
+        log.info("pair backbone: %s (%d training doubles)",
+                 ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()
+                           if k not in ("n_doubles", "loo_error")), info["n_doubles"])
 
     def _propagation(self, go_arrays, pert_genes: list[str], names: list[str], deltas: np.ndarray,
                      gene_pos: dict[str, int]) -> dict[str, np.ndarray]:

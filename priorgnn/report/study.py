@@ -1019,7 +1019,8 @@ def _beyond_additive_text(view: _View, base_models: list[str], ref: str) -> list
         return []
     pm = PRIMARY[0]
     models = [m for m in ("priorgnn", "priorgnn_no_go", "transformer_additive", "transformer_no_pretrain",
-                          "scaled_additive", "dominance", "additive", "observed_data")
+                          "scaled_additive", "overlap_additive", "pair_auto", "dominance", "additive",
+                          "observed_data")
               if m in base_models or m == "observed_data"]
     cols = ["model"] + [f"{met} {sub}" for sub in ("combo_seen1", "combo_seen2")
                         for met in (pm, "mse_top20_de", "nonadditive_corr")]
@@ -1030,7 +1031,7 @@ def _beyond_additive_text(view: _View, base_models: list[str], ref: str) -> list
          "the *measured* singles with the truth minus the sum of the *true* singles (0 for `additive` by "
          "construction, 1 for a model that predicts the true non-additive part exactly). `observed_data` is the "
          "measured double scored the same way.", "", markdown_table(pd.DataFrame(rows, columns=cols)), ""]
-    for base in ("additive", "scaled_additive"):
+    for base in ("additive", "scaled_additive", "overlap_additive"):
         for sub in ("combo_seen1", "combo_seen2"):
             for met in (pm, "mse_top20_de"):
                 rec = view.compare("base", "priorgnn", base, met, ref, sub, family=F_PRIOR)

@@ -1,0 +1,130 @@
+#!/usr/bin/env python
+"""The backbone of doubles of measured singles, chosen on validation data: ``additive``,
+``scaled_additive``, ``overlap_additive`` and ``dominance`` on simulations the study never uses.
+
+    python benchmarks/pair_backbones.py [--seeds 11,12,13] [--results benchmarks/results]
+
+PriorGNN predicts a double of two measured singles as a backbone fitted on the training doubles plus
+a learned interaction that its validation gate may switch off; ``pair_backbone`` picks the backbone
+(``scaled``: the ``scaled_additive`` baseline's fit, ``overlap``: ``overlap_additive``'s). This script
+compares the baselines themselves, so the choice does not depend on PriorGNN's training, on three
+simulator settings: the calibrated ``norman`` preset, the study's positive control (``demo`` with a
+shared response program), and ``demo`` with strong non-additive interactions
+(``double_interaction_bias=2.5``), each with data seeds other than the study's (default 11, 12, 13)
+and the project's simulation split (seed 1).
+
+``validation``: the validation doubles whose two singles were measured in training, scored against
+the *observed* data (what a user can choose with). ``test``: the test split's ``combo_seen2`` doubles
+against the noise-free truth (reported, not used for the choice). Metrics: ``mse_top20_de``,
+``pearson_delta`` and ``nonadditive_corr`` (:mod:`priorgnn.metrics`), fitted and scored through
+:mod:`priorgnn.experiment`.
+
+Writes ``RESULTS/pair_backbones.csv`` (one row per setting, seed, model, part and metric: the mean
+over the doubles) and ``RESULTS/pair_backbones.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ("additive", "scaled_additive", "overlap_additive", "pair_auto", "dominance")
+METRICS = ("mse_top20_de", "pearson_delta", "nonadditive_corr")
+
+
+def settings() -> dict[str, tuple[str, dict]]:
+    from priorgnn.study import POSITIVE_CONTROL
+
+    return {"norman": ("norman", {}), "positive_control": ("demo", dict(POSITIVE_CONTROL)),
+            "demo_interaction_2.5": ("demo", {"double_interaction_bias": 2.5})}
+
+
+def run(seeds: list[int], out: Path) -> pd.DataFrame:
+    from priorgnn import experiment
+    from priorgnn.data.conditions import parse_condition
+    from priorgnn.data.splits import make_split
+    from priorgnn.simulate import simulate
+
+    rows = []
+    for name, (preset, overrides) in settings().items():
+        for seed in seeds:
+            sim = simulate(preset, seed=seed, out=out / f"{name}-s{seed}", **overrides)
+            split = make_split(sim.conditions, "simulation", seed=1)
+            singles = {parse_condition(c)[0] for c in split.train if len(parse_condition(c)) == 1}
+            val = [c for c in split.val if len(g := parse_condition(c)) == 2 and all(x in singles for x in g)]
+            test = list(split.subgroups.get("combo_seen2", []))
+            fitted = {m: experiment.fit(m, sim, split) for m in MODELS}
+            for part, conds, ref in (("validation", val, "observed"), ("test", test, "truth")):
+                if not conds:
+                    continue
+                table = experiment.score(fitted, sim, split, conditions=conds, metrics=list(METRICS))
+                table = table[table["reference"] == ref]
+                for m in MODELS:
+                    sub = table[table["model"] == m]
+                    for metric in METRICS:
+                        rows.append({"setting": name, "data_seed": seed, "model": m, "part": part,
+                                     "reference": ref, "n": len(conds), "metric": metric,
+                                     "value": float(sub[metric].mean())})
+            logging.info("%s seed %d: %d validation, %d test doubles", name, seed, len(val), len(test))
+    return pd.DataFrame(rows)
+
+
+def render(frame: pd.DataFrame, command: str, wall: float) -> str:
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    L = ["# The backbone of doubles of measured singles, chosen on validation data", "",
+         f"Made by `{command}` in {wall:.0f} s ({platform.machine()}, Python {platform.python_version()}, "
+         f"commit {commit[:10]}). Means over the doubles and the data seeds; `validation` against the "
+         "observed data (the choice), `test` (`combo_seen2`) against the noise-free truth (reported only). "
+         "Lower `mse_top20_de` is better; higher `pearson_delta` and `nonadditive_corr`.", ""]
+    for setting, sub in frame.groupby("setting", sort=False):
+        n_val = sub[sub.part == "validation"].groupby("data_seed")["n"].first().sum()
+        n_test = sub[sub.part == "test"].groupby("data_seed")["n"].first().sum()
+        L += [f"## {setting} ({n_val} validation and {n_test} test doubles over the seeds)", ""]
+        piv = sub.pivot_table(index="model", columns=["part", "metric"], values="value", aggfunc="mean")
+        piv = piv.reindex(list(MODELS))
+        cols = [(p, m) for p in ("validation", "test") for m in METRICS if (p, m) in piv.columns]
+        L.append("| model | " + " | ".join(f"{p} {m}" for p, m in cols) + " |")
+        L.append("|---|" + "---:|" * len(cols))
+        for m in piv.index:
+            L.append(f"| `{m}` | " + " | ".join(f"{piv.loc[m, c]:.3f}" for c in cols) + " |")
+        L.append("")
+    val = frame[(frame.part == "validation") & (frame.metric == "mse_top20_de")]
+    per = val.pivot_table(index=["setting", "data_seed"], columns="model", values="value")
+    wins = (per["overlap_additive"] < per["scaled_additive"]).sum()
+    L += [f"On validation `mse_top20_de`, `overlap_additive` is below `scaled_additive` in {wins} of "
+          f"{len(per)} setting-seed pairs.", ""]
+    return "\n".join(L)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seeds", default="11,12,13", help="simulation seeds (the study uses 0)")
+    p.add_argument("--out", type=Path, default=ROOT / "runs" / "pair-backbones", help="simulations")
+    p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    t0 = time.perf_counter()
+    frame = run([int(s) for s in args.seeds.split(",")], args.out)
+    command = "python benchmarks/pair_backbones.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    args.results.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(args.results / "pair_backbones.csv", index=False)
+    text = render(frame, command.strip(), time.perf_counter() - t0)
+    (args.results / "pair_backbones.md").write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
