@@ -85,6 +85,7 @@ def coexpression_density(data) -> dict[str, float]:
 
 def transfer(sim, split_seed: int = 1) -> dict[str, float]:
     from knowledge.cache import go_graph
+    from priorgnn import experiment
     from priorgnn.data.splits import make_split
     from priorgnn.models import get_model_class
     from priorgnn.models.base import PriorGraphs
@@ -97,7 +98,9 @@ def transfer(sim, split_seed: int = 1) -> dict[str, float]:
     go = go_graph(obo=sim.obo_path, gaf=sim.gaf_path, k=20, threshold=0.1)
     out: dict[str, float] = {"unseen_singles": len(test)}
     for name, opts in (("mean", {}), ("go_knn", {}), ("network_knn", {"network": str(sim.path / "network.csv")})):
-        model = get_model_class(name)(**opts).fit(sim.data, split, graphs=PriorGraphs(go=go))
+        model = experiment.fit(get_model_class(name)(**opts), sim.data, split, PriorGraphs(go=go))
+        # the model's own float64 changes: experiment.predict reads them back from the float32 prediction
+        # AnnData, and these baselines' scores are recorded at full precision
         out[name] = float(np.mean(rowwise_pearson(model.predict_delta(test), truth, mask)))
         if name == "network_knn":
             out["network_knn_lambda"] = float(model.lam)

@@ -12,8 +12,8 @@ The tools run in-process through their ``main(argv)``. Values are drawn mostly f
 (cheap: refused at parse or validation time); valid combinations train on tiny data for one epoch.
 
 Used by ``tests/test_fuzz_cli.py`` (:data:`N_FAST` cases; ``pytest -m slow`` runs :data:`N_SLOW`) and by
-``benchmarks/robustness.py`` (the counts). ``train.py`` is imported as a module: the repository root is on
-``sys.path`` (pytest puts it there; ``benchmarks/robustness.py`` does).
+``benchmarks/robustness.py`` (the counts). ``train.py`` is imported as a module (pytest puts the repository
+root on ``sys.path``; ``benchmarks/robustness.py`` loads it by path).
 """
 
 from __future__ import annotations

@@ -63,6 +63,7 @@ def _score(pred: np.ndarray, ref: np.ndarray, conds: list[str], genes: list[str]
 
 def run(seeds: list[int], epochs: int, out: Path) -> pd.DataFrame:
     from knowledge.cache import go_graph
+    from priorgnn import experiment
     from priorgnn.data.splits import make_split
     from priorgnn.models import get_model_class
     from priorgnn.models.base import PriorGraphs, TrainConfig
@@ -83,12 +84,13 @@ def run(seeds: list[int], epochs: int, out: Path) -> pd.DataFrame:
         for label, opts in VARIANTS.items():
             model = get_model_class("priorgnn")(use_coexpression=False, allow_prior_free=True, **opts)
             t0 = time.perf_counter()
-            model.fit(sim.data, split, graphs=PriorGraphs(go=go),
-                      train=TrainConfig(max_epochs=epochs, patience=20, progress_bar=False, threads=1, seed=0))
+            experiment.fit(model, sim.data, split, PriorGraphs(go=go),
+                           train=TrainConfig(max_epochs=epochs, patience=20, progress_bar=False, threads=1, seed=0))
             rows.append({"variant": label, "options": repr(opts), "data_seed": seed, "n_val": len(val),
                          "n_test": len(test),
-                         "validation": _score(model.predict_delta(val), val_obs, val, genes) if val else np.nan,
-                         "test_vs_truth": _score(model.predict_delta(test), truth, test, genes),
+                         "validation": _score(experiment.predict(model, val, genes=genes)[0], val_obs, val, genes)
+                         if val else np.nan,
+                         "test_vs_truth": _score(experiment.predict(model, test, genes=genes)[0], truth, test, genes),
                          "fit_s": time.perf_counter() - t0,
                          "epochs": (model.fit_info.get("training") or {}).get("epochs")})
             print(rows[-1], flush=True)

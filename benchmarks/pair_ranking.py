@@ -93,6 +93,7 @@ def _pair_exclusions(pairs: list[str], gene_index: dict[str, int]) -> list[list[
 
 
 def run(args: argparse.Namespace) -> pd.DataFrame:
+    from priorgnn import experiment
     from priorgnn.data.conditions import make_condition, parse_condition
     from priorgnn.interactions import all_pairs, rank_pair_interactions
     from priorgnn.metrics.interactions import (
@@ -140,8 +141,9 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
         train = TrainConfig(seed=args.seed, max_epochs=args.epochs, progress_bar=False,
                             run_dir=str(out / "runs" / label))
         t0 = time.perf_counter()
-        model.fit(data, split, graphs=graphs, train=train)
+        experiment.fit(model, data, split, graphs, train=train)
         fit_s = time.perf_counter() - t0
+        # the prediction AnnData, as train.py predict --all-pairs ranks it
         pred = model.predict(pairs + [make_condition([g]) for g in genes])
         p_pairs = np.asarray(pred.layers["delta"], dtype=np.float64)[: len(pairs)]
         ranked = rank_pair_interactions(pred[: len(pairs)], singles=measured, score="magnitude_deviation",
@@ -156,7 +158,7 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
             row[f"p@k_{score}"] = precision_at_k(values, interacting, args.k)
             row[f"p@k_top_{score}"] = precision_at_k(values, true_top, args.k)
         row["n_ill_conditioned"] = int((~ok).sum())
-        p_test = np.asarray(model.predict(test_doubles).layers["delta"], dtype=np.float64)
+        p_test, _ = experiment.predict(model, test_doubles, genes=data.genes)
         _, summ = interaction_metrics(test_doubles, p_test, measured, t_test, t_single, gene_index=gidx)
         row.update({"n_test_doubles": len(test_doubles), **{k: v for k, v in summ.items() if k != "n_doubles"}})
         row["fit_s"] = round(fit_s, 2)

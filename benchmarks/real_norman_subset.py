@@ -28,9 +28,9 @@ Models: ``no_change``, ``mean``, ``additive``, ``scaled_additive``, ``overlap_ad
 ``dominance``, ``linear``, ``go_knn`` and
 ``priorgnn`` with the GO graph
 built from the real ontology and human annotations (``--go-dir``, OBO + GAF), and the prior-free
-``transformer``. Every model is fitted with the library calls ``train.py`` uses
-(:func:`priorgnn.pipeline.build_priors`, ``model.fit``) and scored with :mod:`priorgnn.metrics`
-(:func:`~priorgnn.metrics.evaluate_seed` with the split-half noise ceiling): means with 95% bootstrap
+``transformer``. Every model is fitted, predicted and scored through the experiment layer that ``train.py``
+uses (:func:`priorgnn.pipeline.build_priors`, :func:`priorgnn.experiment.fit`, :func:`~priorgnn.experiment.predict`,
+:func:`~priorgnn.experiment.score` with the split-half noise ceiling): means with 95% bootstrap
 CIs over conditions (and seeds), paired comparisons with ``additive``, ``mean`` and ``no_change``
 (bootstrap CI of the mean difference, Wilcoxon, Holm), and the near-constant-prediction diagnostic
 (:mod:`priorgnn.metrics.diagnostics`).
@@ -57,7 +57,6 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 log = logging.getLogger("real_norman_subset")
 
@@ -114,7 +113,7 @@ PRIORGNN_OPTIONS: dict = {}
 
 def fit_predict(name: str, data, split, go_dir: Path, max_epochs: int | None, seed: int):
     """Fit model ``name`` as train.py does; its (delta, control) for ``split.test`` and a fit record."""
-    from priorgnn.metrics import predict_conditions
+    from priorgnn import experiment
     from priorgnn.models import TrainConfig, get_model_class
     from priorgnn.pipeline import RunConfig, build_priors
 
@@ -127,19 +126,19 @@ def fit_predict(name: str, data, split, go_dir: Path, max_epochs: int | None, se
     train_kw = {"max_epochs": max_epochs} if max_epochs else {}
     train = TrainConfig(seed=seed, progress_bar=False, threads=1, **train_kw)
     t0 = time.perf_counter()
-    model.fit(data, split, graphs=graphs, train=train)
+    experiment.fit(model, data, split, graphs, train=train)
     fit_s = time.perf_counter() - t0
     training = (getattr(model, "fit_info", None) or {}).get("training") or {}
     record = {"fit_s": round(fit_s, 2), "epochs": training.get("epochs") if cls.trainable else None,
               "hit_cap": (bool(training.get("epochs", 0) >= train.max_epochs) if cls.trainable else None)}
-    return predict_conditions(model, split.test, data.genes, progress=False), record
+    return experiment.predict(model, split.test, genes=data.genes), record
 
 
 def run_family(family: str, splits, data, models, go_dir: Path, max_epochs: int | None, pool: bool):
     """Per-condition table, diagnostics table and fit records of one split family.
 
     ``pool``: the splits' single test conditions form one evaluation (seed label :data:`LODO_SEED`)."""
-    from priorgnn.metrics import evaluate_seed
+    from priorgnn import experiment
     from priorgnn.metrics.evaluation import SeedExamples, prediction_diagnostics
 
     from priorgnn.errors import GraphError
@@ -164,8 +163,8 @@ def run_family(family: str, splits, data, models, go_dir: Path, max_epochs: int 
         # pooled folds hold one test condition each: the discrimination score (a rank among the seed's
         # test conditions) is undefined there and is left out
         metrics = [m for m in METRICS if not (pool and m == "discrimination_score_l1")]
-        table, ex = evaluate_seed(data, split, preds, seed=LODO_SEED if pool else split.seed,
-                                  metrics=metrics, ceiling=True, ceiling_seed=split.seed)
+        table, ex = experiment.score(preds, data, split, seed=LODO_SEED if pool else split.seed,
+                                     metrics=metrics, ceiling=True, ceiling_seed=split.seed, examples=True)
         frames.append(table)
         if pool:
             for name, (delta, _) in preds.items():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import io
 import json
 import os
@@ -25,10 +26,19 @@ from priorgnn.io import write_json, write_text
 from robustness_cases import CASES, run_case
 
 ROOT = Path(__file__).resolve().parent.parent
-# the cases run train.py and evaluate.py in-process: those scripts live at the repository root, outside
-# the installed package
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+
+
+def _load_tools() -> None:
+    """Make ``import train`` and ``import evaluate`` (in the cases and the fuzz) find the repository's
+    ``train.py`` and ``evaluate.py``: scripts beside the installed package, not part of it, loaded here
+    by path."""
+    for name in ("train", "evaluate"):
+        if name in sys.modules:
+            continue
+        spec = importlib.util.spec_from_file_location(name, ROOT / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
 
 
 def main() -> int:
@@ -37,6 +47,7 @@ def main() -> int:
     p.add_argument("--fuzz", type=int, default=2000, help="fuzz cases to run (0: none; default 2000)")
     p.add_argument("--fuzz-seed", type=int, default=1, help="seed of the fuzz cases (default 1, as the slow test)")
     args = p.parse_args()
+    _load_tools()
     rows = []
     with tempfile.TemporaryDirectory() as root:
         os.environ.setdefault("PRIORGNN_CACHE_DIR", str(Path(root) / "cache"))

@@ -1,7 +1,7 @@
 """The catalogue of bad inputs: each case builds a broken input, runs a command-line tool on it and
 states the message it must print. Used by ``benchmarks/robustness.py`` (the counts table) and by ``tests/test_robustness.py`` (one test
-per case). The tools run in-process: ``train.py`` and ``evaluate.py`` are imported as modules, so the
-repository root is on ``sys.path`` (pytest puts it there; ``benchmarks/robustness.py`` does).
+per case). The tools run in-process: ``train.py`` and ``evaluate.py`` are imported as modules (pytest puts
+the repository root on ``sys.path``; ``benchmarks/robustness.py`` loads both scripts by path).
 
 A case passes when the tool exits with status 2 (or 0 for a documented, logged repair, or 130 for
 Ctrl-C), prints the expected fragment (and none of the forbidden ones), prints no traceback, and loses

@@ -151,6 +151,7 @@ def child(args) -> int:
     timings: dict[str, float] = {}
     t = time.perf_counter()
     sampler.enter("data")
+    from priorgnn import experiment
     from priorgnn.data import make_split
     from priorgnn.models import TrainConfig, get_model_class
 
@@ -185,13 +186,13 @@ def child(args) -> int:
     rss_fit_start = sampler.rss_mb()
     sampler.enter("fit_setup")
     t = time.perf_counter()
-    model.fit(data, split, train=TrainConfig(max_epochs=args.epochs, patience=0, batch_size=args.batch_size,
-                                             run_dir=str(Path(args.out) / "run"), progress_bar=False))
+    experiment.fit(model, data, split, train=TrainConfig(max_epochs=args.epochs, patience=0, batch_size=args.batch_size,
+                                                         run_dir=str(Path(args.out) / "run"), progress_bar=False))
     timings["fit_s"] = time.perf_counter() - t
     _release_memory()
     sampler.enter("predict")
     t = time.perf_counter()
-    pred = model.predict_delta(split.test)
+    pred, _ = experiment.predict(model, split.test, genes=data.genes)
     timings["predict_s"] = time.perf_counter() - t
     sampler.stop()
     info = model.fit_info

@@ -52,12 +52,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT / "benchmarks") not in sys.path:  # sibling modules (_common, claims), also when a test loads this file
-    sys.path.insert(0, str(ROOT / "benchmarks"))
+from _common import cpu_model, fmt, memory_bytes  # a sibling script (benchmarks/ is on sys.path)
+from priorgnn.data.splits import SUBGROUPS as SPLIT_SUBGROUPS
 
-from _common import cpu_model, fmt, memory_bytes  # noqa: E402
-from priorgnn.data.splits import SUBGROUPS as SPLIT_SUBGROUPS  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 #: what runs per seed, in this order (see the module docstring)
 GEARS = "gears"

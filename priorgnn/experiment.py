@@ -45,6 +45,7 @@ from priorgnn.io import sha256_file
 from priorgnn.metrics.core import DEFAULT_METRICS
 from priorgnn.metrics.evaluation import (
     EvaluationResult,
+    SeedExamples,
     _spec_info,
     _subgroup_map,
     evaluate_seed,
@@ -206,7 +207,8 @@ def _as_arrays(label: str, pred: Predictions, conditions: list[str] | None, gene
 
 def score(predictions: Predictions | Mapping[str, Predictions], data: PerturbationData | Simulation,
           split: Split, *, simulation: Simulation | None = None, conditions: Sequence[str] | None = None,
-          metrics: Sequence[str] | None = None, seed: int = 0, ceiling: bool = False) -> pd.DataFrame:
+          metrics: Sequence[str] | None = None, seed: int = 0, ceiling: bool = False, ceiling_seed: int = 0,
+          examples: bool = False) -> pd.DataFrame | tuple[pd.DataFrame, SeedExamples]:
     """Score predictions against the measured data (and, for a simulation, the noise-free truth).
 
     Parameters
@@ -227,11 +229,18 @@ def score(predictions: Predictions | Mapping[str, Predictions], data: Perturbati
         The value of the ``seed`` column.
     ceiling
         Add the split-half noise ceiling (model ``ceiling``).
+    ceiling_seed
+        The seed of the ceiling's random halves of the cells.
+    examples
+        Also return the :class:`~priorgnn.metrics.evaluation.SeedExamples` of the scored conditions
+        (observed and predicted changes, subgroups), which figures and
+        :func:`priorgnn.metrics.evaluation.prediction_diagnostics` read.
 
     Returns
     -------
     The per-condition table of :func:`priorgnn.metrics.evaluate_seed`: one row per model, reference and
-    condition, one column per metric; :func:`priorgnn.metrics.aggregate` summarises it.
+    condition, one column per metric; :func:`priorgnn.metrics.aggregate` summarises it. With
+    ``examples``, the pair ``(table, examples)``.
     """
     from priorgnn.data.conditions import canonical_condition
 
@@ -248,9 +257,9 @@ def score(predictions: Predictions | Mapping[str, Predictions], data: Perturbati
     for label, pred in predictions.items():
         conds, delta, control = _as_arrays(label, pred, conds, list(map(str, data.genes)))
         arrays[label] = (delta, control)
-    table, _ = evaluate_seed(data, split, arrays, seed=seed, conditions=conds, metrics=metrics,
-                             simulation=simulation, ceiling=ceiling)
-    return table
+    table, ex = evaluate_seed(data, split, arrays, seed=seed, conditions=conds, metrics=metrics,
+                              simulation=simulation, ceiling=ceiling, ceiling_seed=ceiling_seed)
+    return (table, ex) if examples else table
 
 
 # -- prediction in batches, and the models' notes --------------------------------------------------------------------------------------

@@ -5,7 +5,11 @@
 * ``knowledge`` builds graphs and imports no model;
 * the library never imports the command-line scripts ``train.py`` and ``evaluate.py``;
 * the study reads models through their public interface only: it never reaches into a model's network
-  (``model.net``).
+  (``model.net``);
+* the benchmarks import the installed package (no ``sys.path`` edits: a script's sibling modules are on
+  ``sys.path`` because Python puts the script's folder there) and fit, predict and score through the
+  experiment layer: no project model's ``.fit(`` called directly, no ``evaluate_seed`` or
+  ``predict_conditions`` imported from the metrics.
 """
 
 from __future__ import annotations
@@ -172,3 +176,79 @@ def test_importing_the_study_report_loads_no_runner():
             "print(run_study.__module__)\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.split("\n")[:2] == ["False False", "priorgnn.study.runner"]
+
+
+def sys_path_edits(source: str) -> list[int]:
+    """Lines of ``source`` that change ``sys.path`` (``sys.path.insert``, ``.append``, ``.extend``)."""
+    return sorted(node.lineno for node in ast.walk(ast.parse(source))
+                  if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                  and node.func.attr in ("insert", "append", "extend")
+                  and ast.unparse(node.func.value) == "sys.path")
+
+
+def direct_fits(source: str) -> list[int]:
+    """Lines of ``source`` that call ``.fit(`` on anything but the experiment layer (``experiment.fit``,
+    ``priorgnn.fit``) or an estimator constructed in place from a class imported from scikit-learn
+    (``TheilSenRegressor(...).fit(X, y)``)."""
+    tree = ast.parse(source)
+    sklearn = {alias.asname or alias.name for node in ast.walk(tree)
+               if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "sklearn"
+               for alias in node.names}
+    lines = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "fit"):
+            continue
+        owner = node.func.value
+        if ast.unparse(owner) in ("experiment", "priorgnn.experiment", "priorgnn"):
+            continue
+        if isinstance(owner, ast.Call) and isinstance(owner.func, ast.Name) and owner.func.id in sklearn:
+            continue
+        lines.append(node.lineno)
+    return sorted(lines)
+
+
+def test_the_benchmark_checkers_see_every_form():
+    src = ("import sys\nsys.path.insert(0, str(ROOT))\nsys.path.append('x')\nsys.path.extend(['y'])\n"
+           "paths.insert(0, 'z')\n")
+    assert sys_path_edits(src) == [2, 3, 4]
+    src = ("from sklearn.linear_model import TheilSenRegressor\n"
+           "model.fit(data, split)\n"
+           "m = get_model_class('mean')(**opts).fit(data, split)\n"
+           "experiment.fit(model, data, split)\n"
+           "priorgnn.fit('additive', data, split)\n"
+           "TheilSenRegressor(fit_intercept=False).fit(X, y)\n"
+           "Other().fit(X, y)\n")
+    assert direct_fits(src) == [2, 3, 7]
+
+
+_BENCHMARKS = _files("benchmarks")
+
+
+@pytest.mark.parametrize("path", _BENCHMARKS, ids=lambda p: p.name)
+def test_benchmarks_import_the_installed_package(path):
+    """No benchmark puts the repository root (or any folder) on ``sys.path``: the project is installed
+    (``make install``), and a script's sibling modules are found from the script's own folder."""
+    lines = sys_path_edits(path.read_text(encoding="utf-8"))
+    assert not lines, (f"{path.relative_to(ROOT)} changes sys.path on line(s) {lines}; import the installed "
+                       "package (and load a repository-root script such as train.py by path if needed)")
+
+
+@pytest.mark.parametrize("path", _BENCHMARKS, ids=lambda p: p.name)
+def test_benchmarks_fit_and_score_through_the_experiment_layer(path):
+    """Benchmarks fit with :func:`priorgnn.experiment.fit` and score with :func:`priorgnn.experiment.score`
+    (predicting with :func:`~priorgnn.experiment.predict`), as ``train.py`` and ``evaluate.py`` do."""
+    source = path.read_text(encoding="utf-8")
+    lines = direct_fits(source)
+    assert not lines, (f"{path.relative_to(ROOT)} calls .fit( directly on line(s) {lines}; fit project models "
+                       "with priorgnn.experiment.fit")
+    bypass = _under(imported_modules(path, package="benchmarks"),
+                    ("priorgnn.metrics.evaluate_seed", "priorgnn.metrics.evaluation.evaluate_seed",
+                     "priorgnn.metrics.predict_conditions"))
+    assert not bypass, (f"{path.relative_to(ROOT)} imports {bypass}; score with priorgnn.experiment.score and "
+                        "predict with priorgnn.experiment.predict")
+
+
+def test_the_benchmark_rules_cover_the_converted_scripts():
+    names = {p.name for p in _BENCHMARKS}
+    assert {"real_norman_subset.py", "pair_ranking.py", "knowledge_encodings.py", "calibrate_knowledge.py",
+            "transformer_memory.py", "robustness.py", "vs_gears.py", "demo_models.py"} <= names

@@ -112,6 +112,23 @@ def test_fit_predict_score_match_the_model_and_the_metrics(setup):
     pd.testing.assert_frame_equal(by_arrays, want)
 
 
+def test_score_gives_the_examples_and_the_ceiling_seed_of_evaluate_seed(setup):
+    """``examples=True`` returns the table with the per-condition examples (for figures and diagnostics),
+    and ``ceiling_seed`` picks the ceiling's random halves, as in :func:`evaluate_seed`."""
+    _, _, data, split = setup
+    model = experiment.fit("additive", data, split)
+    preds = {"additive": experiment.predict(model, split.test)}
+    table, ex = experiment.score(preds, data, split, seed=3, ceiling=True, ceiling_seed=7, examples=True)
+    want, want_ex = evaluate_seed(data, split, preds, seed=3, ceiling=True, ceiling_seed=7)
+    pd.testing.assert_frame_equal(table, want)
+    assert ex.seed == want_ex.seed == 3 and ex.conditions == want_ex.conditions == list(split.test)
+    np.testing.assert_array_equal(ex.observed_delta, want_ex.observed_delta)
+    np.testing.assert_array_equal(ex.predicted_delta["additive"], want_ex.predicted_delta["additive"])
+    pd.testing.assert_frame_equal(experiment.score(preds, data, split, seed=3, ceiling=True, ceiling_seed=7), want)
+    other, _ = evaluate_seed(data, split, preds, seed=3, ceiling=True, ceiling_seed=8)
+    assert not table.equals(other)  # the seed of the halves shows in the ceiling's rows
+
+
 def test_fit_of_an_instance_takes_no_options(setup):
     _, _, data, split = setup
     with pytest.raises(ConfigError, match="already constructed"):
