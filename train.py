@@ -127,6 +127,12 @@ def _predict_parser() -> argparse.ArgumentParser:
     p.add_argument("--all-pairs", metavar="GENES", help="comma-separated genes: predict every single and pair, "
                                                        "and write a table of the top predicted interactions")
     p.add_argument("--top", type=positive_int, default=50, help="rows of the interaction table (default 50)")
+    from priorgnn.interactions import RANK_SCORES
+
+    p.add_argument("--rank-by", choices=sorted(RANK_SCORES), default="relative_nonadditive",
+                   help="how --all-pairs ranks the pairs (default relative_nonadditive: the predicted departure "
+                        "from the sum of singles relative to that sum; magnitude_deviation: Norman et al.'s "
+                        "|magnitude - 1|)")
     p.add_argument("--out", help="output folder (default RUN/predictions)")
     p.add_argument("--name", help="output file stem (default predict, or predict-2, predict-3, ... if taken)")
     p.add_argument("--allow-prior-free", action="store_true",
@@ -271,7 +277,7 @@ def main_predict(argv: list[str]) -> int:
         written = predict_run(args.run, conds, out=args.out, name=args.name,
                               allow_prior_free=args.allow_prior_free, interactions=bool(args.all_pairs),
                               top=args.top, allow_fallback=args.allow_fallback, overwrite=args.overwrite,
-                              yes=args.yes)
+                              yes=args.yes, rank_by=args.rank_by)
         print(f"predicted {len(conds)} condition(s):")
         for kind, path in written.items():
             print(f"  {kind}: {path}")

@@ -4,22 +4,23 @@ simulator's truth, for the additive baseline, the interaction baselines and Prio
 
     python benchmarks/pair_ranking.py --out runs/bench-pair-ranking --results benchmarks/results
 
-One small simulation: the ``demo`` preset (300 genes, 50 singles, 50 doubles) with the ``norman``
+Three small simulations (``--data-seeds``, default 0, 1, 2): the ``demo`` preset (300 genes, 50 singles, 50 doubles) with the ``norman``
 preset's ``double_interaction_bias`` (2.5), so that, as in Norman et al.'s screen, the measured
 doubles are enriched for interacting pairs. A ``combo`` split (every single in training, half of the
 doubles held out) is the setting of the question "which doubles should I test next": all singles
 are measured, some doubles too. Each model is fitted with the library calls ``train.py`` uses;
-PriorGNN trains for few epochs (``--epochs``, default 20) to keep the benchmark under three minutes
-on one core.
+PriorGNN trains for few epochs (``--epochs``, default 20) to keep the benchmark at about three
+minutes per seed on one core.
 
 Every pair of the training-perturbed genes (:func:`priorgnn.interactions.all_pairs`) is predicted,
 and pairs are ranked two ways:
 
 * ``magnitude_deviation``: Norman et al.'s ``|magnitude − √2|`` of the predicted double on the
-  measured singles (:func:`priorgnn.interactions.rank_pair_interactions`, the default ranking of
-  ``train.py predict --all-pairs``); pairs whose fit is ill-conditioned come last;
-* ``relative_nonadditive``: ``‖p_AB − m_A − m_B‖ / ‖m_A + m_B‖`` over the genes other than A and B
-  (:func:`priorgnn.metrics.interactions.relative_nonadditive_size`), ``m`` the measured singles.
+  measured singles (:func:`priorgnn.interactions.rank_pair_interactions`,
+  ``train.py predict --all-pairs --rank-by magnitude_deviation``); pairs whose fit is ill-conditioned come last;
+* ``relative_nonadditive``: ``‖p_AB − m_A − m_B‖ / ‖m_A + m_B‖`` over the genes other than A and B,
+  ``m`` the measured singles (the default ranking of ``train.py predict --all-pairs``; checked against
+  :func:`priorgnn.metrics.interactions.relative_nonadditive_size`).
 
 **Truth.** The noise-free truth of every pair and single (``Simulation.truth``). A pair *interacts*
 when its true relative non-additive size ``‖t_AB − t_A − t_B‖ / ‖t_A + t_B‖`` (genes other than A
@@ -35,8 +36,9 @@ scores each model's prediction against the truth: correlation of the predicted n
 (prediction − measured singles) with the true one (per double, mean; and pooled), GI label accuracy,
 and the absolute error and Spearman correlation of Norman's magnitude.
 
-Outputs: ``OUT/pair_ranking.csv`` (one row per model) and ``OUT/pair_ranking.md``; ``--results DIR``
-also writes them as ``DIR/pair_ranking.csv`` and ``DIR/pair_ranking.md``.
+Outputs: ``OUT/pair_ranking.csv`` (one row per model, means over the seeds),
+``OUT/pair_ranking_seeds.csv`` (one row per model and seed) and ``OUT/pair_ranking.md``; ``--results DIR``
+also writes them to ``DIR``.
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ def _pair_exclusions(pairs: list[str], gene_index: dict[str, int]) -> list[list[
     return [[gene_index[g] for g in parse_condition(p) if g in gene_index] for p in pairs]
 
 
-def run(args: argparse.Namespace) -> pd.DataFrame:
+def run(args: argparse.Namespace, data_seed: int) -> pd.DataFrame:
     from priorgnn import experiment
     from priorgnn.data.conditions import make_condition, parse_condition
     from priorgnn.interactions import all_pairs, rank_pair_interactions
@@ -106,7 +108,7 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
     from priorgnn.pipeline import RunConfig, build_priors, make_or_load_split, model_options, resolve_data
 
     out = Path(args.out)
-    cfg = RunConfig(data="demo", data_seed=args.data_seed, sim_dir=str(out / f"sim-s{args.data_seed}"),
+    cfg = RunConfig(data="demo", data_seed=data_seed, sim_dir=str(out / f"sim-s{data_seed}"),
                     simulate={"double_interaction_bias": 2.5}, split={"kind": "combo", "seed": args.split_seed})
     data, _, sim = resolve_data(cfg, progress=False)
     split = make_or_load_split(cfg, data)
@@ -134,12 +136,12 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
     rows = []
     for label, (name, hp) in MODELS.items():
         cls = get_model_class(name)
-        mcfg = RunConfig(data="demo", data_seed=args.data_seed, sim_dir=cfg.sim_dir, model=name,
+        mcfg = RunConfig(data="demo", data_seed=data_seed, sim_dir=cfg.sim_dir, model=name,
                          model_options=dict(hp))
         graphs = build_priors(mcfg, data, split, sim, cls, progress=False)
         model = cls(**model_options(mcfg, cls, graphs))
         train = TrainConfig(seed=args.seed, max_epochs=args.epochs, progress_bar=False,
-                            run_dir=str(out / "runs" / label))
+                            run_dir=str(out / "runs" / f"s{data_seed}" / label))
         t0 = time.perf_counter()
         experiment.fit(model, data, split, graphs, train=train)
         fit_s = time.perf_counter() - t0
@@ -151,8 +153,14 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
         mag_score = pd.Series(-np.inf, index=pairs)
         ok = ranked["rank"].notna().to_numpy()
         mag_score[ranked["condition"][ok].to_numpy()] = ranked["magnitude_deviation"][ok].to_numpy()
-        rel_score = pd.Series(relative_nonadditive_size(p_pairs, ma, mb, exclude=excl), index=pairs)
-        row = {"model": label, "n_genes": len(genes), "n_pairs": len(pairs), "n_interacting": len(interacting),
+        # train.py predict --all-pairs's default ranking, on the measured singles
+        by_size = rank_pair_interactions(pred[: len(pairs)], singles=measured, score="relative_nonadditive",
+                                         top=None, progress=False)
+        rel_score = by_size.set_index("condition")["relative_nonadditive"].reindex(pairs)
+        # the same number as the metric's (the interactions module restates it), checked here
+        np.testing.assert_allclose(rel_score.to_numpy(), relative_nonadditive_size(p_pairs, ma, mb, exclude=excl),
+                                   rtol=1e-9, equal_nan=True)
+        row = {"model": label, "data_seed": data_seed, "n_genes": len(genes), "n_pairs": len(pairs), "n_interacting": len(interacting),
                "rate": rate, "k": args.k, "chance_top": args.k / len(pairs)}
         for score, values in (("magnitude_deviation", mag_score), ("relative_nonadditive", rel_score)):
             row[f"p@k_{score}"] = precision_at_k(values, interacting, args.k)
@@ -174,31 +182,50 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
 
 
 def markdown(df: pd.DataFrame, command: str, threshold: float) -> str:
-    r = df.iloc[0]
+    seeds = sorted(df["data_seed"].unique())
+    num = df.select_dtypes("number").columns.drop("data_seed")
+    mean = df.groupby("model", sort=False)[list(num)].mean().reset_index()
+    r = mean.iloc[0]
     k = int(r["k"])
+    per_seed = df.groupby("data_seed").first()
     L = ["# Ranking unmeasured pairs by predicted interaction", "",
          f"Command: `{command}`", "",
-         f"`demo` simulation with `double_interaction_bias=2.5`, `combo` split; {int(r['n_genes'])} "
-         f"training-perturbed genes, {int(r['n_pairs'])} pairs, of which {int(r['n_interacting'])} interact "
-         f"(true relative non-additive size > {threshold}): **rate {r['rate']:.3f}**. "
+         f"`demo` simulations with `double_interaction_bias=2.5` (data seeds {', '.join(map(str, seeds))}), `combo` "
+         f"split; per seed {int(r['n_genes'])} training-perturbed genes and {int(r['n_pairs'])} pairs, of which "
+         + ", ".join(f"{int(x['n_interacting'])}" for _, x in per_seed.iterrows())
+         + f" interact (true relative non-additive size > {threshold}): **rate "
+         + ", ".join(f"{x['rate']:.3f}" for _, x in per_seed.iterrows()) + f"** (mean {r['rate']:.3f}). "
          f"`p@{k}`: precision@{k} against the interacting pairs; `p@{k} top`: against the true top {k} "
-         f"(chance {r['chance_top']:.3f}). Non-additive correlation, GI label accuracy and magnitude error on the "
-         f"{int(r['n_test_doubles'])} held-out doubles (`combo_seen2`), against the noise-free truth.", "",
+         f"(chance {r['chance_top']:.3f}). `rel. non-additive` is the ranking `train.py predict --all-pairs` "
+         "writes by default (`--rank-by relative_nonadditive`), `magnitude dev.` Norman et al.'s |magnitude − 1| "
+         "(`--rank-by magnitude_deviation`). Non-additive correlation, GI label accuracy and magnitude error on "
+         f"the held-out doubles (`combo_seen2`, {int(r['n_test_doubles'])} per seed on average), against the "
+         "noise-free truth. Means over the seeds:", "",
          f"| model | p@{k} (magnitude dev.) | p@{k} (rel. non-additive) | p@{k} top (magnitude dev.) | "
          f"p@{k} top (rel. non-additive) | rate | non-additive corr (mean) | non-additive corr (pooled) | "
          "GI label acc. | magnitude abs. error | magnitude Spearman | fit s |",
          "|---|" + "---:|" * 11]
-    for _, x in df.iterrows():
+    for _, x in mean.iterrows():
         cells = [x["p@k_magnitude_deviation"], x["p@k_relative_nonadditive"], x["p@k_top_magnitude_deviation"],
                  x["p@k_top_relative_nonadditive"], x["rate"], x["nonadditive_corr_mean"],
                  x["nonadditive_corr_pooled"], x["gi_label_accuracy"], x["magnitude_abs_error"],
                  x["magnitude_spearman"], x["fit_s"]]
         L.append(f"| {x['model']} | " + " | ".join("–" if pd.isna(c) else f"{c:.3f}" for c in cells[:-1])
                  + f" | {cells[-1]:.1f} |")
+    L += ["", f"p@{k} (rel. non-additive) per data seed, against the rate of interacting pairs:", "",
+          "| model | " + " | ".join(f"seed {sd}" for sd in seeds) + " | seeds at ≥ 2 × rate |",
+          "|---|" + "---:|" * (len(seeds) + 1)]
+    for m, sub_ in df.groupby("model", sort=False):
+        vals = sub_.set_index("data_seed")
+        hits = sum(vals.loc[sd, "p@k_relative_nonadditive"] >= 2 * vals.loc[sd, "rate"] for sd in seeds)
+        L.append(f"| {m} | " + " | ".join(f"{vals.loc[sd, 'p@k_relative_nonadditive']:.3f}" for sd in seeds)
+                 + f" | {hits} of {len(seeds)} |")
+    L.append("| *rate* | " + " | ".join(f"{per_seed.loc[sd, 'rate']:.3f}" for sd in seeds) + " | |")
     fitted = df.dropna(subset=["c_large"])
     if len(fitted):
-        L += ["", "Fitted global coefficients (larger, smaller single): " + "; ".join(
-            f"{x['model']} ({x['c_large']:.3f}, {x['c_small']:.3f})" for _, x in fitted.iterrows())
+        fm = fitted.groupby("model", sort=False)[["c_large", "c_small"]].mean()
+        L += ["", "Fitted global coefficients (larger, smaller single; mean over seeds): " + "; ".join(
+            f"{m} ({x['c_large']:.3f}, {x['c_small']:.3f})" for m, x in fm.iterrows())
             + " (for `scaled_additive_mag`, the values at average single sizes)."]
     L += ["", "A model that scores every pair alike (additive: no predicted interaction) gets the rate; NaN "
           "(–) Spearman: the model's magnitudes do not vary across doubles.", ""]
@@ -210,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/bench-pair-ranking", help="working folder")
     p.add_argument("--results", help="also write pair_ranking.csv/.md here (e.g. benchmarks/results)")
-    p.add_argument("--data-seed", type=int, default=0)
+    p.add_argument("--data-seeds", default="0,1,2", help="simulation seeds, comma-separated (default 0,1,2)")
     p.add_argument("--split-seed", type=int, default=1)
     p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument("--epochs", type=int, default=20, help="PriorGNN's epoch cap")
@@ -223,16 +250,22 @@ def main(argv: list[str] | None = None) -> int:
                                                                                       else sys.argv[1:]))
     commit, fingerprint = head_commit(), code_fingerprint(CODE_PATHS)
     t0 = time.perf_counter()
-    df = run(args)
-    df["total_s"] = round(time.perf_counter() - t0, 1)
-    df["commit"], df["code_fingerprint"], df["command"] = commit, fingerprint, command
-    md = markdown(df, command, args.threshold)
+    seeds = pd.concat([run(args, int(sd)) for sd in args.data_seeds.split(",")], ignore_index=True)
+    md = markdown(seeds, command, args.threshold)
+    # pair_ranking.csv: one row per model, the means over the seeds; pair_ranking_seeds.csv: per seed
+    num = seeds.select_dtypes("number").columns.drop("data_seed")
+    df = seeds.groupby("model", sort=False)[list(num)].mean().reset_index()
+    df.insert(1, "data_seeds", args.data_seeds)
+    for frame in (df, seeds):
+        frame["total_s"] = round(time.perf_counter() - t0, 1)
+        frame["commit"], frame["code_fingerprint"], frame["command"] = commit, fingerprint, command
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     targets = [out] + ([Path(args.results)] if args.results else [])
     for d in targets:
         d.mkdir(parents=True, exist_ok=True)
         df.to_csv(d / "pair_ranking.csv", index=False)
+        seeds.to_csv(d / "pair_ranking_seeds.csv", index=False)
         (d / "pair_ranking.md").write_text(md, encoding="utf-8")
     print(md)
     return 0

@@ -769,7 +769,7 @@ def _size_text(n_bytes: float) -> str:
 def predict_run(run_path: str | Path, conditions: Sequence[str], *, out: str | Path | None = None,
                 name: str | None = None, allow_prior_free: bool = False, interactions: bool = False,
                 top: int = 50, allow_fallback: bool = False, overwrite: bool = False,
-                yes: bool = False) -> dict[str, Path]:
+                yes: bool = False, rank_by: str = "relative_nonadditive") -> dict[str, Path]:
     """Predict ``conditions`` with a trained run; write AnnData + CSV (and an interaction table).
 
     A gene the model has never seen (neither measured nor perturbed in training) is an error unless
@@ -826,7 +826,7 @@ def predict_run(run_path: str | Path, conditions: Sequence[str], *, out: str | P
     if interactions:
         from priorgnn.interactions import rank_pair_interactions
 
-        table = rank_pair_interactions(pred, top=top)
+        table = rank_pair_interactions(pred, score=rank_by, top=top)
         path = folder / f"{stem}_interactions.csv"
         write_csv(path, table, index=False)
         written["interactions"] = path

@@ -164,7 +164,7 @@ def test_ill_conditioned_fits_are_flagged_not_ranked_and_the_rest_unchanged(capl
     pred = ad.AnnData(X=delta.astype(np.float32), obs=pd.DataFrame({"condition": conds}, index=conds))
     pred.layers["delta"] = delta.astype(np.float32)
     with caplog.at_level(logging.WARNING):
-        table = rank_pair_interactions(pred, top=None, progress=False)
+        table = rank_pair_interactions(pred, score="magnitude_deviation", top=None, progress=False)
     assert "ill-conditioned" in caplog.text
     flagged = table[table["ill_conditioned"]]
     assert list(flagged["condition"]) == ["A+B"] and flagged["condition_number"].iloc[0] > ILL_CONDITIONED
@@ -181,6 +181,12 @@ def test_ill_conditioned_fits_are_flagged_not_ranked_and_the_rest_unchanged(capl
         assert row["label"] == row["fit_label"] == ref.loc[row["condition"], "label"]
         assert row["magnitude"] == ref.loc[row["condition"], "magnitude"]
     assert flagged["fit_label"].iloc[0] != "ill-conditioned"  # what the scores would have said is kept
+    # the fit-free default score ranks every pair, the ill-conditioned one labelled as such
+    by_size = rank_pair_interactions(pred, top=None, progress=False)
+    assert list(by_size["rank"]) == [1, 2, 3]
+    assert by_size.set_index("condition").loc["A+B", "label"] == "ill-conditioned"
+    sizes = by_size["relative_nonadditive"].to_numpy()
+    assert np.all(np.diff(sizes) <= 0)
 
 
 def test_third_party_logging_is_routed_once_and_filtered():

@@ -162,7 +162,7 @@ def _pair_predictions(rng, genes=("A", "B", "C", "D"), n_genes=60):
 
 def test_rank_pair_interactions(rng):
     pred, single = _pair_predictions(rng)
-    table = rank_pair_interactions(pred, top=None, progress=False)
+    table = rank_pair_interactions(pred, score="magnitude_deviation", top=None, progress=False)
     assert len(table) == 6 and list(table["rank"]) == [1, 2, 3, 4, 5, 6]
     top = table.iloc[0]
     assert top["condition"] == "A+B" and top["label"] == "synergy"
@@ -172,6 +172,17 @@ def test_rank_pair_interactions(rng):
     # singles given separately take precedence: with all singles zero nothing is determined
     zero = {g: np.zeros(pred.n_vars) for g in single}
     assert set(rank_pair_interactions(pred, zero, top=None, progress=False)["label"]) == {"undetermined"}
+
+
+def test_rank_pair_interactions_relative_nonadditive_by_hand(rng):
+    """The default score: A+B is 3 × the sum of its singles, so ‖δAB − δA − δB‖ / ‖δA + δB‖ = 2; the
+    other doubles are their sums (0, up to float32 rounding)."""
+    pred, _ = _pair_predictions(rng)
+    table = rank_pair_interactions(pred, top=None, progress=False)
+    assert table.attrs["score"] == "relative_nonadditive"
+    assert table["condition"].iloc[0] == "A+B"
+    assert table["relative_nonadditive"].iloc[0] == pytest.approx(2.0, rel=1e-5)
+    assert np.all(table["relative_nonadditive"].iloc[1:] < 1e-5)
 
 
 def test_rank_pair_interactions_errors(rng):

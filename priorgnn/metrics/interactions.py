@@ -36,7 +36,7 @@ from scipy.stats import spearmanr
 
 from priorgnn.data.conditions import parse_condition
 from priorgnn.errors import DataValidationError
-from priorgnn.interactions import GIThresholds, interaction_label, interaction_scores
+from priorgnn.interactions import ZERO_RTOL, GIThresholds, interaction_label, interaction_scores
 from priorgnn.metrics.core import MetricBatch, keep_mask
 from priorgnn.metrics.registry import BestValue, register_metric
 
@@ -55,10 +55,7 @@ __all__ = [
     "interaction_metrics",
 ]
 
-#: A predicted non-additive part no larger than this fraction of the prediction (L2 norms) counts as
-#: exactly zero: predictions are stored as float32, so ``additive``'s part is rounding error
-#: (relative size ~1e-7), which must not correlate with anything by chance.
-ZERO_RTOL = 1e-5
+#: (defined in :mod:`priorgnn.interactions`, which ranks pairs by the same quantity)
 #: Scores (or ranking values) this close, relative to ``max(1, max|value|)``, count as equal: far
 #: above float32 rounding (~1e-7 relative), far below any difference that means something.
 TIE_TOL = 1e-6

@@ -187,7 +187,7 @@ def _fits_table(fits: pd.DataFrame) -> pd.DataFrame:
     """One row per fit: time, the epoch it stopped at, its best epoch, the cap and whether it hit it."""
     cols = ["setting", "model", "seed", "fit_s", "epochs", "best_epoch", "max_epochs", "patience", "hit_cap",
             "pretrain_cells", "pretrain_steps", "accelerator", "interaction_kept", "gate_validation_pairs",
-            "unseen_scale", "propagation_lambda", "pair_c_large", "pair_c_small"]
+            "unseen_scale", "propagation_lambda", "pair_c_large", "pair_c_small", "pair_backbone"]
     if fits.empty:
         return pd.DataFrame(columns=cols)
     f = fits.copy()
@@ -1050,9 +1050,13 @@ def _gate_text(fits: pd.DataFrame) -> list[str]:
     kept = pg["interaction_kept"].astype(bool)
     L = ["## PriorGNN's validation gates", "",
          f"- The learned interaction for pairs of measured singles was kept in {int(kept.sum())} of {len(pg)} "
-         f"PriorGNN fits and switched off (doubles on the scaled backbone alone) in {int((~kept).sum())}; the "
-         f"decision rested on {fmt(float(pg['gate_validation_pairs'].mean()))} validation pairs on average "
-         "(`fits.csv`: `interaction_kept`, `gate_validation_pairs`)."]
+         f"PriorGNN fits and switched off (doubles on the backbone alone) in {int((~kept).sum())}; the "
+         f"decision rested on {fmt(float(pg['gate_validation_pairs'].mean()))} validation pairs on average, and "
+         "needs at least 5 (`fits.csv`: `interaction_kept`, `gate_validation_pairs`)."]
+    if "pair_backbone" in pg and pg["pair_backbone"].notna().any():
+        counts = pg["pair_backbone"].dropna().astype(str).value_counts()
+        L.append("- Backbone of doubles chosen by leave-one-double-out over the training doubles: "
+                 + ", ".join(f"`{k}` in {int(v)} fits" for k, v in counts.items()) + " (`fits.csv`: `pair_backbone`).")
     if "unseen_scale" in pg and pg["unseen_scale"].notna().any():
         counts = pg["unseen_scale"].dropna().astype(float).value_counts().sort_index()
         L.append("- Scale of the network's residual for genes never perturbed in training, chosen on the "
