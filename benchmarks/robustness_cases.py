@@ -497,7 +497,7 @@ CASES: list[Case] = [
     Case("predict a gene in the wrong case", _case_predict("g0+G1"), "measured as 'G0'"),
     Case("predict all pairs of many genes", _case_predict(",".join(f"G{i}" for i in range(50)), n_genes=50),
          "Rerun with --yes"),
-    Case("ill-conditioned interaction fits (flagged, not ranked)", _case_predict("G20,G21,G22", "--allow-fallback"),
+    Case("ill-conditioned interaction fits (flagged)", _case_predict("G20,G21,G22", "--allow-fallback"),
          "ill-conditioned", status=0),
     # tracebacks
     Case("--model-set hidden=abc", _train_flags("--model", "priorgnn", "--model-set", "hidden=abc"), "not an integer"),

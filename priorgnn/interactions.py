@@ -612,6 +612,11 @@ def rank_pair_interactions(
                     "nearly collinear: condition number of the fit > %g); they are listed unranked, labelled "
                     "'ill-conditioned'", int(len(bad)), ILL_CONDITIONED)
     bad["label"] = "ill-conditioned"
+    n_ranked_bad = int(table["ill_conditioned"].sum())
+    if n_ranked_bad:
+        log.warning("%d double(s) have ill-conditioned interaction fits (the two singles' predicted changes are "
+                    "nearly collinear): their Norman scores and labels are unreliable, so they are labelled "
+                    "'ill-conditioned'; the %s ranking needs no fit and ranks them", n_ranked_bad, score)
     table.loc[table["ill_conditioned"], "label"] = "ill-conditioned"
     table.insert(0, "rank", pd.array(np.arange(1, len(table) + 1), dtype="Int64"))
     bad.insert(0, "rank", pd.array([pd.NA] * len(bad), dtype="Int64"))
