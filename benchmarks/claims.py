@@ -638,8 +638,10 @@ _DEMO_READING: list[tuple[str, str, Callable[[tuple], float]]] = [
      _demo_value("transformer_no_pretrain", "combo_seen2", "pearson_delta")),
     ("untrained, combo_seen1", r"backbone scores (?P<value>[\d.]+) on `combo_seen1`",
      _demo_value("priorgnn_untrained", "combo_seen1", "pearson_delta")),
-    *[(f"{m}, combo_seen2", r"`scaled_additive` score (?P<value>[\d.]+),", _demo_value(m, "combo_seen2", "pearson_delta"))
-      for m in ("priorgnn", "priorgnn_untrained", "scaled_additive")],
+    *[(f"{m}, combo_seen2", r"PriorGNN and its backbone score (?P<value>[\d.]+) ",
+       _demo_value(m, "combo_seen2", "pearson_delta")) for m in ("priorgnn", "priorgnn_untrained")],
+    ("scaled_additive, combo_seen2", r"`scaled_additive` (?P<value>[\d.]+) and$",
+     _demo_value("scaled_additive", "combo_seen2", "pearson_delta")),
     ("additive, combo_seen2", r"^`additive` (?P<value>[\d.]+)\. Every", _demo_value("additive", "combo_seen2", "pearson_delta")),
     ("transformer fits at the cap", r"\((?P<value>\d+) of \d+ fits at",
      _demo_fit_stat(_TRANSFORMERS, lambda f: f["hit_cap"].astype(bool).sum())),
