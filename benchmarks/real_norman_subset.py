@@ -39,7 +39,8 @@ Writes ``OUT/real_norman_subset.csv`` (one row per split family, model, subgroup
 diagnostic's relative spread in rows of metric ``relative_spread``), ``OUT/real_norman_subset.md``
 (the command, the machine, the tables and a "who wins" paragraph generated from the numbers) and
 ``OUT/real_norman_subset_comparisons.csv`` and ``OUT/real_norman_subset_fits.csv`` (one row per fit: seconds,
-epochs, whether the epoch cap stopped it).
+epochs, whether the epoch cap stopped it, and PriorGNN's choices: the propagation's leave-one-out λ, the
+scale of its network's residual for unseen genes and the backbone of doubles it chose).
 """
 
 from __future__ import annotations
@@ -129,8 +130,15 @@ def fit_predict(name: str, data, split, go_dir: Path, max_epochs: int | None, se
     experiment.fit(model, data, split, graphs, train=train)
     fit_s = time.perf_counter() - t0
     training = (getattr(model, "fit_info", None) or {}).get("training") or {}
+    info = getattr(model, "fit_info", None) or {}
     record = {"fit_s": round(fit_s, 2), "epochs": training.get("epochs") if cls.trainable else None,
-              "hit_cap": (bool(training.get("epochs", 0) >= train.max_epochs) if cls.trainable else None)}
+              "hit_cap": (bool(training.get("epochs", 0) >= train.max_epochs) if cls.trainable else None),
+              # PriorGNN's choices on the training and validation data: the propagation's leave-one-out
+              # lambda, the scale of the network's residual for unseen genes, the backbone of doubles
+              "propagation_lambda": (info.get("propagation") or {}).get("lambda"),
+              "unseen_scale": (info.get("unseen_gate") or {}).get("scale"),
+              "pair_backbone": (info.get("pair_backbone") or info.get("pair_auto") or {}).get("chosen",
+                                                                                       (info.get("pair_auto") or {}).get("backbone"))}
     return experiment.predict(model, split.test, genes=data.genes), record
 
 
@@ -311,6 +319,11 @@ def render(summ, comp, diag, fits, skipped: dict[str, str], command: str, n_cell
     L += [f"| `{m}` | {r['mean']:.1f} | {r['max']:.1f} | {int(r['count'])} | "
           f"{'' if pd.isna(r['epochs']) else int(r['epochs'])} | "
           f"{int(r['capped']) if fr[fr['model'] == m]['hit_cap'].notna().any() else ''} |" for m, r in f.iterrows()]
+    pg = fr[fr["model"] == "priorgnn"]
+    if len(pg) and "propagation_lambda" in pg:
+        L += ["", "PriorGNN's choices per fit (`real_norman_subset_fits.csv`): "
+              + "; ".join(f"{r['family']} split {r['split_seed']}: λ {r['propagation_lambda']:.2f}, unseen scale "
+                          f"{r['unseen_scale']:g}, backbone `{r['pair_backbone']}`" for _, r in pg.iterrows()) + "."]
     L += ["", "All metrics, paired comparisons and fits: `real_norman_subset.csv`, "
           "`real_norman_subset_comparisons.csv`, `real_norman_subset_fits.csv`.", ""]
     return "\n".join(L)
