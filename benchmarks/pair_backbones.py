@@ -102,8 +102,15 @@ def render(frame: pd.DataFrame, command: str, wall: float) -> str:
     val = frame[(frame.part == "validation") & (frame.metric == "mse_top20_de")]
     per = val.pivot_table(index=["setting", "data_seed"], columns="model", values="value")
     wins = (per["overlap_additive"] < per["scaled_additive"]).sum()
+    auto = (per["pair_auto"] < per["scaled_additive"]).sum()
+    means = per.groupby(level="setting").mean()
+    auto_settings = int((means["pair_auto"] < means["scaled_additive"]).sum())
+    best = means.idxmin(axis=1)
     L += [f"On validation `mse_top20_de`, `overlap_additive` is below `scaled_additive` in {wins} of "
-          f"{len(per)} setting-seed pairs.", ""]
+          f"{len(per)} setting-seed pairs, and `pair_auto` (PriorGNN's default backbone since this comparison; "
+          f"`scaled_additive`'s fit was the default before) in {auto} of {len(per)} and in {auto_settings} of "
+          f"{len(means)} settings' means. Lowest validation mean per setting: "
+          + ", ".join(f"{k} `{v}`" for k, v in best.items()) + ".", ""]
     return "\n".join(L)
 
 
