@@ -210,31 +210,9 @@ def score(predictions: Predictions | Mapping[str, Predictions], data: Perturbati
           metrics: Sequence[str] | None = None, seed: int = 0, ceiling: bool = False) -> pd.DataFrame:
     """Score predictions against the measured data (and, for a simulation, the noise-free truth).
 
-    An alias of :func:`priorgnn.experiment.score` (over :func:`priorgnn.metrics.evaluate_seed`, the
-    scorer of ``evaluate.py``); predictions may also be ``(delta, control)`` arrays.
-
-    Parameters
-    ----------
-    predictions
-        A fitted model, an AnnData from ``model.predict`` (scored as stored, in float32), or a dict
-        of label → either.
-    data, split
-        The data (or simulation) and the split the models were fitted on.
-    simulation
-        The simulation the data came from, for the ``truth`` reference (taken from ``data`` when
-        that is a simulation).
-    conditions
-        The conditions to score (default ``split.test``; for a single AnnData, the conditions it holds).
-    metrics
-        Metric names (default :data:`priorgnn.metrics.DEFAULT_METRICS`).
-    seed
-        The value of the ``seed`` column.
-    ceiling
-        Add the split-half noise ceiling (model ``ceiling``).
-
-    Returns
-    -------
-    A tidy table, one row per model, reference, condition and subgroup, one column per metric;
+    The notebook form of :func:`priorgnn.experiment.score` (over :func:`priorgnn.metrics.evaluate_seed`,
+    the scorer of ``evaluate.py``), whose docstring describes the parameters; it returns the tidy
+    table only: one row per model, reference, condition and subgroup, one column per metric.
     :func:`priorgnn.metrics.aggregate` summarises it with bootstrap intervals.
     """
     from priorgnn import experiment

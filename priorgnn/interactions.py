@@ -90,6 +90,8 @@ __all__ = [
     "fit_condition_number",
     "ILL_CONDITIONED",
     "ZERO_RTOL",
+    "relative_nonadditive",
+    "zero_rounding",
 ]
 
 GI_LABELS = ("neomorphic", "redundant", "epistatic", "synergy", "suppressor", "additive")
@@ -489,25 +491,50 @@ def _var_names(predictions) -> list[str] | None:
     return None if names is None else [str(g) for g in names]
 
 
-def _relative_nonadditive(doubles: Sequence[str], deltas: np.ndarray, singles: Mapping[str, np.ndarray],
-                          names: Sequence[str] | None) -> np.ndarray:
-    """``‖δAB − δA − δB‖₂ / ‖δA + δB‖₂`` per double over every gene but the pair's own (when the genes'
-    names are known); NaN where the sum of the singles is zero there. The same quantity as
-    :func:`priorgnn.metrics.interactions.relative_nonadditive_size`, written here because the metrics
-    package imports this module."""
+def zero_rounding(part: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """``part`` (a non-additive part, ``[D, G]``) with rows set to exactly 0 where they are rounding
+    error of the prediction ``pred`` (:data:`ZERO_RTOL`)."""
+    part = np.array(part, dtype=np.float64, copy=True)
+    tiny = np.linalg.norm(part, axis=-1) <= ZERO_RTOL * np.linalg.norm(pred, axis=-1)
+    part[tiny] = 0.0
+    return part
+
+
+def relative_nonadditive(double: np.ndarray, single_a: np.ndarray, single_b: np.ndarray,
+                         keep: np.ndarray | None = None) -> np.ndarray:
+    """``‖δAB − δA − δB‖₂ / ‖δA + δB‖₂`` per row over the genes where ``keep`` (``[D, G]`` booleans,
+    default all) is true; 0 for an additive double (within float32 rounding, :data:`ZERO_RTOL`), NaN
+    where the sum of the singles is zero there. Needs no fit, so it is defined for every pair.
+    :func:`priorgnn.metrics.interactions.relative_nonadditive_size` scores with it."""
+    double = np.atleast_2d(np.asarray(double, dtype=np.float64))
+    a, b = (np.atleast_2d(np.asarray(v, dtype=np.float64)) for v in (single_a, single_b))
+    if not (double.shape == a.shape == b.shape):
+        raise DataValidationError(
+            f"relative_nonadditive: shapes differ (double {double.shape}, singles {a.shape}, {b.shape}); "
+            "pass the doubles and their two singles over the same genes, row by row.")
+    part = zero_rounding(double - a - b, double)
+    keep = np.ones(double.shape, dtype=bool) if keep is None else keep
+    num = np.sqrt(np.sum(np.where(keep, part, 0.0) ** 2, axis=1))
+    den = np.sqrt(np.sum(np.where(keep, a + b, 0.0) ** 2, axis=1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / den, np.nan)
+
+
+def _pair_relative_nonadditive(doubles: Sequence[str], deltas: np.ndarray, singles: Mapping[str, np.ndarray],
+                               names: Sequence[str] | None, chunk: int = 1024) -> np.ndarray:
+    """:func:`relative_nonadditive` of each double over every gene but the pair's own (when the genes'
+    names are known), in chunks of rows so that all pairs of many genes need little extra memory."""
     pos = {g: i for i, g in enumerate(names)} if names is not None else {}
-    out = np.full(len(doubles), np.nan)
-    for i, c in enumerate(doubles):
-        a, b = parse_condition(c)
-        keep = np.ones(deltas.shape[1], dtype=bool)
-        keep[[pos[g] for g in (a, b) if g in pos]] = False
-        double = np.asarray(deltas[i], dtype=np.float64)
-        part = double - singles[a] - singles[b]
-        if np.linalg.norm(part) <= ZERO_RTOL * np.linalg.norm(double):
-            part = np.zeros_like(part)  # float32 rounding of an additive prediction
-        den = float(np.linalg.norm((singles[a] + singles[b])[keep]))
-        if den > 0:
-            out[i] = float(np.linalg.norm(part[keep])) / den
+    out = np.empty(len(doubles))
+    for start in range(0, len(doubles), chunk):
+        conds = doubles[start:start + chunk]
+        pairs = [parse_condition(c) for c in conds]
+        keep = np.ones((len(conds), deltas.shape[1]), dtype=bool)
+        for i, genes in enumerate(pairs):
+            keep[i, [pos[g] for g in genes if g in pos]] = False
+        out[start:start + len(conds)] = relative_nonadditive(
+            deltas[start:start + len(conds)], np.stack([singles[a] for a, _ in pairs]),
+            np.stack([singles[b] for _, b in pairs]), keep)
     return out
 
 
@@ -590,8 +617,8 @@ def rank_pair_interactions(
     table = score_interactions(doubles, deltas[double_rows], single_map, genes=genes,
                                thresholds=thresholds, progress=progress)
     table["magnitude_deviation"] = np.abs(table["magnitude"] - thresholds.additive_magnitude)
-    table["relative_nonadditive"] = _relative_nonadditive(doubles, deltas[double_rows], single_map,
-                                                          _var_names(predictions))
+    table["relative_nonadditive"] = _pair_relative_nonadditive(doubles, deltas[double_rows], single_map,
+                                                               _var_names(predictions))
     kappa = np.array([fit_condition_number(single_map[a], single_map[b], genes)
                       for a, b in zip(table["gene_a"], table["gene_b"])], dtype=np.float64)
     table["condition_number"] = kappa

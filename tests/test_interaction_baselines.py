@@ -64,7 +64,8 @@ TRAIN_DOUBLES = (("A", "B"), ("C", "D"), ("A", "E"), ("B", "F"), ("D", "H"), ("E
 TEST_DOUBLES = (("C", "K"), ("F", "H"))
 
 
-def _fit(name, double_fn, train_doubles=TRAIN_DOUBLES, **hp):
+def _data_split(double_fn, train_doubles=TRAIN_DOUBLES):
+    """Hand-built data with doubles made by ``double_fn``, its split, and the singles."""
     s = _singles()
     deltas = {f"{g}+ctrl": s[g] for g in PERTURBED}
     for a, b in train_doubles + TEST_DOUBLES:
@@ -72,6 +73,11 @@ def _fit(name, double_fn, train_doubles=TRAIN_DOUBLES, **hp):
     data = from_anndata(_data(deltas))
     train = ["ctrl", *(f"{g}+ctrl" for g in PERTURBED), *(f"{a}+{b}" for a, b in train_doubles)]
     split = Split("custom", 0, train=train, val=[], test=[f"{a}+{b}" for a, b in TEST_DOUBLES])
+    return data, split, s
+
+
+def _fit(name, double_fn, train_doubles=TRAIN_DOUBLES, **hp):
+    data, split, s = _data_split(double_fn, train_doubles)
     return get_model_class(name)(**hp).fit(data, split), s
 
 
@@ -258,13 +264,7 @@ def test_choose_pair_backbone_leave_one_out_by_hand():
 def test_priorgnn_auto_backbone_takes_the_baselines_choice(truth, expected):
     """PriorGNN's pair_backbone='auto' (untrained: its learned interaction is off) predicts a double of
     measured singles as the chosen baseline does."""
-    s = _singles()
-    deltas = {f"{g}+ctrl": s[g] for g in PERTURBED}
-    for a, b in TRAIN_DOUBLES + TEST_DOUBLES:
-        deltas[f"{a}+{b}"] = truth(s, a, b)
-    data = from_anndata(_data(deltas))
-    train = ["ctrl", *(f"{g}+ctrl" for g in PERTURBED), *(f"{a}+{b}" for a, b in TRAIN_DOUBLES)]
-    split = Split("custom", 0, train=train, val=[], test=[f"{a}+{b}" for a, b in TEST_DOUBLES])
+    data, split, s = _data_split(truth)
     from priorgnn.training.config import TrainConfig
 
     model = get_model_class("priorgnn")(use_go=False, use_coexpression=False, pair_backbone="auto")

@@ -36,7 +36,14 @@ from scipy.stats import spearmanr
 
 from priorgnn.data.conditions import parse_condition
 from priorgnn.errors import DataValidationError
-from priorgnn.interactions import ZERO_RTOL, GIThresholds, interaction_label, interaction_scores
+from priorgnn.interactions import (
+    ZERO_RTOL,
+    GIThresholds,
+    interaction_label,
+    interaction_scores,
+    relative_nonadditive,
+    zero_rounding,
+)
 from priorgnn.metrics.core import MetricBatch, keep_mask
 from priorgnn.metrics.registry import BestValue, register_metric
 
@@ -89,14 +96,6 @@ def nonadditive_parts(double: np.ndarray, single_a: np.ndarray, single_b: np.nda
     return double - a - b
 
 
-def _zeroed(part: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """``part`` with rows set to exactly 0 where they are rounding error of ``pred`` (:data:`ZERO_RTOL`)."""
-    part = np.array(part, dtype=np.float64, copy=True)
-    tiny = np.linalg.norm(part, axis=-1) <= ZERO_RTOL * np.linalg.norm(pred, axis=-1)
-    part[tiny] = 0.0
-    return part
-
-
 def nonadditive_correlation(
     pred_double: np.ndarray,
     measured_a: np.ndarray,
@@ -126,7 +125,7 @@ def nonadditive_correlation(
     all doubles' genes together. A constant predicted part gives 0 (see the module docstring).
     """
     pred = np.atleast_2d(np.asarray(pred_double, dtype=np.float64))
-    p = _zeroed(nonadditive_parts(pred, np.atleast_2d(measured_a), np.atleast_2d(measured_b)), pred)
+    p = zero_rounding(nonadditive_parts(pred, np.atleast_2d(measured_a), np.atleast_2d(measured_b)), pred)
     t = nonadditive_parts(np.atleast_2d(true_double), np.atleast_2d(true_a), np.atleast_2d(true_b))
     if p.shape != t.shape:
         raise DataValidationError(f"predicted {p.shape} and true {t.shape} doubles differ in shape.")
@@ -144,13 +143,7 @@ def relative_nonadditive_size(double: np.ndarray, single_a: np.ndarray, single_b
     every pair, collinear singles included.
     """
     double = np.atleast_2d(np.asarray(double, dtype=np.float64))
-    part = _zeroed(nonadditive_parts(double, np.atleast_2d(single_a), np.atleast_2d(single_b)), double)
-    total = np.atleast_2d(single_a) + np.atleast_2d(single_b)
-    keep = keep_mask(part.shape, exclude, row="double")
-    num = np.sqrt(np.sum(np.where(keep, part, 0.0) ** 2, axis=1))
-    den = np.sqrt(np.sum(np.where(keep, total, 0.0) ** 2, axis=1))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(den > 0, num / den, np.nan)
+    return relative_nonadditive(double, single_a, single_b, keep_mask(double.shape, exclude, row="double"))
 
 
 def _constant(x: np.ndarray) -> bool:

@@ -251,91 +251,52 @@ def overlap_terms(big: np.ndarray, small: np.ndarray) -> tuple[np.ndarray, np.nd
     return np.where(same > 0, o, 0.0), np.where(same < 0, o, 0.0)
 
 
-@register_model("overlap_additive")
-class OverlapAdditive(_PairRule):
-    """``cL·δL + cS·δS`` plus the shared targets' buffering or synergy (see the module docstring)."""
-
-    def __init__(self, fallback: str = "mean", **kw) -> None:
-        super().__init__(fallback=fallback, **kw)
-        self.coef = np.array([1.0, 1.0, 0.0, 0.0])  # cL, cS, b+, b-: additive until fitted
-
-    def fit(self, data, split, *, graphs=None, train=None):
-        super().fit(data, split, graphs=graphs, train=train)
-        s = data.summaries
-        doubles = [c for c in split.train if len(g := parse_condition(c)) == 2 and all(x in self._index for x in g)]
-        info: dict = {"n_doubles": len(doubles), "fallback": None}
-        if not doubles:
-            self.coef = np.array([1.0, 1.0, 0.0, 0.0])
-            info["fallback"] = ("no training double has both singles measured: predicting doubles additively")
-            log.warning("%s: %s", self.name, info["fallback"])
-        else:
-            XtX, Xty = np.zeros((4, 4)), np.zeros(4)
-            for c in doubles:
-                big, small, keep, _own = self._pair(parse_condition(c))
-                X = self._design(big[keep], small[keep])
-                XtX += X.T @ X
-                Xty += X.T @ s.delta(c).astype(np.float64)[keep]
-            # lstsq: a minimum-norm answer where the terms are collinear (e.g. no shared target at all)
-            self.coef = np.linalg.lstsq(XtX, Xty, rcond=None)[0]
-        info.update(c_large=float(self.coef[0]), c_small=float(self.coef[1]), b_same=float(self.coef[2]),
-                    b_opposite=float(self.coef[3]))
-        self.fit_info["overlap_additive"] = info
-        return self
-
-    @staticmethod
-    def _design(big: np.ndarray, small: np.ndarray) -> np.ndarray:
-        return np.stack([big, small, *overlap_terms(big, small)], axis=1)
-
-    def _combine(self, big, small, keep):
-        return self._design(big, small) @ self.coef
-
-    def _state(self):
-        return {**super()._state(), "coef": self.coef}
-
-    def _load_state(self, arrays, directory):
-        super()._load_state(arrays, directory)
-        self.coef = np.asarray(arrays["coef"], dtype=np.float64)
-
-
-#: the backbones :func:`choose_pair_backbone` chooses among, with their designs' columns
+#: the backbones :func:`choose_pair_backbone` chooses among
 PAIR_BACKBONES = ("additive", "scaled", "overlap")
 
 
 def _backbone_design(kind: str, big: np.ndarray, small: np.ndarray) -> np.ndarray:
+    """The columns a fitted backbone weighs: ``[big, small]`` (``scaled``) or ``[big, small, o₊, o₋]``."""
     if kind == "scaled":
         return np.stack([big, small], axis=1)
     return np.stack([big, small, *overlap_terms(big, small)], axis=1)
 
 
-def choose_pair_backbone(pairs: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], min_doubles: int = 3
-                         ) -> dict:
+def _as_four(kind: str, coef: Sequence[float]) -> np.ndarray:
+    """A backbone's coefficients as ``(cL, cS, b₊, b₋)`` (``additive``: ``(1, 1, 0, 0)``)."""
+    if kind == "additive":
+        return np.array([1.0, 1.0, 0.0, 0.0])
+    return np.concatenate([np.asarray(coef, dtype=np.float64), np.zeros(4 - len(coef))])
+
+
+def choose_pair_backbone(pairs: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], min_doubles: int = 3,
+                         candidates: Sequence[str] = PAIR_BACKBONES) -> dict:
     """The backbone of doubles with the lowest leave-one-double-out squared error.
 
     ``pairs``: one ``(big, small, observed)`` per training double of measured singles, each the
     changes over the genes other than the pair's own (``big`` the larger single). Returns
-    ``{"backbone": 'additive' | 'scaled' | 'overlap', "coef": [...] (fitted on all doubles),
-    "loo_error": {backbone: summed squared error} , "n_doubles": n}``; ``coef`` is ``(cL, cS)`` for
-    ``scaled`` and ``(cL, cS, b₊, b₋)`` for ``overlap`` (``(1, 1)`` for ``additive``). Each backbone's
-    coefficients are the least squares pooled over the genes of the doubles, as ``scaled_additive`` and
-    ``overlap_additive`` fit them; the held-out double's are refitted without it (a rank-one downdate
-    of the normal equations). With fewer than ``min_doubles`` doubles no error is computed and the
-    choice is ``scaled`` (``additive`` without doubles)."""
+    ``{"backbone": 'additive' | 'scaled' | 'overlap', "coef": [cL, cS, b₊, b₋] (fitted on all doubles),
+    "loo_error": {backbone: summed squared error}, "n_doubles": n}``: ``(cL, cS, 0, 0)`` for
+    ``scaled``, ``(1, 1, 0, 0)`` for ``additive``. Each backbone's coefficients are the least squares
+    pooled over the genes of the doubles, as ``scaled_additive`` and ``overlap_additive`` fit them; the
+    held-out double's are refitted without it (a rank-one downdate of the normal equations). With one
+    candidate, or fewer than ``min_doubles`` doubles, no error is computed and the choice is the only
+    candidate, or ``scaled`` (``additive`` without doubles)."""
     n = len(pairs)
     out: dict = {"n_doubles": n, "loo_error": {}}
     if n == 0:
-        return {**out, "backbone": "additive", "coef": [1.0, 1.0]}
+        return {**out, "backbone": "additive", "coef": _as_four("additive", ()).tolist()}
     normal = {}
-    for kind in ("scaled", "overlap"):
+    for kind in [k for k in ("scaled", "overlap") if k in candidates or len(candidates) > 1]:
         parts = []
         for big, small, y in pairs:
             X = _backbone_design(kind, big, small)
             parts.append((X, y, X.T @ X, X.T @ y))
-        XtX = sum(p[2] for p in parts)
-        Xty = sum(p[3] for p in parts)
-        normal[kind] = (parts, XtX, Xty)
-    coef = {k: np.linalg.lstsq(normal[k][1], normal[k][2], rcond=None)[0] for k in normal}
-    if n < min_doubles:
-        return {**out, "backbone": "scaled", "coef": [float(v) for v in coef["scaled"]]}
+        normal[kind] = (parts, sum(p[2] for p in parts), sum(p[3] for p in parts))
+    coef = {k: np.linalg.lstsq(XtX, Xty, rcond=None)[0] for k, (_, XtX, Xty) in normal.items()}
+    if len(candidates) == 1 or n < min_doubles:
+        best = candidates[0] if len(candidates) == 1 else "scaled"
+        return {**out, "backbone": best, "coef": _as_four(best, coef.get(best, ())).tolist()}
     errors = {"additive": float(sum(np.sum((y - big - small) ** 2) for big, small, y in pairs))}
     for kind, (parts, XtX, Xty) in normal.items():
         err = 0.0
@@ -343,31 +304,38 @@ def choose_pair_backbone(pairs: Sequence[tuple[np.ndarray, np.ndarray, np.ndarra
             c = np.linalg.lstsq(XtX - a, Xty - b, rcond=None)[0]
             err += float(np.sum((y - X @ c) ** 2))
         errors[kind] = err
-    best = min(PAIR_BACKBONES, key=lambda k: (errors[k], PAIR_BACKBONES.index(k)))  # ties: the simpler
-    chosen = [1.0, 1.0] if best == "additive" else [float(v) for v in coef[best]]
-    return {**out, "backbone": best, "coef": chosen, "loo_error": errors}
+    best = min(candidates, key=lambda k: (errors[k], PAIR_BACKBONES.index(k)))  # ties: the simpler
+    return {**out, "backbone": best, "coef": _as_four(best, coef.get(best, ())).tolist(), "loo_error": errors}
 
 
 @register_model("pair_auto")
 class PairAuto(_PairRule):
     """The backbone of doubles chosen by leave-one-double-out (see the module docstring)."""
 
+    #: the backbones this rule chooses among
+    candidates: tuple[str, ...] = PAIR_BACKBONES
+
     def __init__(self, fallback: str = "mean", min_doubles: int = 3, **kw) -> None:
         super().__init__(fallback=fallback, **kw)
         self.hparams.update(min_doubles=int(min_doubles))
-        self.backbone, self.coef = "additive", np.array([1.0, 1.0])
+        self.backbone, self.coef = "additive", _as_four("additive", ())
 
     def fit(self, data, split, *, graphs=None, train=None):
         super().fit(data, split, graphs=graphs, train=train)
         s = data.summaries
-        doubles = [c for c in split.train if len(g := parse_condition(c)) == 2 and all(x in self._index for x in g)]
         pairs = []
-        for c in doubles:
-            big, small, keep, _own = self._pair(parse_condition(c))
-            pairs.append((big[keep], small[keep], s.delta(c).astype(np.float64)[keep]))
-        choice = choose_pair_backbone(pairs, self.hparams["min_doubles"])
+        for c in split.train:
+            genes = parse_condition(c)
+            if len(genes) == 2 and all(g in self._index for g in genes):
+                big, small, keep, _own = self._pair(genes)
+                pairs.append((big[keep], small[keep], s.delta(c).astype(np.float64)[keep]))
+        choice = choose_pair_backbone(pairs, self.hparams["min_doubles"], self.candidates)
         self.backbone, self.coef = choice["backbone"], np.asarray(choice["coef"], dtype=np.float64)
-        self.fit_info["pair_auto"] = choice
+        if not pairs:
+            choice["fallback"] = "no training double has both singles measured: predicting doubles additively"
+            log.warning("%s: %s", self.name, choice["fallback"])
+        choice.update(zip(("c_large", "c_small", "b_same", "b_opposite"), map(float, self.coef)))
+        self.fit_info[self.name] = choice
         log.info("%s: backbone %s (leave-one-double-out error %s; %d training doubles)", self.name, self.backbone,
                  ", ".join(f"{k} {v:.4g}" for k, v in choice["loo_error"].items()) or "not computed", len(pairs))
         return self
@@ -375,7 +343,8 @@ class PairAuto(_PairRule):
     def _combine(self, big, small, keep):
         if self.backbone == "additive":
             return big + small
-        return _backbone_design(self.backbone, big, small) @ self.coef
+        k = 2 if self.backbone == "scaled" else 4
+        return _backbone_design(self.backbone, big, small) @ self.coef[:k]
 
     def _state(self):
         return {**super()._state(), "coef": self.coef, "backbone": np.array(self.backbone)}
@@ -384,6 +353,14 @@ class PairAuto(_PairRule):
         super()._load_state(arrays, directory)
         self.coef = np.asarray(arrays["coef"], dtype=np.float64)
         self.backbone = str(arrays["backbone"])
+
+
+@register_model("overlap_additive")
+class OverlapAdditive(PairAuto):
+    """``cL·δL + cS·δS`` plus the shared targets' buffering or synergy (see the module docstring): the
+    ``overlap`` backbone, always."""
+
+    candidates = ("overlap",)
 
 
 @register_model("dominance")

@@ -131,7 +131,7 @@ def loo_shrinkage(weights: np.ndarray, deltas: np.ndarray, target_cols: Sequence
     return loo_fit(weights, deltas, target_cols)[0]
 
 
-def walk_weights(adjacency, cols: Sequence[int], hops: int) -> list[np.ndarray]:
+def walk_weights(adjacency, cols: Sequence[int], hops: int, *, exclude_own: bool = False) -> list[np.ndarray]:
     """Random-walk weights from every node to the nodes ``cols``, for 1 to ``hops`` steps.
 
     ``adjacency`` is a sparse ``[N, N]`` matrix, ``adjacency[u, v] > 0`` when ``v`` is one of ``u``'s
@@ -140,7 +140,8 @@ def walk_weights(adjacency, cols: Sequence[int], hops: int) -> list[np.ndarray]:
     the chance of a walk from ``u`` being at each column's node within ``k`` steps, summed over steps.
     Near neighbours dominate where they exist; farther ones give a gene without a near measured
     neighbour a (weaker, row-normalised later) neighbourhood. Computed as ``hops`` sparse-dense
-    products (``O(hops · nnz · len(cols))``), never a dense ``N × N`` power."""
+    products (``O(hops · nnz · len(cols))``), never a dense ``N × N`` power. ``exclude_own``: a walk
+    back to a column's own node does not count (set to 0), so that leave-one-out sees the others."""
     import scipy.sparse as sp
 
     A = sp.csr_matrix(adjacency, dtype=np.float64)
@@ -154,6 +155,9 @@ def walk_weights(adjacency, cols: Sequence[int], hops: int) -> list[np.ndarray]:
         X = P @ X
         acc = acc + X
         out.append(acc.copy())
+    if exclude_own:
+        for Wk in out:
+            Wk[cols, np.arange(len(cols))] = 0.0
     return out
 
 
@@ -163,10 +167,7 @@ def nearest_walk_weights(adjacency, cols: Sequence[int], hops: int) -> np.ndarra
     ``cols``; a row of zeros for a node that reaches none within ``hops`` steps. A gene with a direct
     measured neighbour keeps exactly its one-hop weights; only a gene without one looks further. A
     column's own node never counts as its own neighbour."""
-    steps = walk_weights(adjacency, cols, hops)
-    own = (np.asarray(cols, dtype=np.int64), np.arange(len(cols)))
-    for Wk in steps:
-        Wk[own] = 0.0  # a walk back to a column's own node is not a neighbour (leave-one-out sees the others)
+    steps = walk_weights(adjacency, cols, hops, exclude_own=True)
     W = steps[0].copy()
     for Wk in steps[1:]:
         empty = ~(np.abs(W).sum(axis=1) > 0)

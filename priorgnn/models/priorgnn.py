@@ -621,23 +621,16 @@ class PriorGNN(PerturbationModel):
         self.fit_info["unseen_gate"] = info
 
     def _fit_pair_backbone(self, data, split) -> None:
-        """Fit the backbone of doubles with the least squares of the ``scaled_additive`` baseline
-        (``pair_backbone='scaled'``) or of ``overlap_additive`` (``'overlap'``) over the training doubles
-        of measured singles."""
+        """Fit the backbone of doubles as the ``scaled_additive`` (``pair_backbone='scaled'``),
+        ``overlap_additive`` (``'overlap'``) or ``pair_auto`` (``'auto'``) baseline fits it over the
+        training doubles of measured singles."""
         from priorgnn.models.interaction_baselines import OverlapAdditive, PairAuto, ScaledAdditive
 
-        if self.hparams.get("pair_backbone") == "auto":
-            baseline = PairAuto().fit(data, split)
-            info = baseline.fit_info["pair_auto"]
+        kind = self.hparams.get("pair_backbone")
+        if kind in ("auto", "overlap"):  # (cL, cS, b₊, b₋) of the chosen (or the overlap) backbone
+            baseline = (PairAuto() if kind == "auto" else OverlapAdditive()).fit(data, split)
+            info = baseline.fit_info[baseline.name]
             coef = tuple(float(v) for v in baseline.coef)
-            if baseline.backbone == "scaled":
-                coef = coef + (0.0, 0.0)
-            elif baseline.backbone == "additive":
-                coef = (1.0, 1.0, 0.0, 0.0)
-        elif self.hparams.get("pair_backbone") == "overlap":
-            baseline = OverlapAdditive().fit(data, split)
-            info = baseline.fit_info["overlap_additive"]
-            coef = (1.0, 1.0, 0.0, 0.0) if info.get("fallback") else tuple(float(v) for v in baseline.coef)
         else:
             baseline = ScaledAdditive(mode="global").fit(data, split)
             info = baseline.fit_info["scaled_additive"]
@@ -676,25 +669,19 @@ class PriorGNN(PerturbationModel):
         # one hop reaches the GO neighbours themselves; a gene without a measured GO neighbour is given
         # the measured singles nearest to it by a random walk of up to ``hops`` steps
         if not len(cols):
-            W = np.zeros((len(pert_genes), 0))
-        elif hops == 1:  # one step: the neighbours' GO weights (rows are normalised below, so 1/degree cancels)
-            W = np.asarray(A[:, cols].todense())
-        elif self.hparams.get("prop_walk", "nearest") == "nearest":
-            W = nearest_walk_weights(A, cols, hops)
+            W, lam, err = np.zeros((len(pert_genes), 0)), 0.0, float("nan")
         else:
-            W = None
-        if W is None:
-            # the walk length is chosen with λ by the leave-one-out error (ties to the shorter walk)
-            steps = walk_weights(A, cols, hops)
-            for Wk in steps:
-                Wk[cols, np.arange(len(cols))] = 0.0
-            fits = [loo_fit(Wk[cols], deltas, targets) for Wk in steps]
-            errs = [e if np.isfinite(e) else np.inf for _, e in fits]
-            k = int(np.argmin(errs))
-            W, (lam, err) = steps[k], fits[k]
-            hops = k + 1
-        else:
-            lam, err = loo_fit(W[cols], deltas, targets) if len(cols) else (0.0, float("nan"))
+            if hops == 1:  # one step: the neighbours' GO weights (rows are normalised below, so 1/degree cancels)
+                candidates = [np.asarray(A[:, cols].todense())]
+            elif self.hparams.get("prop_walk", "nearest") == "nearest":
+                candidates = [nearest_walk_weights(A, cols, hops)]
+            else:  # 'cumulative': the walk length is chosen with λ by the leave-one-out error
+                candidates = walk_weights(A, cols, hops, exclude_own=True)
+            fits = [loo_fit(Wk[cols], deltas, targets) for Wk in candidates]
+            k = int(np.argmin([e if np.isfinite(e) else np.inf for _, e in fits]))  # ties: the shorter walk
+            W, (lam, err) = candidates[k], fits[k]
+            if len(candidates) > 1:
+                hops = k + 1
         total = np.abs(W).sum(axis=1, keepdims=True)
         Wn = np.divide(W, total, out=np.zeros_like(W), where=total > 0)
         # transfer_deviations row-normalises too; with Wn rows summing to 1 the two agree
