@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from priorgnn.models.neighbours import (loo_fit, loo_shrinkage, nearest_walk_weights, neighbour_average,
+from priorgnn.models.neighbours import (degree_factors, loo_fit, loo_fit_degree, loo_shrinkage, nearest_walk_weights,
+                                        neighbour_average,
                                         signed_target_similarity, transfer_deviations, walk_weights)
 from priorgnn.simulate import SimulatorConfig
 from priorgnn.simulate.ode import Simulator
@@ -67,6 +68,64 @@ def test_loo_error_by_hand():
     assert lam == pytest.approx(1.25 / 1.75)
     assert err == pytest.approx(6.0 - 1.25 ** 2 / 1.75)
     assert loo_fit(np.zeros((3, 3)), deltas, [None] * 3) == (0.0, pytest.approx(6.0))
+
+
+def test_degree_factors_by_hand():
+    # λ_u = min(1, a s/(s + κ)); 0 without a neighbour
+    np.testing.assert_allclose(degree_factors(np.array([0.0, 1.0, 3.0]), 1.0, 1.0), [0.0, 0.5, 0.75])
+    np.testing.assert_allclose(degree_factors(np.array([0.0, 1.0, 3.0]), 2.0, 1.0), [0.0, 1.0, 1.0])
+    np.testing.assert_allclose(degree_factors(np.array([0.0, 1.0, 3.0]), 0.4, 0.0), [0.0, 0.4, 0.4])
+
+
+def test_loo_fit_degree_equal_weights_is_the_one_lambda_fit():
+    # the example above: singles 1 and 2 have the same total weight (1), so every κ gives every
+    # single the same factor, the errors tie and the smallest κ (0) is kept: loo_fit's λ and error
+    deltas = np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0]])
+    W = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    a, kappa, err = loo_fit_degree(W, deltas, [None] * 3)
+    assert kappa == 0.0
+    assert a == pytest.approx(1.25 / 1.75)
+    assert err == pytest.approx(6.0 - 1.25 ** 2 / 1.75)
+    assert loo_fit_degree(np.zeros((3, 3)), deltas, [None] * 3) == (0.0, 0.0, pytest.approx(6.0))
+
+
+def test_loo_fit_degree_against_brute_force():
+    """The closed-form fit against leave-one-out written out directly from its definition, on random
+    singles whose neighbour weights differ in total."""
+    rng = np.random.default_rng(3)
+    n, G = 7, 5
+    deltas = rng.normal(size=(n, G))
+    W = rng.uniform(0, 1, size=(n, n)) * (rng.uniform(size=(n, n)) < 0.5)
+    targets = [0, None, 2, None, 4, 1, None]
+    rows = []
+    for i in range(n):  # d_i and r_i straight from loo_fit's docstring
+        m_i = np.delete(deltas, i, axis=0).mean(0)
+        d = deltas[i] - m_i
+        dev = deltas - m_i
+        for j, t in enumerate(targets):
+            if t is not None:
+                dev[j, t] = 0.0
+        if targets[i] is not None:
+            d[targets[i]] = 0.0
+        w = W[i].copy()
+        w[i] = 0.0
+        r = (w @ dev) / w.sum() if w.sum() > 0 else np.zeros(G)
+        if targets[i] is not None:
+            r[targets[i]] = 0.0
+        rows.append((d, r, w.sum()))
+
+    def error(a, kappa):
+        return sum(float(np.sum((d - min(1.0, a * s / (s + kappa) if s > 0 else 0.0) * r) ** 2)) for d, r, s in rows)
+
+    a, kappa, err = loo_fit_degree(W, deltas, targets)
+    assert err == pytest.approx(error(a, kappa))
+    # κ = 0 is among the candidates, so the fit is never worse than the one-λ fit
+    lam, err0 = loo_fit(W, deltas, targets)
+    assert err <= err0 + 1e-9
+    assert err0 == pytest.approx(error(lam, 0.0))
+    # and for its κ, no a on a fine grid does clearly better than the closed form
+    grid = np.linspace(0, 4, 2001)
+    assert err <= min(error(g, kappa) for g in grid) + 1e-6 * err
 
 
 def test_walk_weights_on_a_path_by_hand():

@@ -113,13 +113,27 @@ def test_zeroed_output_layer(demo):
             np.testing.assert_allclose(delta[4], s.delta("G0+ctrl") + base, rtol=1e-6, atol=1e-6)
 
 
-def test_zeroed_network_with_propagation_is_mean_plus_shrunk_neighbours(demo):
+@pytest.mark.parametrize("shrink", ["global", "degree", "degree_forced"])
+def test_zeroed_network_with_propagation_is_mean_plus_shrunk_neighbours(demo, shrink, monkeypatch):
     """With the network's output switched off, the default (knowledge='propagate') predicts a single as
     the mean training single plus λ times the GO-weighted mean of the other training singles'
     deviations from it (the perturbed gene's own entry of each deviation left out)."""
     data, split, graphs = demo
     s = data.summaries
-    m = get_model_class("priorgnn")(hidden=8, allow_prior_free=True)
+    if shrink == "degree_forced":
+        # the wiring of κ and of the squared weights, which the fixture's leave-one-out does not pick by
+        # itself: the squared weights (second call) get the lower error, with a = 0.8 and κ = 0.5
+        import priorgnn.models.neighbours as nb
+
+        calls = []
+
+        def forced(weights, deltas, targets):
+            calls.append(1)
+            return 0.8, 0.5, 2.0 if len(calls) == 1 else 1.0
+
+        monkeypatch.setattr(nb, "loo_fit_degree", forced)
+        shrink = "degree"
+    m = get_model_class("priorgnn")(hidden=8, allow_prior_free=True, prop_shrink=shrink)
     m.fit(data, split, graphs=graphs, train=TrainConfig(max_epochs=1, progress_bar=False))
     with torch.no_grad():
         m.net.indv_w2.zero_()
@@ -139,7 +153,11 @@ def test_zeroed_network_with_propagation_is_mean_plus_shrunk_neighbours(demo):
     A = graphs.go.to_scipy()  # A[target, source]
     gi = {g: i for i, g in enumerate(graphs.go.genes)}
     w = np.array([0.0 if g == "G0" else A[gi["G0"], gi[g]] for g in names])
-    lam = m.fit_info["propagation"]["lambda"]
+    # prop_shrink='degree': weights to the chosen power, λ_u = min(1, a s/(s + κ)); 'global': power 1, κ 0
+    info = m.fit_info["propagation"]
+    assert info["shrink"] == shrink
+    w = w ** info["power"]
+    lam = min(1.0, info["lambda"] * w.sum() / (w.sum() + info["kappa"])) if w.sum() > 0 else 0.0
     expected = mean + (lam * (w @ dev) / w.sum() if w.sum() > 0 else 0.0)
     np.testing.assert_allclose(m.predict_delta(["G0+ctrl"])[0], expected, rtol=1e-5, atol=1e-5)
 

@@ -18,6 +18,10 @@ is predicted from the others (mean and neighbours without ``i``), and ``λ`` min
 squared error, a closed form, clipped to ``[0, 1]``. With ``λ = 1`` the neighbours' own noise and a
 large common component of all responses can push the transfer below the mean baseline; with no
 useful similarity the fitted ``λ`` goes to 0 and the prediction is the mean.
+PriorGNN's ``prop_shrink='degree'`` lets ``λ`` grow with a gene's total neighbour weight instead
+(:func:`loo_fit_degree`, ``λ_u = min(1, a s_u / (s_u + κ))``, ``a`` and ``κ`` by the same
+leave-one-out): a mean over many close neighbours carries less noise than one distant neighbour.
+The oracle keeps the one ``λ``, as its definition asks.
 
 **Targets.** A perturbed gene's own change (CRISPRa's large fold) says nothing about another gene's
 perturbation, so each training single's own target is removed from its deviation (set to 0) before
@@ -40,9 +44,8 @@ from priorgnn.models.baselines import training_singles
 
 log = logging.getLogger(__name__)
 
-__all__ = ["signed_target_similarity", "neighbour_average", "loo_fit", "loo_shrinkage", "walk_weights",
-           "nearest_walk_weights",
-           "transfer_deviations",
+__all__ = ["signed_target_similarity", "neighbour_average", "loo_fit", "loo_shrinkage", "loo_fit_degree",
+           "degree_factors", "KAPPA_MULTIPLES", "walk_weights", "nearest_walk_weights", "transfer_deviations",
            "NetworkKNN"]
 
 
@@ -87,6 +90,36 @@ def _masked_deviations(deltas: np.ndarray, centre: np.ndarray, target_cols: Sequ
     return dev
 
 
+def _loo_terms(weights: np.ndarray, deltas: np.ndarray, target_cols: Sequence[int | None]):
+    """The leave-one-out terms of the transfer over ``n`` training singles: ``(base, dr, rr, total)``
+    with ``base = Σ_i ‖d_i‖²`` and, per single ``i``, ``dr_i = ⟨d_i, r_i⟩``, ``rr_i = ‖r_i‖²`` and
+    ``total_i = Σ_{j≠i} |w_ij|`` (0 for a single without a neighbour, whose ``r_i`` is 0); ``d_i`` and
+    ``r_i`` as in :func:`loo_fit`."""
+    deltas = np.asarray(deltas, dtype=np.float64)
+    n = deltas.shape[0]
+    W = np.array(weights, dtype=np.float64)
+    np.fill_diagonal(W, 0.0)
+    total_all = deltas.sum(axis=0)
+    dr, rr, tot = np.zeros(n), np.zeros(n), np.abs(W).sum(axis=1)
+    base = 0.0
+    for i in range(n):
+        m_i = (total_all - deltas[i]) / (n - 1)
+        d = deltas[i] - m_i
+        t = target_cols[i]
+        if t is not None and t >= 0:
+            d = d.copy()
+            d[t] = 0.0  # the single's own target is judged by target metrics, not by the transfer
+        base += float(d @ d)
+        if not tot[i]:
+            continue
+        dev = _masked_deviations(deltas, m_i, target_cols)
+        r = neighbour_average(W[i:i + 1], dev)[0]
+        if t is not None and t >= 0:
+            r[t] = 0.0
+        dr[i], rr[i] = float(d @ r), float(r @ r)
+    return base, dr, rr, tot
+
+
 def loo_fit(weights: np.ndarray, deltas: np.ndarray, target_cols: Sequence[int | None]) -> tuple[float, float]:
     """Leave-one-out ``(λ, error)`` for :func:`transfer_deviations` over ``n`` training singles.
 
@@ -98,30 +131,10 @@ def loo_fit(weights: np.ndarray, deltas: np.ndarray, target_cols: Sequence[int |
     ``error`` is the summed squared leave-one-out error ``Σ_i ‖d_i − λ r_i‖²`` over every single
     (``r_i = 0`` for a single without a neighbour, and the single's own target left out), so errors
     of different weight matrices over the same singles compare directly."""
-    deltas = np.asarray(deltas, dtype=np.float64)
-    n = deltas.shape[0]
-    if n < 3:
+    if np.asarray(deltas).shape[0] < 3:
         return 0.0, float("nan")
-    W = np.array(weights, dtype=np.float64)
-    np.fill_diagonal(W, 0.0)
-    total = deltas.sum(axis=0)
-    num = den = base = 0.0
-    for i in range(n):
-        m_i = (total - deltas[i]) / (n - 1)
-        d = deltas[i] - m_i
-        t = target_cols[i]
-        if t is not None and t >= 0:
-            d = d.copy()
-            d[t] = 0.0  # the single's own target is judged by target metrics, not by the transfer
-        base += float(d @ d)
-        if not np.abs(W[i]).sum():
-            continue
-        dev = _masked_deviations(deltas, m_i, target_cols)
-        r = neighbour_average(W[i:i + 1], dev)[0]
-        if t is not None and t >= 0:
-            r[t] = 0.0
-        num += float(d @ r)
-        den += float(r @ r)
+    base, dr, rr, _ = _loo_terms(weights, deltas, target_cols)
+    num, den = sum(dr.tolist()), sum(rr.tolist())  # summed in order, as single floats were before
     lam = float(np.clip(num / den, 0.0, 1.0)) if den > 0 else 0.0
     return lam, base - 2 * lam * num + lam * lam * den
 
@@ -129,6 +142,54 @@ def loo_fit(weights: np.ndarray, deltas: np.ndarray, target_cols: Sequence[int |
 def loo_shrinkage(weights: np.ndarray, deltas: np.ndarray, target_cols: Sequence[int | None]) -> float:
     """The ``λ`` of :func:`loo_fit`."""
     return loo_fit(weights, deltas, target_cols)[0]
+
+
+#: the multiples of the training singles' median neighbour weight tried as ``κ`` by :func:`loo_fit_degree`
+#: (0: one ``λ`` for every gene, the fit of :func:`loo_fit` except that ``a`` may exceed 1)
+KAPPA_MULTIPLES = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+def degree_factors(total: np.ndarray, a: float, kappa: float) -> np.ndarray:
+    """Per-gene shrinkage ``λ_u = min(1, a · s_u / (s_u + κ))`` for total neighbour weights ``s_u``
+    (0 for a gene without a neighbour)."""
+    total = np.asarray(total, dtype=np.float64)
+    frac = np.divide(total, total + kappa, out=np.zeros_like(total), where=total > 0)
+    return np.minimum(1.0, a * frac)
+
+
+def loo_fit_degree(weights: np.ndarray, deltas: np.ndarray, target_cols: Sequence[int | None],
+                   kappa_multiples: Sequence[float] = KAPPA_MULTIPLES) -> tuple[float, float, float]:
+    """Leave-one-out ``(a, κ, error)`` of a shrinkage that trusts a gene's neighbours by how much
+    neighbour weight it has: ``λ_u = min(1, a · s_u / (s_u + κ))``, ``s_u = Σ_j |w_uj|``.
+
+    The neighbours' mean deviation ``r_u`` is a mean of noisy measured singles; the more (and the more
+    similar) neighbours it averages, the less noise it carries, so a gene with many close neighbours
+    earns a larger ``λ_u`` than a gene with one distant one. This is the empirical-Bayes reading of
+    the transfer (a posterior mean whose prior weight grows with the evidence); :func:`loo_fit` is its
+    ``κ = 0`` case with one ``λ`` for all. For each ``κ`` (a multiple of the median ``s_i`` over the
+    training singles that have a neighbour) ``a`` is the closed-form least-squares fit of
+    ``d_i ≈ a f_i r_i`` over the training singles (``f_i = s_i / (s_i + κ)``, leave-one-out terms as
+    in :func:`loo_fit`), clipped at 0; the error is that of the capped ``λ_i = min(1, a f_i)``. The
+    ``κ`` with the lowest error wins (ties: the smaller). Errors compare with :func:`loo_fit`'s.
+    ``(0, 0, nan)`` with fewer than 3 singles."""
+    if np.asarray(deltas).shape[0] < 3:
+        return 0.0, 0.0, float("nan")
+    base, dr, rr, tot = _loo_terms(weights, deltas, target_cols)
+    has = tot > 0
+    if not has.any():
+        return 0.0, 0.0, base
+    scale = float(np.median(tot[has]))
+    best = None
+    for mult in kappa_multiples:
+        kappa = float(mult) * scale
+        f = degree_factors(tot, 1.0, kappa)
+        den = float(f @ (f * rr))
+        a = max(0.0, float(f @ dr) / den) if den > 0 else 0.0
+        lam = degree_factors(tot, a, kappa)
+        err = base - 2 * float(lam @ dr) + float((lam * lam) @ rr)
+        if best is None or err < best[2] - 1e-12 * abs(base):
+            best = (a, kappa, err)
+    return best
 
 
 def walk_weights(adjacency, cols: Sequence[int], hops: int, *, exclude_own: bool = False) -> list[np.ndarray]:
