@@ -3,8 +3,8 @@ on the real Norman et al. cells and on the simulator's settings.
 
 Three statistics, computed the same way on real and simulated cells:
 
-* **Systematic variation** (``mean_of_others``): for every single perturbation, the Pearson correlation of
-  its observed change (pseudobulk mean minus the control mean, log-normalised data) with the mean change
+* **Systematic variation** (:func:`priorgnn.metrics.diagnostics.systematic_variation`): for every single
+  perturbation, the Pearson correlation of its observed change (pseudobulk mean minus the control mean, log-normalised data) with the mean change
   of all *other* perturbations (singles and doubles), over the genes other than the perturbed gene (the project's
   :func:`priorgnn.metrics.core.rowwise_pearson`); the median over singles. This is what the ``mean``
   baseline scores on a held-out single, without noise in its own estimate (Systema, Viñas Torné et al.
@@ -44,6 +44,7 @@ import pandas as pd
 from priorgnn.io import write_csv, write_text
 from priorgnn.data.conditions import parse_condition
 from priorgnn.metrics.core import keep_mask, perturbed_gene_idx, rowwise_pearson
+from priorgnn.metrics.diagnostics import systematic_variation
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REAL = ROOT.parent / "shared" / "data" / "norman2019_subset" / "devel.h5ad"
@@ -57,18 +58,6 @@ def _settings() -> dict[str, tuple[str, dict]]:
         "positive control": ("demo", dict(POSITIVE_CONTROL)),
         "negative control": ("demo", dict(NEGATIVE_CONTROL)),
     }
-
-
-def mean_of_others(data) -> np.ndarray:
-    """Per single: Pearson of its change with the mean change of all other perturbations (singles and
-    doubles, as the ``mean`` baseline averages its training perturbations), off its target."""
-    s = data.summaries
-    perts = [c for c in data.conditions if parse_condition(c)]
-    singles = [c for c in perts if len(parse_condition(c)) == 1]
-    total = np.sum([s.delta(c) for c in perts], axis=0)
-    D = np.stack([s.delta(c) for c in singles])
-    others = (total[None, :] - D) / (len(perts) - 1)
-    return rowwise_pearson(others, D, keep_mask(D.shape, perturbed_gene_idx(singles, data.genes)))
 
 
 def coexpression_density(data) -> dict[str, float]:
@@ -136,7 +125,7 @@ def main(argv=None) -> int:
         real = read_h5ad(args.real, style="scperturb", control_label="control", separator="+",
                          select={"dataset": "norman19"}, name="norman2019_subset",
                          allow_unmeasured_perturbations=True)  # the subset measures 500 HVGs, not the targets
-        mo = mean_of_others(real)
+        mo = systematic_variation(real)
         rows.append({"data": "real: Norman et al. 2019 K562 (PerturBench subset)", "seed": "", "n_genes": real.n_genes,
                      "n_singles": len(mo), "mean_of_others_median": float(np.median(mo)),
                      "mean_of_others_iqr": f"{np.percentile(mo, 25):.2f}-{np.percentile(mo, 75):.2f}",
@@ -149,7 +138,7 @@ def main(argv=None) -> int:
         for seed in [int(s) for s in args.seeds.split(",")]:
             slug = label.replace(" ", "_").replace("(", "").replace(")", "")
             sim = simulate(preset, seed=seed, out=args.out / f"{slug}-s{seed}", **over)
-            mo = mean_of_others(sim.data)
+            mo = systematic_variation(sim.data)
             rows.append({"data": f"simulated: {label}", "seed": seed, "n_genes": sim.data.n_genes,
                          "n_singles": len(mo), "mean_of_others_median": float(np.median(mo)),
                          "mean_of_others_iqr": f"{np.percentile(mo, 25):.2f}-{np.percentile(mo, 75):.2f}",

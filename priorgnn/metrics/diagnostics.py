@@ -27,7 +27,7 @@ import pandas as pd
 from priorgnn.errors import DataValidationError
 from priorgnn.metrics.core import keep_mask
 
-__all__ = ["CONSTANT_THRESHOLD", "spread", "relative_spread", "constant_prediction_table"]
+__all__ = ["CONSTANT_THRESHOLD", "spread", "relative_spread", "constant_prediction_table", "systematic_variation"]
 
 #: A model whose relative spread in a subgroup is below this is flagged as predicting (nearly) the
 #: same change for every condition of the subgroup.
@@ -115,3 +115,25 @@ def constant_prediction_table(predicted: Mapping[str, np.ndarray], observed: np.
                          "constant": bool(np.isfinite(rel) and rel < threshold)})
     return pd.DataFrame(rows, columns=["model", "seed", "subgroup", "n_conditions", "predicted_spread",
                                        "observed_spread", "relative_spread", "constant"])
+
+
+def systematic_variation(data) -> np.ndarray:
+    """Systematic variation of a perturbation data set: per single perturbation, the Pearson
+    correlation of its observed change with the mean change of all *other* perturbations (singles and
+    doubles, as the ``mean`` baseline averages its training perturbations), off its own target
+    (:func:`~priorgnn.metrics.core.rowwise_pearson`). Its median is what the ``mean`` baseline scores
+    on a held-out single without noise in its own estimate; real screens show a large common
+    component (Systema, Viñas Torné et al. 2025)."""
+    from priorgnn.data.conditions import parse_condition
+    from priorgnn.metrics.core import perturbed_gene_idx, rowwise_pearson
+
+    s = data.summaries
+    perts = [c for c in data.conditions if parse_condition(c)]
+    singles = [c for c in perts if len(parse_condition(c)) == 1]
+    if len(perts) < 2 or not singles:
+        raise DataValidationError(f"systematic_variation needs at least one single and one other perturbation; "
+                                  f"the data hold {len(singles)} single(s) among {len(perts)} perturbation(s).")
+    total = np.sum([s.delta(c) for c in perts], axis=0)
+    D = np.stack([s.delta(c) for c in singles])
+    others = (total[None, :] - D) / (len(perts) - 1)
+    return rowwise_pearson(others, D, keep_mask(D.shape, perturbed_gene_idx(singles, data.genes)))
