@@ -224,3 +224,46 @@ def test_synthetic_simulations_do_not_record_the_new_setting(tmp_path):
     meta = json.loads((tmp_path / "s" / "simulator.json").read_text())
     assert "gene_names" not in meta["config"] and "go_term" not in sim.genes
 
+
+# -- the study's real-GO setting ------------------------------------------------------------------------------
+def _small_grid(**changes):
+    """The smoke grid with the real-GO setting (a few models, one seed) and the other axes off."""
+    from dataclasses import replace
+
+    from priorgnn.study import GRIDS
+
+    kw = {"name": "smoke_real_go", "negative_models": (), "fidelities": (), "train_fracs": (), "interactions": (),
+          "pretrain_mults": (), "real_go_models": ("network_knn", "mean", "additive"), **changes}
+    return replace(GRIDS["smoke"], **kw)
+
+
+def test_the_study_fits_and_reports_the_real_go_setting(tmp_path, monkeypatch):
+    from priorgnn.study import run_study
+
+    monkeypatch.delenv("PRIORGNN_GO_DIR", raising=False)
+    grid = _small_grid()
+    path = run_study(grid, tmp_path, progress=False, only=["real_go"], go_dir=REAL, figures=False)
+    cells = tmp_path / "cells" / "real_go"
+    assert {p.name for p in cells.glob("*_s0.csv")} == {"_reference_s0.csv", "network_knn_s0.csv", "mean_s0.csv",
+                                                       "additive_s0.csv"}
+    sim = json.loads((tmp_path / "sims" / "interaction_1_real_go" / "simulator.json").read_text())
+    assert sim["config"]["gene_names"] == "real_go" and sim["knowledge"]["source"] == "real_go"
+    # the setting is the grid's simulation (the positive control) with real names
+    assert sim["config"]["prior_informativeness"] == grid.sim_overrides["prior_informativeness"]
+    text = path.read_text()
+    assert "`real_go` is the positive control with its genes named after real human genes" in text
+    assert "| real_go | network_knn |" in text and "Real GO, the oracle's lead over mean" in text
+    assert "Not fitted in this run:** `base`" in text  # only the real-GO setting was asked for
+
+
+def test_the_study_leaves_real_go_out_without_the_go_files(tmp_path, monkeypatch):
+    from priorgnn.study import run_study
+
+    monkeypatch.delenv("PRIORGNN_GO_DIR", raising=False)
+    grid = _small_grid(base_models=("mean",), real_go_models=("mean",))
+    with pytest.raises(ConfigError, match="real_go setting.*PRIORGNN_GO_DIR"):
+        run_study(grid, tmp_path, progress=False, only=["real_go"], render=False)
+    path = run_study(grid, tmp_path, progress=False, figures=False)  # no --only: the other settings are fitted
+    assert (tmp_path / "cells" / "base" / "mean_s0.csv").exists()
+    assert not (tmp_path / "cells" / "real_go").exists()
+    assert "`real_go`: mean (seeds 0). Reason: fitted only where the real Gene Ontology files are given" in path.read_text()
