@@ -148,6 +148,10 @@ def add_study_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--accelerator", default="cpu", choices=("cpu", "gpu", "auto"),
                    help="Lightning accelerator of the gradient-trained models (default cpu)")
     p.add_argument("--no-report", action="store_true", help="fit only; do not render study.md")
+    p.add_argument("--go-dir", type=Path, default=None, metavar="DIR",
+                   help="folder of the real GO files (go-basic.obo or .obo.gz, goa_human.gaf.gz) for the full grid's "
+                        "real_go setting (default: $PRIORGNN_GO_DIR; fetch them with `python -m knowledge "
+                        "download-go --dest DIR`); without them that setting is left out")
     _common_options(p)
 
 
@@ -163,9 +167,11 @@ def run_study_command(args: argparse.Namespace) -> int:
         command += f" --only {','.join(only)}"
     if args.accelerator != "cpu":
         command += f" --accelerator {args.accelerator}"
+    if args.go_dir is not None:
+        command += f" --go-dir {args.go_dir}"
     path = run_study(args.grid, args.out, progress=not args.quiet, report_only=args.report_only,
                      figures=not args.no_figures, command=command, only=only, accelerator=args.accelerator,
-                     render=not args.no_report)
+                     render=not args.no_report, go_dir=args.go_dir)
     print(f"study: {path}")
     return 0
 

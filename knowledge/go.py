@@ -52,6 +52,7 @@ __all__ = [
     "jaccard_top_k",
     "pairwise_jaccard",
     "read_data_pickle",
+    "subset_go_files",
 ]
 
 #: GAF aspect letters and the namespaces they stand for.
@@ -646,6 +647,106 @@ def read_gaf(
         out.n_annotations, n_not, n_ev, n_unknown, n_alt,
     )
     return out
+
+
+def subset_go_files(
+    obo: str | os.PathLike,
+    gaf: str | os.PathLike,
+    genes: Iterable[str],
+    out_obo: str | os.PathLike,
+    out_gaf: str | os.PathLike,
+    *,
+    note: Sequence[str] = (),
+) -> dict[str, int]:
+    """Write the part of an ontology and its annotation file that concerns ``genes``, line for line.
+
+    ``out_gaf`` holds the GAF's header lines, ``note`` (each line as a ``!`` comment) and every
+    annotation line whose gene symbol (column 3) is one of ``genes``, unchanged. ``out_obo`` holds
+    the OBO's header, its ``[Typedef]`` stanzas, and the ``[Term]`` stanzas of the terms those lines
+    name (an alternative id stands for its term) and of every term they reach over ``is_a`` and
+    ``relationship`` lines, unchanged. Read together with :func:`read_gaf`, the two files give these
+    genes the same annotations as the whole files do (filters, alternative ids and propagation
+    alike), and no other gene; reading them takes a fraction of a second. Both are written
+    atomically (plain text, whatever the inputs' compression).
+
+    Returns
+    -------
+    dict
+        ``n_lines`` (annotation lines kept), ``n_genes`` (genes found), ``n_terms`` (terms written).
+
+    Raises
+    ------
+    GraphError
+        If a file is missing or unreadable, or none of ``genes`` is annotated in ``gaf``.
+    """
+    obo = _check_file(obo, "OBO ontology")
+    gaf = _check_file(gaf, "GAF annotation file")
+    keep_genes = {str(g) for g in genes}
+    header: list[str] = []
+    body: list[str] = []
+    named: set[str] = set()
+    found: set[str] = set()
+    with _open_text(gaf) as fh:
+        for raw in fh:
+            if raw.startswith("!"):
+                if not body:
+                    header.append(raw if raw.endswith("\n") else raw + "\n")
+                continue
+            fields = raw.split("\t")
+            if len(fields) > 4 and fields[2] in keep_genes:
+                body.append(raw if raw.endswith("\n") else raw + "\n")
+                named.add(fields[4])
+                found.add(fields[2])
+    if not body:
+        raise GraphError(f"{gaf}: none of the {len(keep_genes)} genes has an annotation line (column 3 "
+                         "holds the gene symbols). Check that the genes are symbols of this species.")
+    scan = _scan_obo(obo, None)
+    parents: dict[str, list[str]] = {}
+    for child, parent, _ in scan.edges:
+        parents.setdefault(child, []).append(parent)
+    todo = [scan.alt_ids.get(t, t) for t in sorted(named)]
+    keep_terms: set[str] = set()
+    while todo:
+        term = todo.pop()
+        if term in keep_terms or term not in scan.live:
+            continue
+        keep_terms.add(term)
+        todo.extend(parents.get(term, ()))
+    stanzas: list[str] = []
+    with _open_text(obo) as fh:
+        stanza: list[str] = []
+        kind = "header"
+
+        def flush() -> None:
+            if kind in ("header", "typedef") or (kind == "term" and _stanza_id(stanza) in keep_terms):
+                stanzas.extend(stanza)
+
+        for raw in fh:
+            if raw.lstrip().startswith("["):
+                flush()
+                tag = raw.strip().lower()
+                kind = "term" if tag == "[term]" else ("typedef" if tag == "[typedef]" else "other")
+                stanza = []
+            stanza.append(raw if raw.endswith("\n") else raw + "\n")
+        flush()
+    with atomic_write(Path(out_gaf), "w", encoding="utf-8", newline="") as fh:
+        fh.writelines(header)
+        fh.writelines(f"! {line}\n" for line in note)
+        fh.writelines(body)
+    with atomic_write(Path(out_obo), "w", encoding="utf-8", newline="") as fh:
+        fh.writelines(stanzas)
+    log.info("wrote %d annotation lines of %d genes and %d terms (with their ancestors) to %s and %s",
+             len(body), len(found), len(keep_terms), out_gaf, out_obo)
+    return {"n_lines": len(body), "n_genes": len(found), "n_terms": len(keep_terms)}
+
+
+def _stanza_id(lines: list[str]) -> str | None:
+    for raw in lines:
+        tag, _, value = raw.strip().partition(":")
+        if tag == "id":
+            value = value.split("!")[0].strip()
+            return value.split()[0] if value else None
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -82,7 +82,8 @@ def simulate(preset: str = "demo", seed: int = 0, out: str | os.PathLike | None 
         Folder to write the simulation to (a folder already holding the same simulation is read
         back instead); ``None`` keeps it in memory.
     **options
-        Simulator settings and GO fidelity (``go_recall``, ``go_false_rate``, ...).
+        Simulator settings and GO fidelity (``go_recall``, ``go_false_rate``, ...); ``gene_names="real_go"``
+        with ``go_dir`` names the genes after real human genes, with the real GO files as knowledge.
 
     Returns
     -------

@@ -21,6 +21,7 @@ from knowledge.go import (
     read_gene2go_pickle,
     read_go_tsv,
     read_obo,
+    subset_go_files,
 )
 from priorgnn.errors import GraphError
 
@@ -202,6 +203,29 @@ def test_obo_without_terms_is_refused(tmp_path):
     bad.write_text("format-version: 1.2\n")
     with pytest.raises(GraphError, match="no \\[Term\\]"):
         read_obo(bad)
+
+
+def test_subset_keeps_the_genes_lines_and_the_terms_they_reach(tmp_path):
+    """Genes D and H of the fixture: D's terms reach 0000004 -> (is_a) 0000001 and (part_of) 0000003 ->
+    0000002 -> 0000001, 0000021 -> 0000020, 0000011 -> 0000010; H's alternative id 0000098 stands for
+    0000002, its obsolete 0000099 is left out. Nothing of A, B, C, E, F, G."""
+    obo, gaf = tmp_path / "s.obo", tmp_path / "s.gaf"
+    counts = subset_go_files(OBO, GAF, ["D", "H", "nobody"], obo, gaf, note=["a subset"])
+    want_terms = {"GO:0000001", "GO:0000002", "GO:0000003", "GO:0000004", "GO:0000010", "GO:0000011",
+                  "GO:0000020", "GO:0000021"}
+    assert counts == {"n_lines": 5, "n_genes": 2, "n_terms": len(want_terms)}
+    text = obo.read_text(encoding="utf-8")
+    assert {ln[4:] for ln in text.splitlines() if ln.startswith("id: GO:")} == want_terms
+    assert text.startswith("format-version: 1.2\n") and "[Typedef]\nid: part_of" in text
+    src = GAF.read_text(encoding="utf-8").splitlines(keepends=True)
+    out = gaf.read_text(encoding="utf-8").splitlines(keepends=True)
+    assert out == [ln for ln in src if ln.startswith("!")] + ["! a subset\n"] + [
+        ln for ln in src if not ln.startswith("!") and ln.split("\t")[2] in ("D", "H")]
+    # read back, the subset gives D and H exactly their annotations in the whole files, propagated or not
+    for kw in ({}, {"propagate": True, "relationships": ["part_of"]}):
+        assert read_gaf(gaf, obo, **kw).gene2go == read_gaf(GAF, OBO, **kw).restrict(["D", "H"]).gene2go
+    with pytest.raises(GraphError, match="none of the 1 genes"):
+        subset_go_files(OBO, GAF, ["nobody"], obo, gaf)
 
 
 def test_tsv_and_gene2go_pickle_give_the_same_annotations(tmp_path):

@@ -46,7 +46,8 @@ def test_grids_have_the_issues_models_and_seeds():
                   "additive", "mean", "no_change", "priorgnn_shared_decoder"):
         assert label in full.base_models and label in GRIDS["quick"].base_models
     axes = {s.axis for s in full.settings()}
-    assert axes == {"base", "negative_control", "go_fidelity", "train_frac", "interaction", "pretrain_mult"}
+    assert axes == {"base", "negative_control", "real_go", "go_fidelity", "train_frac", "interaction",
+                    "pretrain_mult"}
     # the base simulation is the positive control; the negative control differs only in informativeness
     assert full.sim_overrides["prior_informativeness"] == 1.0
     neg = next(s for s in full.settings() if s.axis == "negative_control")
@@ -54,6 +55,13 @@ def test_grids_have_the_issues_models_and_seeds():
     # the negative control also draws regulators from anywhere, so that GO modules share targets by chance only
     assert full.negative_overrides["p_same_submodule"] == 0.0 and full.negative_overrides["p_same_module"] == 0.0
     assert {"priorgnn", "priorgnn_no_go", "network_knn", "mean"} <= set(neg.models)
+    # the real-GO setting: the positive control on real human genes, with the negative control's models
+    real = next(s for s in full.settings() if s.axis == "real_go")
+    assert real.name == "real_go" and real.gene_names == "real_go" and real.informativeness is None
+    assert set(real.models) == {"priorgnn", "priorgnn_no_go", "priorgnn_go_permuted", "network_knn", "go_knn",
+                                "mean", "additive"}
+    assert all(s.gene_names == "synthetic" for s in full.settings() if s.axis != "real_go")
+    assert not any(s.axis == "real_go" for g in ("smoke", "quick") for s in GRIDS[g].settings())
     assert "network_knn" in full.base_models
     assert MODELS["priorgnn_shared_decoder"].options["decoder"] == "shared"
 

@@ -47,6 +47,7 @@ from priorgnn.study.grid import (  # noqa: E402 - definitions only: the grid imp
     GO_DEGRADED,
     MODELS,
     PRIMARY,
+    REAL_GO_NOTE,
     STUDY_METRICS,
     TARGET_METRICS,
     UNSEEN_METRIC,
@@ -463,6 +464,9 @@ def _plot_curves(view: _View, axis: str, xlabel: str, path: Path, metric: str, r
         ax.spines[["top", "right"]].set_visible(False)
     axes[0].set_ylabel(f"vs {ref}", fontsize=8)
     h, lab = axes[0].get_legend_handles_labels()
+    if not lab:  # nothing on this axis is fitted yet (a run of other settings only): no figure
+        plt.close(fig)
+        return None
     fig.legend(h, lab, loc="upper center", ncol=min(6, len(lab)), fontsize=7, frameon=False,
                bbox_to_anchor=(0.5, 1.08))
     fig.tight_layout()
@@ -642,7 +646,8 @@ def write_study_report(grid, out: Path, tables: dict[str, pd.DataFrame], *, comm
                                   baselines=("additive", "priorgnn"), reference=ref, n_boot=n_boot)
             c.insert(0, "setting", setting)
             cmp_frames.append(c)
-    comparisons = pd.concat([c for c in cmp_frames if len(c)], ignore_index=True)
+    cmp_frames = [c for c in cmp_frames if len(c)]  # none where no setting has a baseline fitted yet
+    comparisons = pd.concat(cmp_frames, ignore_index=True) if cmp_frames else pd.DataFrame()
     comparisons["verdict"] = [adjusted_verdict(r.mean_diff, r.diff_ci_lo, r.diff_ci_hi, r.p_holm, ALPHA)
                               for r in comparisons.itertuples()]
     write_csv(out / "comparisons.csv", comparisons.round(6), index=False)
@@ -694,8 +699,9 @@ def _missing_text(grid, tables) -> list[str]:
     if miss is None or miss.empty:
         return []
     L = []
+    real_go = {st.name for st in grid.settings() if st.gene_names == "real_go"}
     for setting, g in miss.groupby("setting", sort=False):
-        reason = grid.gpu_settings.get(setting)
+        reason = grid.gpu_settings.get(setting) or (REAL_GO_NOTE if setting in real_go else None)
         what = ", ".join(f"{m} (seeds {', '.join(map(str, sorted(gg['seed'])))})" for m, gg in g.groupby("model"))
         L.append(f"**Not fitted in this run:** `{setting}`: {what}"
                  + (f". Reason: {reason}." if reason else ". Rerunning the same command fits them (finished fits are "
@@ -709,7 +715,7 @@ def _markdown(grid, out, view: _View, summary, causal, gi, lat, tables, fits, fi
     base_models = _models_in(summary, "base")
     L = _header_text(grid, out, tables, fits, command)
     L += _headline_text(view, base_models, figs, out)
-    L += _controls_text(view, summary, pref)
+    L += _controls_text(view, summary, pref, out)
     L += _beyond_additive_text(view, base_models, pref)
     L += _leads_text(view, base_models)
     L += _priors_text(view, base_models)
@@ -936,24 +942,51 @@ def _methods_text(grid, summary) -> list[str]:
     return L
 
 
-def _controls_text(view: _View, summary: pd.DataFrame, ref: str) -> list[str]:
+def _real_go_terms(out: Path | None) -> str:
+    """The real-GO simulation's module terms and ontology release, from its ``knowledge.json``."""
+    path = None if out is None else out / "sims" / "interaction_1_real_go" / "knowledge.json"
+    if path is None or not path.exists():
+        return ""
+    kn = read_json(path)
+    terms = [t for t in kn.get("terms", []) if t.get("level") == "module"]
+    if not terms:
+        return ""
+    return (f" Its {len(terms)} modules' terms (GO release {kn.get('ontology_version') or 'unknown'}, "
+            f"{kn.get('n_annotation_lines')} annotation lines of {kn.get('n_genes_annotated')} genes): "
+            + "; ".join(f"{t['name']} ({t['term']}, {t['n_genes']} of its {t['n_term_genes']} genes)" for t in terms)
+            + ".")
+
+
+def _controls_text(view: _View, summary: pd.DataFrame, ref: str, out: Path | None = None) -> list[str]:
     """The knowledge targets: in the positive control (the grid's base simulation, where co-annotated
     regulators share downstream programs) PriorGNN should approach the ``network_knn`` oracle and beat
     ``mean`` on unseen singles, fall with GO fidelity, and gain nothing from a permuted or random GO; in
-    the negative control (the same simulation without shared programs) GO should give no benefit."""
+    the negative control (the same simulation without shared programs) GO should give no benefit. The
+    real-GO setting (the positive control on real human genes, with the real GO files as the prior)
+    measures what the same models make of a real, noisy prior."""
 
     met, sub = UNSEEN_METRIC, "unseen_single"
-    if view.get("base", "network_knn", met, ref, sub) is None:
+    has_base = view.get("base", "network_knn", met, ref, sub) is not None
+    has_real = view.get("real_go", "network_knn", met, ref, sub) is not None
+    if not (has_base or has_real):
         return []
     pri, orc, mean = (view.mean("base", m, met, ref, sub) for m in ("priorgnn", "network_knn", "mean"))
-    L = [f"## Knowledge targets: positive and negative control (family '{F_CONTROL}')", "",
+    L = [f"## Knowledge targets: positive and negative control{', real GO' if has_real else ''} "
+         f"(family '{F_CONTROL}')", "",
          f"Unseen singles, `{met}` against the truth. The base simulation is the positive control; "
          "`negative_control` is the same simulation with prior informativeness 0 and regulators drawn from anywhere "
          "(GO modules then share targets only by chance). `network_knn` is the oracle "
          "that transfers the true network's neighbours' measured singles (shrunk by leave-one-out): what a "
-         "neighbour-based prior can transfer at all on these data.", ""]
+         "neighbour-based prior can transfer at all on these data."
+         + (" `real_go` is the positive control with its genes named after real human genes, each module's genes "
+            "drawn from one real GO biological-process term (mostly disjoint terms of one to three times the "
+            "module's size), and the real GO files as the prior: every real annotation of these genes (all "
+            "namespaces), of which the modules' terms are the signal and every other annotation, like every "
+            "missing one, is realistic noise (`priorgnn.simulate.realgo`). Its network and cells are drawn as in "
+            "the positive control, but its design and split follow the new names, so it is compared with its "
+            "own baselines, not paired with `base`." + _real_go_terms(out) if has_real else ""), ""]
     rows = []
-    for setting in ("base", "negative_control"):
+    for setting in ("base", "negative_control", "real_go"):
         if not _has_setting(summary, setting):
             continue
         for m in ("network_knn", "priorgnn", "priorgnn_no_go", "priorgnn_go_permuted", "priorgnn_go_random",
@@ -962,6 +995,42 @@ def _controls_text(view: _View, summary: pd.DataFrame, ref: str) -> list[str]:
                 rows.append([{"base": "positive control (base)"}.get(setting, setting), m,
                              view.cell(setting, m, met, ref, sub)])
     L += [markdown_table(pd.DataFrame(rows, columns=["setting", "model", f"{met} [95% CI]"])), ""]
+    if has_base:
+        L += _positive_negative_bullets(view, summary, ref, pri, orc)
+    if has_real:
+        L += _real_go_bullets(view, ref)
+    L += _fair_contrast_bullets(view, ref)
+    return L + [""]
+
+
+def _real_go_bullets(view: _View, ref: str) -> list[str]:
+    """The real-GO setting's tests: what the real prior adds over no GO, against the oracle's lead."""
+    met, sub = UNSEEN_METRIC, "unseen_single"
+    L = []
+    rec = view.compare("real_go", "priorgnn", "priorgnn_no_go", met, ref, sub, family=F_CONTROL)
+    if rec is not None:
+        L.append(f"- Real GO, what the real prior adds: priorgnn − priorgnn_no_go: {_delta_text(rec)}.")
+    rec = view.compare("real_go", "priorgnn", "mean", met, ref, sub, family=F_CONTROL)
+    oracle = view.compare("real_go", "network_knn", "mean", met, ref, sub, family=F_CONTROL)
+    if oracle is not None:
+        L.append(f"- Real GO, the oracle's lead over mean (the signal there is to transfer): network_knn − mean: "
+                 f"{_delta_text(oracle)}.")
+    if rec is not None:
+        share = (f"; {rec['estimate'] / oracle['estimate']:.0%} of the oracle's lead"
+                 if oracle is not None and oracle["estimate"] > 0 else "")
+        L.append(f"- Real GO, PriorGNN's lead over mean: priorgnn − mean: {_delta_text(rec)}{share}.")
+    for other in ("go_knn", "priorgnn_go_permuted"):
+        base = "mean" if other == "go_knn" else "priorgnn_no_go"
+        rec = view.compare("real_go", other, base, met, ref, sub, family=F_CONTROL)
+        if rec is not None:
+            L.append(f"- Real GO, {other} − {base}: {_delta_text(rec)}.")
+    return L
+
+
+def _positive_negative_bullets(view: _View, summary: pd.DataFrame, ref: str, pri: float, orc: float) -> list[str]:
+    """The positive and negative controls' targets (see :func:`_controls_text`)."""
+    met, sub = UNSEEN_METRIC, "unseen_single"
+    L: list[str] = []
 
     def verdict(ok: bool) -> str:
         return "**met**" if ok else "**not met**"
@@ -1002,6 +1071,12 @@ def _controls_text(view: _View, summary: pd.DataFrame, ref: str) -> list[str]:
         if rec is not None:
             L.append(f"- Negative control, the oracle's lead over mean (the signal there is to transfer): "
                      f"{_delta_text(rec)}.")
+    return L
+
+
+def _fair_contrast_bullets(view: _View, ref: str) -> list[str]:
+    """Explicit against implicit knowledge on the same additive backbone (the base setting's doubles)."""
+    L: list[str] = []
     pm = PRIMARY[0]
     if view.get("base", "transformer_additive", pm, ref, "combo_seen2") is not None:
         L += ["", "Fair contrast on doubles (explicit vs implicit knowledge on the same additive backbone; "
@@ -1011,7 +1086,7 @@ def _controls_text(view: _View, summary: pd.DataFrame, ref: str) -> list[str]:
                 rec = view.compare("base", a, b, pm, ref, s2, family=F_CONTROL)
                 if rec is not None:
                     L.append(f"- `{s2}`: {a} − {b}: {_delta_text(rec)}.")
-    return L + [""]
+    return L
 
 
 def _beyond_additive_text(view: _View, base_models: list[str], ref: str) -> list[str]:

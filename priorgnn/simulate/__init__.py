@@ -5,7 +5,9 @@ A gene-regulatory network with modules (pathways), Hill kinetics and cooperative
 scale transcription; cells differ by shared cell states (rate multipliers propagated through the
 network) and are measured as negative-binomial UMI counts, normalised as real pipelines do.
 Ground truth comes with it: the noise-free expected expression of any condition, the true network,
-each gene's descendants, and GO-like knowledge files (OBO + GAF) at a chosen fidelity.
+each gene's descendants, and GO-like knowledge files (OBO + GAF) at a chosen fidelity; or, with
+``gene_names="real_go"``, real human gene names whose GO co-annotation is the module structure, with the
+real GO files as the knowledge (:mod:`priorgnn.simulate.realgo`).
 
 >>> from priorgnn.simulate import simulate
 >>> sim = simulate("demo", seed=0, out="runs/sim-demo")          # doctest: +SKIP

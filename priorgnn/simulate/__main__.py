@@ -15,6 +15,7 @@ examples:
   python -m priorgnn.simulate --preset demo --seed 0 --out runs/sim-demo
   python -m priorgnn.simulate --preset norman --out runs/sim-norman --set interaction_strength=0.3
   python -m priorgnn.simulate --preset demo --out runs/sim-demo --go-recall 0.5 --go-shuffle 0.2
+  python -m priorgnn.simulate --preset demo --out runs/sim-real --set gene_names=real_go --go-dir data/go
 
 An existing --out folder with the same settings is reused (only the GO files are rewritten if the
 --go-* options changed); a folder holding a different simulation is an error.
@@ -42,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--go-shuffle", type=nonnegative_float, default=0.0, metavar="S",
                    help="fraction of genes whose annotation sets are permuted among them (default: 0)")
     p.add_argument("--go-seed", type=nonnegative_int, default=None, help="seed of the knowledge files (default: --seed)")
+    p.add_argument("--go-dir", default=None, metavar="DIR",
+                   help="with --set gene_names=real_go: folder of the real GO files (go-basic.obo or .obo.gz, "
+                        "goa_human.gaf.gz) that name the genes and become the knowledge files "
+                        "(default: $PRIORGNN_GO_DIR)")
     p.add_argument("--list-settings", action="store_true", help="print the preset's settings and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bars or log messages")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
@@ -73,7 +78,7 @@ def _run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     sim = simulate(args.preset, seed=args.seed, out=args.out, go_recall=args.go_recall,
                    go_false_rate=args.go_false_rate, go_shuffle=args.go_shuffle,
-                   go_seed=args.go_seed, progress=not args.quiet, **overrides)
+                   go_seed=args.go_seed, go_dir=args.go_dir, progress=not args.quiet, **overrides)
     wall = time.perf_counter() - t0
     s = sim.summary
     kn = sim.knowledge
@@ -86,8 +91,12 @@ def _run(args: argparse.Namespace) -> int:
     if "sparsity" in s:
         print(f"  zeros {100 * s['sparsity']:.1f}%, UMIs per cell: mean {s['mean_umi_per_cell']:.0f}, "
               f"median {s['median_umi_per_cell']:.0f}")
-    print(f"  knowledge: {sim.obo_path.name}, {sim.gaf_path.name} (recall {kn.get('recall')}, "
-          f"false rate {kn.get('false_rate')}, shuffled {kn.get('shuffle_frac')})")
+    if kn.get("source") == "real_go":
+        print(f"  knowledge: {sim.obo_path.name}, {sim.gaf_path.name}: the real GO files ({kn.get('obo')}, "
+              f"{kn.get('gaf')}; {kn.get('ontology_version') or 'no version'}) for these genes")
+    else:
+        print(f"  knowledge: {sim.obo_path.name}, {sim.gaf_path.name} (recall {kn.get('recall')}, "
+              f"false rate {kn.get('false_rate')}, shuffled {kn.get('shuffle_frac')})")
     return 0
 
 

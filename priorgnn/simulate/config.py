@@ -178,6 +178,17 @@ class SimulatorConfig:
     target_sum
         ``normalize_total`` target (GEARS and scanpy use 1e4).
 
+    Gene names
+    ----------
+    gene_names
+        ``"synthetic"`` (the default): genes are named ``G0001``, ``G0002``, ... and the knowledge
+        files are the GO-like ontology of :mod:`priorgnn.simulate.ontology`. ``"real_go"``: genes are
+        named after real human genes so that each module's genes share a real GO biological-process
+        term (a nested one per sub-module where one fits), and the knowledge files are the real
+        ontology and human annotations of these genes (:mod:`priorgnn.simulate.realgo`). The GO files
+        come from ``simulate(go_dir=...)`` or ``$PRIORGNN_GO_DIR``; the network and the cells are
+        drawn as for synthetic names.
+
     seed
         Master seed; the network, cell states, perturbation design, cells and knowledge files use
         separate random streams derived from it.
@@ -251,6 +262,8 @@ class SimulatorConfig:
     dispersion_sd: float = 0.7
     n_dispersion_classes: int = 8
     target_sum: float = 1e4
+    # gene names
+    gene_names: str = "synthetic"
     seed: int = 0
 
     # -- construction ----------------------------------------------------------------------------
@@ -295,6 +308,13 @@ class SimulatorConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    def stored_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` as a simulation folder stores it: without the settings of
+        :data:`_STORED_WHEN_SET` at their default, so that a simulation that does not use them writes the
+        same ``simulator.json`` as before they existed (:meth:`from_dict` fills in the defaults)."""
+        return {k: v for k, v in self.to_dict().items()
+                if not (k in _STORED_WHEN_SET and v == _STORED_WHEN_SET[k])}
 
     def hash(self) -> str:
         """Content hash of the config and the simulator version (names a simulation). Settings added
@@ -398,12 +418,19 @@ class SimulatorConfig:
         need(self.dispersion > 0, "dispersion (NB theta) must be > 0 (inf for Poisson).")
         need(self.n_dispersion_classes >= 1, "n_dispersion_classes must be >= 1.")
         need(self.target_sum > 0, "target_sum must be > 0.")
+        need(self.gene_names in GENE_NAMES,
+             f"gene_names={self.gene_names!r}: choose 'synthetic' (G0001, ... with GO-like knowledge files) or "
+             "'real_go' (real human genes, with the real GO files as knowledge).")
         need(self.seed >= 0, "seed must be >= 0.")
 
 
 #: Settings added after version 1.0, with the default that switches each off.
 _ADDED_SINCE_1_0 = {"prior_informativeness": 0.0, "shared_response": 0.0, "shared_response_frac": 0.3,
-                    "state_module_sd": 0.0}
+                    "state_module_sd": 0.0, "gene_names": "synthetic"}
+#: Settings that a simulation folder records only when they differ from this default.
+_STORED_WHEN_SET = {"gene_names": "synthetic"}
+#: The values of ``gene_names``.
+GENE_NAMES = ("synthetic", "real_go")
 
 
 def _coerce(name: str, value: Any, default: Any) -> Any:

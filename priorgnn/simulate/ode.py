@@ -41,7 +41,9 @@ __all__ = ["Simulator", "STREAMS"]
 #: Random streams derived from the master seed: changing one part of a simulation (e.g. the number
 #: of cells or the knowledge fidelity) leaves the others unchanged.
 STREAMS = {"network": 11, "states": 12, "design": 13, "cells": 14, "extra_cells": 15, "knowledge": 16,
-           "shared_response": 17}
+           "shared_response": 17, "gene_names": 18}
+#: Optional text columns of the gene table, kept with the simulator (module structure; real GO terms).
+_GENE_COLUMNS = ("module", "submodule", "group", "go_term", "go_subterm")
 
 _ROWS_PER_CHUNK = 2048  # conditions x states rows solved at once
 _CELLS_PER_CHUNK = 1024  # cells sampled at once (fixed: part of the deterministic stream)
@@ -142,10 +144,18 @@ class Simulator:
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
-    def from_config(cls, cfg) -> Simulator:
+    def from_config(cls, cfg, *, go=None) -> Simulator:
         """A random modular network and cell states drawn from ``cfg`` (a
-        :class:`~priorgnn.simulate.config.SimulatorConfig`)."""
+        :class:`~priorgnn.simulate.config.SimulatorConfig`). With ``gene_names="real_go"``, ``go`` (a
+        :class:`~priorgnn.simulate.realgo.RealGO`) names the genes after real human genes."""
         spec = random_network(cfg, stream_rng(cfg.seed, "network"))
+        if cfg.gene_names == "real_go":
+            from priorgnn.simulate.realgo import name_genes
+
+            if go is None:
+                raise ConfigError("gene_names='real_go' needs the real GO files: pass go=load_real_go(DIR) "
+                                  "(priorgnn.simulate.realgo), or simulate(..., go_dir=DIR).")
+            spec = NetworkSpec(genes=name_genes(spec.genes, go, cfg.seed), edges=spec.edges)
         rng = stream_rng(cfg.seed, "states")
         gene_sd = cfg.state_sd * np.exp(cfg.state_sd_spread * rng.standard_normal(cfg.n_genes))
         states = gene_sd * rng.standard_normal((cfg.n_states, cfg.n_genes))
@@ -313,7 +323,7 @@ class Simulator:
         x = self.expression * np.exp(self._solve_log_u([CTRL], np.arange(self.n_states)))
         p = (x / x.sum(axis=1, keepdims=True)).mean(axis=0)  # control composition over cell states
         df = pd.DataFrame({"gene": self.genes})
-        for col in ("module", "submodule", "group"):
+        for col in _GENE_COLUMNS:
             if col in self.spec.genes:
                 df[col] = self.spec.genes[col].astype(str).to_numpy()
         if "is_program" in self.spec.genes:
@@ -549,7 +559,7 @@ class Simulator:
         if self.shared_response.any():
             arrays["shared_response"] = self.shared_response
             arrays["shared_affinity"] = self.shared_affinity
-        for col in ("module", "submodule", "group"):
+        for col in _GENE_COLUMNS:
             if col in g:
                 arrays[f"gene_{col}"] = g[col].astype(str).to_numpy().astype(str)
         if "is_program" in g:
@@ -570,7 +580,7 @@ class Simulator:
             "crispra_fold": arrays["gene_crispra_fold"],
             "crispri_residual": arrays["gene_crispri_residual"], "theta": arrays["gene_theta"],
         })
-        for col in ("module", "submodule", "group"):
+        for col in _GENE_COLUMNS:
             if f"gene_{col}" in arrays:
                 genes[col] = arrays[f"gene_{col}"].astype(str)
         if "gene_is_program" in arrays:

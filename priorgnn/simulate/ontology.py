@@ -1,5 +1,7 @@
 """GO-like knowledge files of a simulation: an OBO 1.2 ontology and GAF 2.2 annotations.
 
+(A simulation with real gene names has the real GO files instead: :mod:`priorgnn.simulate.realgo`.)
+
 Ontology
 --------
 The simulated modules become biological-process terms with an ``is_a`` hierarchy
@@ -210,9 +212,15 @@ def write_knowledge(sim_or_simulator, out_dir: str | os.PathLike, recall: float 
     """Write ``go.obo`` and ``annotations.gaf`` (and ``knowledge.json``) into ``out_dir``.
 
     Works for an existing simulation without re-simulating cells. See the module docstring for the
-    fidelity knobs. Returns ``(obo_path, gaf_path)``.
+    fidelity knobs. Returns ``(obo_path, gaf_path)``. A simulation with real gene names
+    (``gene_names="real_go"``) has the real GO files as its knowledge, written with it
+    (:mod:`priorgnn.simulate.realgo`); it is refused here.
     """
     simulator = _simulator_of(sim_or_simulator)
+    from priorgnn.simulate.realgo import REAL_GO_FIDELITY, is_real_go
+
+    if is_real_go(simulator):
+        raise ConfigError(REAL_GO_FIDELITY)
     out = Path(out_dir)
     terms = ontology_terms(simulator.gene_table)
     ann = annotations(simulator, recall=recall, false_rate=false_rate, shuffle_frac=shuffle_frac, seed=seed)

@@ -11,8 +11,10 @@
                        states) and 'molecules_nominal' (at nominal rates)
       network.csv      true regulatory edges: regulator, target, sign, weight, K, n, logic, ...
       genes.csv        gene, module, submodule, group, role, level, rates, measurement parameters
-      go.obo           GO-like ontology (OBO 1.2)
-      annotations.gaf  gene annotations (GAF 2.2) at the chosen fidelity; knowledge.json its settings
+      go.obo           GO-like ontology (OBO 1.2); with real gene names, the real ontology's terms that
+                       the genes' annotations reach (priorgnn.simulate.realgo)
+      annotations.gaf  gene annotations (GAF 2.2) at the chosen fidelity (with real gene names: the real
+                       annotation lines of the genes); knowledge.json its settings
       simulator.npz    the simulator's arrays (network, rates, cell states), no pickle
       simulator.json   config, version, config hash, design, summary (written last: its presence
                        marks a complete folder)
@@ -35,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 import priorgnn
-from priorgnn.io import atomic_path, read_json, write_csv, write_h5ad, write_json
+from priorgnn.io import atomic_path, read_json, sha256_file, write_csv, write_h5ad, write_json
 from priorgnn.data.conditions import CTRL, canonical_condition, make_condition
 from priorgnn.data.dataset import PerturbationData
 from priorgnn.data.io import from_anndata
@@ -43,6 +45,14 @@ from priorgnn.errors import ConfigError, DataValidationError, PriorGNNError
 from priorgnn.simulate.config import SIMULATOR_VERSION, SimulatorConfig
 from priorgnn.simulate.ode import Simulator, gears_anndata, stream_rng
 from priorgnn.simulate.ontology import GAF_NAME, OBO_NAME, write_knowledge
+from priorgnn.simulate.realgo import (
+    GO_DIR_ENV,
+    REAL_GO_FIDELITY,
+    go_files,
+    is_real_go,
+    load_real_go,
+    write_real_knowledge,
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +90,8 @@ class Simulation:
     knowledge: dict[str, Any] = field(default_factory=dict)
     stored_truth: np.ndarray | None = None  # [len(conditions), G]
     summary: dict[str, Any] = field(default_factory=dict)
+    #: the real GO files that named the genes (``gene_names="real_go"``; not kept on disk)
+    real_go: Any = field(default=None, repr=False)
 
     @property
     def config_hash(self) -> str:
@@ -177,7 +189,13 @@ class Simulation:
         kn = {"recall": 1.0, "false_rate": 0.0, "shuffle_frac": 0.0, "seed": self.config.seed}
         kn.update(self.knowledge)
         self.path = path
-        write_knowledge(self, path, **kn)
+        if is_real_go(sim):
+            if self.real_go is None:
+                raise ConfigError("the knowledge files of a simulation with real gene names are written from "
+                                  f"the real GO files: simulate it with go_dir=DIR (or set ${GO_DIR_ENV}).")
+            write_real_knowledge(self, path, self.real_go)
+        else:
+            write_knowledge(self, path, **kn)
         self.knowledge = kn
         self._write_json()
         return path
@@ -188,7 +206,7 @@ class Simulation:
             "simulator_version": SIMULATOR_VERSION,
             "priorgnn_version": priorgnn.__version__,
             "preset": self.preset,
-            "config": self.config.to_dict(),
+            "config": self.config.stored_dict(),
             "config_hash": self.config_hash,
             "simulator": self.simulator.state_meta(),
             "conditions": self.conditions,
@@ -325,8 +343,8 @@ def _cell_numbers(cfg: SimulatorConfig, n_pert: int) -> np.ndarray:
 # -- simulate / load -------------------------------------------------------------------------------
 def simulate(preset: str | SimulatorConfig = "demo", seed: int | None = None,
              out: str | os.PathLike | None = None, *, go_recall: float = 1.0, go_false_rate: float = 0.0,
-             go_shuffle: float = 0.0, go_seed: int | None = None, progress: bool = False,
-             **overrides: Any) -> Simulation:
+             go_shuffle: float = 0.0, go_seed: int | None = None, go_dir: str | os.PathLike | None = None,
+             progress: bool = False, **overrides: Any) -> Simulation:
     """Simulate a perturbation data set with known causal truth.
 
     Parameters
@@ -342,7 +360,12 @@ def simulate(preset: str | SimulatorConfig = "demo", seed: int | None = None,
         :class:`~priorgnn.errors.ConfigError` is raised.
     go_recall, go_false_rate, go_shuffle, go_seed
         Fidelity of the written GO-like annotations (:func:`write_knowledge`); ``go_seed`` defaults
-        to the simulation's seed. They do not change the cells.
+        to the simulation's seed. They do not change the cells. Refused for real gene names.
+    go_dir
+        With ``gene_names="real_go"``: the folder of the real GO files that name the genes and become
+        the knowledge files (default ``$PRIORGNN_GO_DIR``; see :mod:`priorgnn.simulate.realgo`). A
+        folder already holding the simulation is reused without them; with them, their checksums must
+        match the ones it was made with.
     progress
         Show progress bars.
     **overrides
@@ -356,9 +379,18 @@ def simulate(preset: str | SimulatorConfig = "demo", seed: int | None = None,
         preset_name = preset
     knowledge = {"recall": float(go_recall), "false_rate": float(go_false_rate),
                  "shuffle_frac": float(go_shuffle), "seed": int(cfg.seed if go_seed is None else go_seed)}
+    real = cfg.gene_names == "real_go"
+    if real and (knowledge["recall"], knowledge["false_rate"], knowledge["shuffle_frac"]) != (1.0, 0.0, 0.0):
+        raise ConfigError(REAL_GO_FIDELITY)
+    if go_dir is not None and not real:
+        raise ConfigError("go_dir names the real GO files of a simulation with real gene names; this one has "
+                          "synthetic names. Add gene_names='real_go' (--set gene_names=real_go) or drop go_dir.")
     if out is not None:
         existing = _existing(Path(out), cfg)
         if existing is not None:
+            if real:
+                _check_go_files(existing, go_dir)
+                return existing
             if existing.knowledge != knowledge:
                 log.info("rewriting the knowledge files of %s with %s", out, knowledge)
                 write_knowledge(existing, existing.path, **knowledge)
@@ -367,7 +399,10 @@ def simulate(preset: str | SimulatorConfig = "demo", seed: int | None = None,
             return existing
 
     log.info("simulating %s (seed %d, config %s)", preset_name or "custom config", cfg.seed, cfg.hash())
-    simulator = Simulator.from_config(cfg)
+    go = load_real_go(go_dir) if real else None
+    if go is not None:
+        knowledge.update(go.provenance())
+    simulator = Simulator.from_config(cfg, go=go)
     singles, doubles = design_conditions(simulator, cfg)
     conditions = [CTRL, *singles, *doubles]
     n_cells = _cell_numbers(cfg, len(singles) + len(doubles))
@@ -394,17 +429,34 @@ def simulate(preset: str | SimulatorConfig = "demo", seed: int | None = None,
         del adata
         return Simulation(data=data, simulator=simulator, config=cfg, conditions=conditions, path=None,
                           preset=preset_name, knowledge=knowledge, stored_truth=res["truth"],
-                          summary=summary)
+                          summary=summary, real_go=go)
     out = Path(out)
     write_h5ad(out / "data.h5ad", adata)
     del adata
     data = _read_data(out / "data.h5ad", name)
     sim = Simulation(data=data, simulator=simulator, config=cfg, conditions=conditions, path=None,
-                     preset=preset_name, knowledge=knowledge, stored_truth=res["truth"], summary=summary)
+                     preset=preset_name, knowledge=knowledge, stored_truth=res["truth"], summary=summary,
+                     real_go=go)
     nominal = simulator.steady_state(conditions)
     sim.save(out, truth_molecules={"molecules": res["molecules"], "molecules_nominal": nominal},
              write_data=False)
     return sim
+
+
+def _check_go_files(existing: Simulation, go_dir: str | os.PathLike | None) -> None:
+    """A reused simulation with real gene names must come from the same GO files as the ones given (if
+    any are given, as ``go_dir`` or ``$PRIORGNN_GO_DIR``)."""
+    if go_dir is None and not os.environ.get(GO_DIR_ENV):
+        return
+    obo, gaf = go_files(go_dir)
+    kn = existing.knowledge
+    for role, path in (("obo", obo), ("gaf", gaf)):
+        if kn.get(f"{role}_sha256") != sha256_file(path):
+            raise ConfigError(
+                f"{existing.path} holds a simulation whose gene names come from other GO files ({kn.get(role)}, "
+                f"sha256 {str(kn.get(f'{role}_sha256'))[:12]}...) than {path}. Write to another folder (--out), or "
+                f"delete {existing.path} to replace it."
+            )
 
 
 def _read_data(path: Path, name: str) -> PerturbationData:
@@ -432,7 +484,8 @@ def _existing(out: Path, cfg: SimulatorConfig) -> Simulation | None:
             return load_simulation(out)
         return None  # incomplete: simulate again over it
     old = meta.get("config", {})
-    diff = [k for k, v in cfg.to_dict().items() if old.get(k) != v]
+    default = SimulatorConfig().to_dict()  # a stored config leaves some settings at their default out
+    diff = [k for k, v in cfg.to_dict().items() if old.get(k, default[k]) != v]
     detail = f" (differs in {', '.join(diff[:8])})" if diff else ""
     if meta.get("simulator_version") != SIMULATOR_VERSION:
         detail = f" (made by simulator version {meta.get('simulator_version')}, this is {SIMULATOR_VERSION})"

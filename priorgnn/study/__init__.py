@@ -19,7 +19,10 @@ The grid
     training perturbations kept (data scaling), the strength of non-additive interactions (a new
     simulation per value), and the transformer's pretraining pool (``m`` times its own pretraining
     cells, the extra ones freshly drawn from the same system, unperturbed or under training
-    perturbations only). Every model runs in ``base``; the axes run the models they concern.
+    perturbations only). Every model runs in ``base``; the axes run the models they concern. Beside
+    them, the ``negative_control`` (no shared programs) and, in the full grid, ``real_go``: the base
+    system with its genes named after real human genes and the real GO files as the prior
+    (:mod:`priorgnn.simulate.realgo`; the files come from ``go_dir`` or ``$PRIORGNN_GO_DIR``).
 Analyses
     Accuracy per subgroup with bootstrap CIs (:func:`priorgnn.metrics.aggregate`) and paired
     comparisons (:func:`priorgnn.metrics.paired_comparison`); curves along each axis; causal
@@ -55,6 +58,7 @@ from priorgnn.study.grid import (
     NEGATIVE_CONTROL,
     POSITIVE_CONTROL,
     PRIMARY,
+    REAL_GO_NOTE,
     STUDY_METRICS,
     SUBGROUPS,
     TARGET_METRICS,

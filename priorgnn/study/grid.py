@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["STUDY_METRICS", "PRIMARY", "UNSEEN_METRIC", "UNSEEN_SUBGROUPS", "TARGET_METRICS", "SUBGROUPS",
-           "headline_metric", "ModelSpec", "MODELS", "GO_DEGRADED", "Setting", "Grid", "POSITIVE_CONTROL", "NEGATIVE_CONTROL", "GRIDS",
+           "headline_metric", "ModelSpec", "MODELS", "GO_DEGRADED", "Setting", "Grid", "POSITIVE_CONTROL", "NEGATIVE_CONTROL", "REAL_GO_NOTE", "GRIDS",
            "grid_summary"]
 
 #: Metrics scored for every cell (all from :mod:`priorgnn.metrics`).
@@ -96,7 +96,7 @@ class Setting:
     """A point on one simulator axis, and the models fitted there."""
 
     name: str
-    axis: str  # base, negative_control, go_fidelity, train_frac, interaction, pretrain_mult
+    axis: str  # base, negative_control, real_go, go_fidelity, train_frac, interaction, pretrain_mult
     value: float
     models: tuple[str, ...]
     go_fidelity: float = 1.0
@@ -105,6 +105,8 @@ class Setting:
     pretrain_mult: float = 1.0
     #: the simulator's prior informativeness when it differs from the grid's (the negative control)
     informativeness: float | None = None
+    #: the simulator's gene names (``real_go``: real human genes, with the real GO files as the prior)
+    gene_names: str = "synthetic"
 
 
 @dataclass(frozen=True)
@@ -139,12 +141,17 @@ class Grid:
     #: grid's simulation into it (at least prior informativeness 0)
     negative_models: tuple[str, ...] = ()
     negative_overrides: dict[str, Any] = field(default_factory=lambda: {"prior_informativeness": 0.0})
+    #: models of the real-GO setting (none: no such setting): the grid's simulation with its genes named
+    #: after real human genes and the real GO files as the prior (:mod:`priorgnn.simulate.realgo`)
+    real_go_models: tuple[str, ...] = ()
 
     def settings(self) -> list[Setting]:
         out = [Setting("base", "base", 1.0, self.base_models)]
         if self.negative_models:
             out.append(Setting("negative_control", "negative_control", 0.0, self.negative_models,
                                informativeness=0.0))
+        if self.real_go_models:
+            out.append(Setting("real_go", "real_go", 1.0, self.real_go_models, gene_names="real_go"))
         out += [Setting(f"go_fidelity_{f:g}", "go_fidelity", f, self.fidelity_models, go_fidelity=f)
                 for f in self.fidelities]
         out += [Setting(f"train_frac_{f:g}", "train_frac", f, self.data_models, train_frac=f)
@@ -179,6 +186,15 @@ NEGATIVE_CONTROL = {**POSITIVE_CONTROL, "prior_informativeness": 0.0, "p_same_su
 _NEGATIVE_OVERRIDES = {k: v for k, v in NEGATIVE_CONTROL.items() if POSITIVE_CONTROL.get(k) != v}
 _NEGATIVE_MODELS = ("priorgnn", "priorgnn_no_go", "priorgnn_go_permuted", "network_knn", "go_knn", "mean",
                     "additive")
+#: The real-GO setting: the positive control with its genes named after real human genes, so that each
+#: module's genes share a real GO biological-process term, and the real GO files (every real annotation of
+#: these genes) as the prior; the chosen terms are the signal, every other real annotation and every
+#: missing one is realistic noise (:mod:`priorgnn.simulate.realgo`). It needs the GO files (the study's
+#: ``--go-dir`` or ``$PRIORGNN_GO_DIR``); a run without them leaves it out with this reason.
+REAL_GO_NOTE = ("fitted only where the real Gene Ontology files are given (go-basic.obo or .obo.gz and "
+                "goa_human.gaf.gz, in the folder of --go-dir DIR or $PRIORGNN_GO_DIR; `python -m knowledge "
+                "download-go --dest DIR` fetches them); rerun with them (`--only real_go` fits this setting alone)")
+_REAL_GO_MODELS = _NEGATIVE_MODELS
 _SMOKE_SIM = {"n_genes": 60, "n_modules": 4, "modules_per_group": 2, "regulator_frac": 0.2,
               "n_singles": 14, "n_doubles": 14, "n_states": 8, "n_cells_ctrl": 80,
               "n_cells_per_condition": 16, "min_cells": 8, "library_size": 1500.0}
@@ -218,7 +234,7 @@ GRIDS: dict[str, Grid] = {
         interaction_models=("priorgnn", "priorgnn_no_go", "transformer_no_pretrain", "additive", "linear",
                             "network_knn", "scaled_additive"),
         transformer_options={"pretrain_steps": 120}, negative_models=_NEGATIVE_MODELS,
-        negative_overrides=_NEGATIVE_OVERRIDES,
+        negative_overrides=_NEGATIVE_OVERRIDES, real_go_models=_REAL_GO_MODELS,
         # one full pass over each pool (x100: ~5,000 steps of 64 cells per seed; ~25 min per seed on a
         # CPU core, about a minute on one GPU: run that axis with --only pretrain_mult --accelerator gpu)
         pretrain_arm_options={"pretrain_steps": None, "pretrain_epochs": 1},

@@ -41,16 +41,16 @@ __all__ = ["run_cell", "run_study", "render_study"]
 class _Context:
     """Simulations, knowledge files, splits and reference tables, built once and cached on disk."""
 
-    def __init__(self, grid: Grid, out: Path, accelerator: str = "cpu") -> None:
-        self.grid, self.out, self.accelerator = grid, out, accelerator
-        self._sims: dict[float, Any] = {}
-        self._go: dict[tuple[float, float], str] = {}
-        self._gene2go: dict[tuple[float, float], dict] = {}
+    def __init__(self, grid: Grid, out: Path, accelerator: str = "cpu", go_dir: str | Path | None = None) -> None:
+        self.grid, self.out, self.accelerator, self.go_dir = grid, out, accelerator, go_dir
+        self._sims: dict[tuple, Any] = {}
+        self._go: dict[tuple, str] = {}
+        self._gene2go: dict[tuple, dict] = {}
 
-    def simulation(self, interaction: float, informativeness: float | None = None):
-        """The setting's simulation: the grid's, at another interaction strength or (for the negative
-        control) another prior informativeness."""
-        key = (interaction, informativeness)
+    def simulation(self, interaction: float, informativeness: float | None = None, gene_names: str = "synthetic"):
+        """The setting's simulation: the grid's, at another interaction strength, (for the negative
+        control) another prior informativeness, or (the real-GO setting) with real gene names."""
+        key = (interaction, informativeness, gene_names)
         if key not in self._sims:
             from priorgnn.simulate import simulate
 
@@ -63,14 +63,22 @@ class _Context:
                 over.update(g.negative_overrides)
                 over["prior_informativeness"] = informativeness
                 name += f"_informativeness_{informativeness:g}"
+            if gene_names != "synthetic":  # real human genes, the real GO files as knowledge
+                over["gene_names"] = gene_names
+                over["go_dir"] = self.go_dir
+                name += f"_{gene_names}"
             self._sims[key] = simulate(g.preset, seed=g.data_seed, out=self.out / "sims" / name, **over)
         return self._sims[key]
+
+    def sim(self, setting: Setting):
+        """The simulation of ``setting`` (see :meth:`simulation`)."""
+        return self.simulation(setting.interaction, setting.informativeness, setting.gene_names)
 
     def knowledge_files(self, setting: Setting) -> tuple[Path, Path]:
         """OBO and GAF at the setting's GO fidelity (recall f, false annotations 1 - f)."""
         from priorgnn.simulate.ontology import write_knowledge
 
-        sim = self.simulation(setting.interaction, setting.informativeness)
+        sim = self.sim(setting)
         f = setting.go_fidelity
         if f == 1.0:
             return sim.obo_path, sim.gaf_path
@@ -84,7 +92,7 @@ class _Context:
 
     def go_graph_path(self, setting: Setting) -> str:
         """``'auto'`` at full fidelity; otherwise a saved GO graph of the degraded annotations."""
-        key = (setting.interaction, setting.go_fidelity, setting.informativeness)
+        key = (setting.interaction, setting.go_fidelity, setting.informativeness, setting.gene_names)
         if key not in self._go:
             if setting.go_fidelity == 1.0:
                 self._go[key] = "auto"
@@ -99,7 +107,7 @@ class _Context:
         return self._go[key]
 
     def gene2go(self, setting: Setting) -> dict[str, frozenset]:
-        key = (setting.interaction, setting.go_fidelity, setting.informativeness)
+        key = (setting.interaction, setting.go_fidelity, setting.informativeness, setting.gene_names)
         if key not in self._gene2go:
             from knowledge.go import read_gaf
 
@@ -112,7 +120,7 @@ class _Context:
         its training perturbations (validation and test unchanged)."""
         from priorgnn.data.splits import Split, make_split
 
-        sim = self.simulation(setting.interaction, setting.informativeness)
+        sim = self.sim(setting)
         split = make_split(sim.data.conditions, "simulation", seed=1 + seed)
         if setting.train_frac >= 1.0:
             return split
@@ -129,7 +137,7 @@ class _Context:
         conditions), newly drawn from the same system; ``None`` at 1."""
         if setting.pretrain_mult <= 1.0:
             return None
-        sim = self.simulation(setting.interaction, setting.informativeness)
+        sim = self.sim(setting)
         data = sim.data
         conds = sorted(set(split.train) | {CTRL})
         counts = pd.Series(data.cell_conditions).value_counts()
@@ -147,7 +155,7 @@ def _reference_tables(ctx: _Context, setting: Setting, seed: int) -> None:
     path = d / f"_reference_s{seed}.csv"
     if path.exists():
         return
-    sim = ctx.simulation(setting.interaction, setting.informativeness)
+    sim = ctx.sim(setting)
     split = ctx.split(setting, seed)
     table, _ = evaluate_seed(sim.data, split, {}, seed=seed, metrics=list(STUDY_METRICS), simulation=sim,
                              ceiling=True, ceiling_seed=seed)
@@ -224,7 +232,7 @@ def _go_vs_effect(ctx: _Context, setting: Setting) -> pd.DataFrame:
 
 
 def _effect_similarity(ctx: _Context, setting: Setting) -> tuple[list[str], np.ndarray]:
-    sim = ctx.simulation(setting.interaction, setting.informativeness)
+    sim = ctx.sim(setting)
     genes = sorted(sim.data.perturbed_genes)
     eff = sim.truth_delta([make_condition([g]) for g in genes]).astype(np.float64)
     pos = {g: i for i, g in enumerate(sim.simulator.genes)}
@@ -306,7 +314,7 @@ def run_cell(ctx: _Context, setting: Setting, label: str, seed: int) -> bool:
     _reference_tables(ctx, setting, seed)
     spec = MODELS[label]
     g = ctx.grid
-    sim = ctx.simulation(setting.interaction, setting.informativeness)
+    sim = ctx.sim(setting)
     data = sim.data
     split = ctx.split(setting, seed)
     cls = get_model_class(spec.model)
@@ -382,7 +390,7 @@ def run_cell(ctx: _Context, setting: Setting, label: str, seed: int) -> bool:
 def run_study(grid: str | Grid = "quick", out: str | Path = "study", *, progress: bool = True,
               report_only: bool = False, render: bool = True, figures: bool = True,
               command: str | None = None, only: Sequence[str] | None = None,
-              accelerator: str = "cpu") -> Path:
+              accelerator: str = "cpu", go_dir: str | Path | None = None) -> Path:
     """Run (or resume) the grid into ``out`` and write ``study.md`` (unless ``render=False``; without
     figures if ``figures=False``); returns its path.
 
@@ -390,7 +398,11 @@ def run_study(grid: str | Grid = "quick", out: str | Path = "study", *, progress
     or ``["base", "go_fidelity_0.5"]``); the report still covers every finished fit in ``out`` and counts the
     missing ones. ``accelerator`` is Lightning's (``cpu``, ``gpu``, ``auto``) for the gradient-trained
     models; each fit records the one it used. A CPU run without ``only`` leaves out the grid's
-    :attr:`Grid.gpu_settings` (the report lists them as not fitted, with the grid's reason)."""
+    :attr:`Grid.gpu_settings` (the report lists them as not fitted, with the grid's reason).
+
+    ``go_dir`` is the folder of the real GO files for the real-GO setting (default ``$PRIORGNN_GO_DIR``;
+    see :mod:`priorgnn.simulate.realgo`). Without them, a run that names that setting with ``only`` is an
+    error; any other run leaves it out (the report lists it as not fitted, with the reason)."""
     if isinstance(grid, str):
         if grid not in GRIDS:
             raise ConfigError(f"unknown study grid {grid!r}; choose one of {', '.join(GRIDS)}.")
@@ -409,6 +421,16 @@ def run_study(grid: str | Grid = "quick", out: str | Path = "study", *, progress
             raise ConfigError(f"--only {', '.join(unknown)}: not a setting or axis of grid {grid.name!r}; choose "
                               f"among {', '.join(sorted(known))}.")
         cells = [c for c in cells if c[0].name in only or c[0].axis in only]
+    if not report_only and any(c[0].gene_names == "real_go" for c in cells):
+        from priorgnn.simulate.realgo import go_files
+
+        try:
+            go_files(go_dir)
+        except ConfigError as exc:
+            if only:
+                raise ConfigError(f"the real_go setting: {exc}") from None
+            cells = [c for c in cells if c[0].gene_names != "real_go"]
+            log.warning("left out the real-GO setting: %s", exc)
     t0 = time.perf_counter()
     n_run = 0
     from priorgnn.runs import environment_info
@@ -417,7 +439,7 @@ def run_study(grid: str | Grid = "quick", out: str | Path = "study", *, progress
     if not report_only:
         from tqdm.auto import tqdm
 
-        ctx = _Context(grid, out, accelerator)
+        ctx = _Context(grid, out, accelerator, go_dir)
         bar = tqdm(cells, desc=f"study ({grid.name})", unit="cell", disable=not progress)
         for setting, label, seed in bar:
             bar.set_postfix_str(f"{setting.name} {label} s{seed}")
