@@ -18,7 +18,7 @@ is predicted from the others (mean and neighbours without ``i``), and ``λ`` min
 squared error, a closed form, clipped to ``[0, 1]``. With ``λ = 1`` the neighbours' own noise and a
 large common component of all responses can push the transfer below the mean baseline; with no
 useful similarity the fitted ``λ`` goes to 0 and the prediction is the mean.
-PriorGNN's ``prop_shrink='degree'`` lets ``λ`` grow with a gene's total neighbour weight instead
+PriorGNN's default (``prop_shrink='degree'``) lets ``λ`` grow with a gene's total neighbour weight instead
 (:func:`loo_fit_degree`, ``λ_u = min(1, a s_u / (s_u + κ))``, ``a`` and ``κ`` by the same
 leave-one-out): a mean over many close neighbours carries less noise than one distant neighbour.
 The oracle keeps the one ``λ``, as its definition asks.
