@@ -402,7 +402,7 @@ class PriorGNN(PerturbationModel):
     direction_lambda : weight of the direction term (0.1, GEARS's default λ)
     uncertainty : add a per-gene log-variance head (the variance ``exp(logvar)`` is reported by
         :meth:`predict_output` and in :meth:`predict`'s ``layers['variance']``)
-    allow_prior_free : predict genes that have no GO annotation and were never perturbed in
+    allow_prior_free : predict genes that have no GO-graph neighbour and were never perturbed in
         training, marking them ``prior_free`` (otherwise an error)
     pert_init : ``'zero'`` (default) or ``'normal'`` (GEARS) initial perturbation embeddings
     pert_dropout : share of trained genes' own embeddings hidden per step (0: off)
@@ -585,7 +585,8 @@ class PriorGNN(PerturbationModel):
                     mean_delta, self_init, propagation)
         unannotated = sorted(g for g in train_genes if not annotated[self.pert_index[g]])
         if go_graph is not None and unannotated:
-            log.warning("%d trained perturbation gene(s) have no GO annotation: %s", len(unannotated), unannotated[:10])
+            log.warning("%d trained perturbation gene(s) have no GO-graph neighbour (no annotation, or none shared "
+                        "enough with another gene to make an edge): %s", len(unannotated), unannotated[:10])
 
         inputs = {name: self._encode_conditions(conds)
                   for name, conds in (("train", split.train), ("val", split.val))}
@@ -829,8 +830,9 @@ class PriorGNN(PerturbationModel):
         if any(free) and not self.hparams["allow_prior_free"] and self.hparams["use_go"]:
             bad = [c for c, f in zip(conditions, free) if f]
             raise GraphError(
-                f"{len(bad)} condition(s) involve genes with no GO annotation that were never perturbed in "
-                f"training: {bad[:5]}. The model has no basis for them. Pass allow_prior_free=True "
+                f"{len(bad)} condition(s) involve genes with no GO-graph neighbour (no annotation, or none shared "
+                f"enough with another gene to make an edge) that were never perturbed in training: {bad[:5]}. "
+                "The model has no basis for them. Pass allow_prior_free=True "
                 "(CLI: --allow-prior-free) to predict them anyway, marked prior_free."
             )
         self.net.eval()
