@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from priorgnn.models.neighbours import (degree_factors, loo_fit, loo_fit_degree, loo_shrinkage, nearest_walk_weights,
-                                        neighbour_average,
+from priorgnn.models.neighbours import (degree_factors, loo_fit, loo_fit_degree, loo_fit_degree_powers, loo_shrinkage,
+                                        nearest_walk_weights, neighbour_average, powered,
                                         signed_target_similarity, transfer_deviations, walk_weights)
 from priorgnn.simulate import SimulatorConfig
 from priorgnn.simulate.ode import Simulator
@@ -126,6 +126,19 @@ def test_loo_fit_degree_against_brute_force():
     # and for its κ, no a on a fine grid does clearly better than the closed form
     grid = np.linspace(0, 4, 2001)
     assert err <= min(error(g, kappa) for g in grid) + 1e-6 * err
+
+
+def test_powered_and_the_choice_of_power_by_hand():
+    np.testing.assert_allclose(powered(np.array([[0.5, -0.2, 0.0]]), 2.0), [[0.25, -0.04, 0.0]])
+    W = np.array([[0.0, 0.9, 0.1], [0.9, 0.0, 0.2], [0.1, 0.2, 0.0]])
+    assert powered(W, 1.0) is not None and np.array_equal(powered(W, 1.0), W)
+    rng = np.random.default_rng(5)
+    deltas = rng.normal(size=(3, 4))
+    deltas[1] += deltas[0]  # singles 0 and 1 alike, as their strong weight says
+    fits = {p: loo_fit_degree(powered(W, p), deltas, [None] * 3) for p in (1.0, 2.0)}
+    a, kappa, power, err = loo_fit_degree_powers(W, deltas, [None] * 3)
+    best = min(fits, key=lambda p: fits[p][2])
+    assert power == best and (a, kappa, err) == fits[best]
 
 
 def test_walk_weights_on_a_path_by_hand():

@@ -58,8 +58,8 @@ def test_grids_have_the_issues_models_and_seeds():
     # the real-GO setting: the positive control on real human genes, with the negative control's models
     real = next(s for s in full.settings() if s.axis == "real_go")
     assert real.name == "real_go" and real.gene_names == "real_go" and real.informativeness is None
-    assert set(real.models) == {"priorgnn", "priorgnn_no_go", "priorgnn_go_permuted", "network_knn", "go_knn",
-                                "mean", "additive"}
+    assert set(real.models) == {"priorgnn", "priorgnn_no_go", "priorgnn_go_permuted", "network_knn",
+                                "network_knn_degree", "go_knn", "mean", "additive"}
     assert all(s.gene_names == "synthetic" for s in full.settings() if s.axis != "real_go")
     assert not any(s.axis == "real_go" for g in ("smoke", "quick") for s in GRIDS[g].settings())
     assert "network_knn" in full.base_models

@@ -45,7 +45,7 @@ from priorgnn.models.baselines import training_singles
 log = logging.getLogger(__name__)
 
 __all__ = ["signed_target_similarity", "neighbour_average", "loo_fit", "loo_shrinkage", "loo_fit_degree",
-           "degree_factors", "KAPPA_MULTIPLES", "walk_weights", "nearest_walk_weights", "transfer_deviations",
+           "loo_fit_degree_powers", "powered", "degree_factors", "KAPPA_MULTIPLES", "POWERS", "walk_weights", "nearest_walk_weights", "transfer_deviations",
            "NetworkKNN"]
 
 
@@ -192,6 +192,29 @@ def loo_fit_degree(weights: np.ndarray, deltas: np.ndarray, target_cols: Sequenc
     return best
 
 
+def powered(weights: np.ndarray, power: float) -> np.ndarray:
+    """``sign(w) |w|^power``: a sharper similarity kernel for ``power > 1`` (the closest neighbours
+    count more); the weights themselves for ``power = 1``."""
+    weights = np.asarray(weights, dtype=np.float64)
+    return weights if power == 1.0 else np.sign(weights) * np.abs(weights) ** power
+
+
+#: the powers of the similarity weights tried with :func:`loo_fit_degree` (PriorGNN's default shrinkage)
+POWERS = (1.0, 2.0)
+
+
+def loo_fit_degree_powers(weights: np.ndarray, deltas: np.ndarray, target_cols: Sequence[int | None],
+                          powers: Sequence[float] = POWERS) -> tuple[float, float, float, float]:
+    """``(a, κ, power, error)``: :func:`loo_fit_degree` over the weights raised to each power
+    (:func:`powered`), the lowest leave-one-out error winning (ties: the smaller power)."""
+    best = None
+    for power in powers:
+        a, kappa, err = loo_fit_degree(powered(weights, power), deltas, target_cols)
+        if best is None or (np.isfinite(err) and (not np.isfinite(best[3]) or err < best[3])):
+            best = (a, kappa, float(power), err)
+    return best
+
+
 def walk_weights(adjacency, cols: Sequence[int], hops: int, *, exclude_own: bool = False) -> list[np.ndarray]:
     """Random-walk weights from every node to the nodes ``cols``, for 1 to ``hops`` steps.
 
@@ -260,10 +283,15 @@ def read_network(path: str | Path) -> pd.DataFrame:
 class NetworkKNN(PerturbationModel):
     """Oracle on simulated data: the transfer of :mod:`priorgnn.models.neighbours` with the
     simulator's true network as the similarity. A gene perturbed in training keeps its measured
-    single; doubles add their genes' effects. ``network`` is the simulation's ``network.csv``."""
+    single; doubles add their genes' effects. ``network`` is the simulation's ``network.csv``.
+    ``shrink``: ``'global'`` (default; one ``λ`` by leave-one-out, the oracle as first defined) or
+    ``'degree'`` (PriorGNN's default shrinkage, :func:`loo_fit_degree_powers`), so that PriorGNN can be
+    compared with an oracle that shrinks the same way."""
 
-    def __init__(self, network: str = "") -> None:
-        super().__init__(network=network)
+    def __init__(self, network: str = "", shrink: str = "global") -> None:
+        if shrink not in ("global", "degree"):
+            raise ConfigError(f"network_knn: shrink must be 'global' or 'degree', not {shrink!r}.")
+        super().__init__(network=network, shrink=shrink)
 
     def fit(self, data, split, *, graphs=None, train=None):
         if not self.hparams["network"]:
@@ -277,9 +305,13 @@ class NetworkKNN(PerturbationModel):
         self.vocab = sorted(set(map(str, net["regulator"])) | set(map(str, net["target"])) | set(self.single_genes))
         self._net = net
         sim = signed_target_similarity(net, self.single_genes)
-        self.lam = loo_shrinkage(sim, self.single_deltas, self._targets)
-        self.fit_info["lambda"] = self.lam
-        log.info("network_knn: leave-one-out shrinkage lambda = %.3f over %d singles", self.lam, len(self.single_genes))
+        if self.hparams.get("shrink", "global") == "degree":
+            self.lam, self.kappa, self.power, _ = loo_fit_degree_powers(sim, self.single_deltas, self._targets)
+        else:
+            self.lam, self.kappa, self.power = loo_shrinkage(sim, self.single_deltas, self._targets), 0.0, 1.0
+        self.fit_info.update({"lambda": self.lam, "kappa": self.kappa, "power": self.power})
+        log.info("network_knn: leave-one-out shrinkage lambda = %.3f (kappa %.3g, power %g) over %d singles",
+                 self.lam, self.kappa, self.power, len(self.single_genes))
         return self
 
     def _gene_effects(self, genes: list[str]) -> dict[str, np.ndarray]:
@@ -289,9 +321,14 @@ class NetworkKNN(PerturbationModel):
         if unseen:
             allg = self.single_genes + unseen
             sim = signed_target_similarity(self._net, allg)[len(self.single_genes):, :len(self.single_genes)]
+            sim = powered(sim, self.power)
             moved = transfer_deviations(sim, self.single_deltas, self._targets)
-            for g, row in zip(unseen, moved):
-                out[g] = self.mean_single + self.lam * row
+            if self.kappa or self.hparams.get("shrink", "global") == "degree":
+                lam = degree_factors(np.abs(sim).sum(axis=1), self.lam, self.kappa)
+            else:
+                lam = np.full(len(unseen), self.lam)
+            for g, row, f in zip(unseen, moved, lam):
+                out[g] = self.mean_single + f * row
         return out
 
     def predict_delta(self, conditions):
@@ -308,12 +345,15 @@ class NetworkKNN(PerturbationModel):
 
     def _state(self):
         return {"single_genes": np.array(self.single_genes, dtype=str), "single_deltas": self.single_deltas,
-                "mean_single": self.mean_single, "lam": np.array(self.lam)}
+                "mean_single": self.mean_single, "lam": np.array(self.lam), "kappa": np.array(self.kappa),
+                "power": np.array(self.power)}
 
     def _load_state(self, arrays, directory):
         self.single_genes = [str(g) for g in arrays["single_genes"]]
         self.single_deltas, self.mean_single = arrays["single_deltas"], arrays["mean_single"]
         self.lam = float(arrays["lam"])
+        self.kappa = float(arrays["kappa"]) if "kappa" in arrays else 0.0
+        self.power = float(arrays["power"]) if "power" in arrays else 1.0
         self._net = read_network(self.hparams["network"])
         col = {g: i for i, g in enumerate(self.genes)}
         self._targets = [col.get(g) for g in self.single_genes]

@@ -670,8 +670,8 @@ class PriorGNN(PerturbationModel):
         training singles (:func:`~priorgnn.models.baselines.training_singles`)."""
         import scipy.sparse as sp
 
-        from priorgnn.models.neighbours import (degree_factors, loo_fit, loo_fit_degree, nearest_walk_weights,
-                                                transfer_deviations, walk_weights)
+        from priorgnn.models.neighbours import (degree_factors, loo_fit, loo_fit_degree_powers, nearest_walk_weights,
+                                                powered, transfer_deviations, walk_weights)
 
         pidx = {g: i for i, g in enumerate(pert_genes)}
         cols = np.array([pidx[g] for g in names], dtype=np.int64)
@@ -697,16 +697,15 @@ class PriorGNN(PerturbationModel):
             # neighbours counting more), with the per-gene shrinkage of loo_fit_degree; all chosen by
             # the same leave-one-out error (ties: the simpler choice, listed first)
             fits = []
-            for k, Wk in enumerate(candidates):
-                for power in ((1.0, 2.0) if degree else (1.0,)):
-                    Wp = Wk if power == 1.0 else np.sign(Wk) * np.abs(Wk) ** power
-                    if degree:
-                        fit = loo_fit_degree(Wp[cols], deltas, targets)
-                    else:
-                        lam_k, err_k = loo_fit(Wp[cols], deltas, targets)
-                        fit = (lam_k, 0.0, err_k)
-                    fits.append((k, power, Wp, fit))
-            k, power, W, (lam, kappa, err) = min(fits, key=lambda f: f[3][2] if np.isfinite(f[3][2]) else np.inf)
+            for Wk in candidates:
+                if degree:
+                    fits.append(loo_fit_degree_powers(Wk[cols], deltas, targets))
+                else:
+                    lam_k, err_k = loo_fit(Wk[cols], deltas, targets)
+                    fits.append((lam_k, 0.0, 1.0, err_k))
+            k = int(np.argmin([f[3] if np.isfinite(f[3]) else np.inf for f in fits]))  # ties: the shorter walk
+            lam, kappa, power, err = fits[k]
+            W = powered(candidates[k], power)
             if len(candidates) > 1:
                 hops = k + 1
         total = np.abs(W).sum(axis=1, keepdims=True)

@@ -76,6 +76,8 @@ MODELS: dict[str, ModelSpec] = {m.label: m for m in [
     ModelSpec("go_knn", "linear", "go_knn", {}, {"go": "auto"}, "GO nearest-neighbour average"),
     ModelSpec("network_knn", "oracle", "network_knn", {"network": "auto"}, {},
               "oracle: true-network neighbours' measured singles, shrunk by leave-one-out"),
+    ModelSpec("network_knn_degree", "oracle", "network_knn", {"network": "auto", "shrink": "degree"}, {},
+              "the oracle with PriorGNN's per-gene shrinkage (prop_shrink='degree')"),
     ModelSpec("additive", "baseline", "additive", {}, {}, "sum of measured singles"),
     ModelSpec("scaled_additive", "baseline", "scaled_additive", {}, {},
               "c_L δ_L + c_S δ_S fitted on training doubles (Norman et al. 2019)"),
@@ -184,8 +186,8 @@ POSITIVE_CONTROL = {"prior_informativeness": 1.0, "submodules_per_module": 1, "s
 NEGATIVE_CONTROL = {**POSITIVE_CONTROL, "prior_informativeness": 0.0, "p_same_submodule": 0.0, "p_same_module": 0.0,
                     "p_same_group": 0.0}
 _NEGATIVE_OVERRIDES = {k: v for k, v in NEGATIVE_CONTROL.items() if POSITIVE_CONTROL.get(k) != v}
-_NEGATIVE_MODELS = ("priorgnn", "priorgnn_no_go", "priorgnn_go_permuted", "network_knn", "go_knn", "mean",
-                    "additive")
+_NEGATIVE_MODELS = ("priorgnn", "priorgnn_no_go", "priorgnn_go_permuted", "network_knn", "network_knn_degree",
+                    "go_knn", "mean", "additive")
 #: The real-GO setting: the positive control with its genes named after real human genes, so that each
 #: module's genes share a real GO biological-process term, and the real GO files (every real annotation of
 #: these genes) as the prior; the chosen terms are the signal, every other real annotation and every
@@ -206,7 +208,7 @@ GRIDS: dict[str, Grid] = {
         pretrain_mults=(2.0,),
         base_models=("priorgnn", "priorgnn_no_go", "priorgnn_go_drop50", "priorgnn_shared_decoder",
                      "transformer_pretrained", "transformer_no_pretrain", "linear_go", "go_knn", "network_knn",
-                     "additive", "mean", "no_change"),
+                     "network_knn_degree", "additive", "mean", "no_change"),
         negative_models=("priorgnn", "network_knn", "mean"),
         fidelity_models=("priorgnn", "linear_go"), data_models=("priorgnn", "additive"),
         interaction_models=("priorgnn", "additive"),
