@@ -136,6 +136,13 @@ def fit_predict(name: str, data, split, go_dir: Path, max_epochs: int | None, se
               # PriorGNN's choices on the training and validation data: the propagation's leave-one-out
               # lambda, the scale of the network's residual for unseen genes, the backbone of doubles
               "propagation_lambda": (info.get("propagation") or {}).get("lambda"),
+              # with the default per-gene shrinkage: λ_u = min(1, λ s_u/(s_u + κ)) over the GO weights to
+              # that power, and its range over the genes that have a measured GO neighbour
+              "propagation_kappa": (info.get("propagation") or {}).get("kappa"),
+              "propagation_power": (info.get("propagation") or {}).get("power"),
+              "propagation_lambda_min": (info.get("propagation") or {}).get("lambda_min"),
+              "propagation_lambda_max": (info.get("propagation") or {}).get("lambda_max"),
+              "genes_with_a_measured_go_neighbour": (info.get("propagation") or {}).get("genes_with_a_measured_neighbour"),
               "unseen_scale": (info.get("unseen_gate") or {}).get("scale"),
               "pair_backbone": (info.get("pair_backbone") or info.get("pair_auto") or {}).get("chosen",
                                                                                        (info.get("pair_auto") or {}).get("backbone"))}
@@ -321,8 +328,16 @@ def render(summ, comp, diag, fits, skipped: dict[str, str], command: str, n_cell
           f"{int(r['capped']) if fr[fr['model'] == m]['hit_cap'].notna().any() else ''} |" for m, r in f.iterrows()]
     pg = fr[fr["model"] == "priorgnn"]
     if len(pg) and "propagation_lambda" in pg:
-        L += ["", "PriorGNN's choices per fit (`real_norman_subset_fits.csv`): "
-              + "; ".join(f"{r['family']} split {r['split_seed']}: λ {r['propagation_lambda']:.2f}, unseen scale "
+        def shrink(r) -> str:
+            lo, hi = r.get("propagation_lambda_min"), r.get("propagation_lambda_max")
+            if lo is None or pd.isna(lo):
+                return f"λ {r['propagation_lambda']:.2f}"
+            return f"λ_u {lo:.2f} to {hi:.2f} over {int(r['genes_with_a_measured_go_neighbour'])} genes"
+
+        L += ["", "PriorGNN's choices per fit (`real_norman_subset_fits.csv`; the propagation's leave-one-out "
+              "shrinkage λ_u = min(1, λ s_u/(s_u + κ)) of a gene with GO-neighbour weight s_u to measured training "
+              "singles, its range over the genes that have such a neighbour): "
+              + "; ".join(f"{r['family']} split {r['split_seed']}: {shrink(r)}, unseen scale "
                           f"{r['unseen_scale']:g}, backbone `{r['pair_backbone']}`" for _, r in pg.iterrows()) + "."]
     L += ["", "All metrics, paired comparisons and fits: `real_norman_subset.csv`, "
           "`real_norman_subset_comparisons.csv`, `real_norman_subset_fits.csv`.", ""]
