@@ -781,6 +781,19 @@ _STUDY = Source("benchmarks/results/study/summary.csv",
                 code=("priorgnn", ":(exclude)priorgnn/report", "knowledge"))
 
 
+def _interaction_target_mean(frames, label, head):
+    """A mean of ``benchmarks/results/interaction_targets.csv`` as its page states it: over the test
+    doubles of each data seed, then over the seeds."""
+    m = re.fullmatch(r"(?P<setting>\w+) (?P<subgroup>combo_seen\d) (?P<metric>\w+)", head)
+    if m is None:
+        raise Missing(f"column header {head!r} is not 'SETTING SUBGROUP METRIC'")
+    df = frames[0]
+    hit = df[(df["setting"] == m["setting"]) & (df["model"] == label) & (df["subgroup"] == m["subgroup"])]
+    if hit.empty:
+        raise Missing(f"no doubles for {label!r}, {m.groupdict()}")
+    return [float(hit.groupby("data_seed")[m["metric"]].mean().mean())]
+
+
 def _model_source(path: str, script: str) -> Source:
     """A results file of ``script`` that fits and scores the library's models: the library (without
     its report and study layers) and ``knowledge`` are the code it measures."""
@@ -853,6 +866,13 @@ REGISTRY: list[TableClaim | ValueClaim] = [
             "rate of interacting pairs": ("rate",),
             "non-additive corr (held-out doubles)": ("nonadditive_corr_mean",),
             "GI label accuracy": ("gi_label_accuracy",)}),
+    ),
+    TableClaim(
+        name="README: interaction targets on the norman preset",
+        doc="README.md",
+        anchor=(r"^### Interaction targets on the `norman` preset", r"^\| model \| norman combo_seen2"),
+        sources=(_model_source("benchmarks/results/interaction_targets.csv", "benchmarks/interaction_targets.py"),),
+        cell=_interaction_target_mean,
     ),
     TableClaim(
         name="README: study, negative control vs truth",
