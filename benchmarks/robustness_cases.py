@@ -189,7 +189,7 @@ def _case_obo_unknown_parent(tmp):
 
 
 def _case_gene_not_in_go(tmp):
-    # G5 is perturbed but has no GO annotation: trained on its own embedding, with a warning
+    # G5 is perturbed but has no GO annotation (so no GO-graph neighbour): trained on its own embedding, with a warning
     rows = ["\t".join(["DB", f"id{i}", f"G{i}", "involved_in", "GO:0000002", "REF", "IDA", "", "P", "", "",
                        "protein", "taxon:9606", "20220101", "DB", "", ""]) for i in range(30) if i != 5]
     obo, gaf = _go_files(tmp, gaf_lines=rows)
@@ -451,7 +451,7 @@ CASES: list[Case] = [
     Case("gene case mismatch", lambda t: _train(_with_conditions(t, {"G0+ctrl": "g0+ctrl"})), "measured as 'G0'"),
     Case("control label case", lambda t: _train(_with_conditions(t, {"ctrl": "Ctrl"})), "lower case"),
     Case("perturbed gene not measured", _case_gene_not_measured, "not among the measured genes"),
-    Case("perturbed gene not in GO graph (logged repair)", _case_gene_not_in_go, "no GO annotation", status=0),
+    Case("perturbed gene not in GO graph (logged repair)", _case_gene_not_in_go, "no GO-graph neighbour", status=0),
     Case("no control cells", _case_no_control, "no control cells"),
     Case("condition with one cell", _case_one_cell, "(1 cell)"),
     Case("NaN values", _mutate_X(lambda X: X.__setitem__((0, 0), np.nan)), "NaN"),
