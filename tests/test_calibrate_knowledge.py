@@ -1,18 +1,22 @@
-"""benchmarks/calibrate_knowledge.py: the systematic-variation statistic against a direct computation."""
+"""The systematic-variation statistic (priorgnn.metrics.diagnostics, used by benchmarks/calibrate_knowledge.py
+and benchmarks/interaction_targets.py) against a direct computation, and the calibration's summary."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import calibrate_knowledge as ck
 from priorgnn.data import from_anndata
+from priorgnn.errors import DataValidationError
+from priorgnn.metrics.diagnostics import systematic_variation
 from priorgnn.data.conditions import parse_condition
 from priorgnn.testing import synth_lognorm
 
 
 def test_mean_of_others_is_the_pearson_with_the_other_perturbations_mean_off_target():
     data = from_anndata(synth_lognorm(n_genes=24, cells=20, ctrl_cells=60))
-    got = ck.mean_of_others(data)
+    got = systematic_variation(data)
     s = data.summaries
     perts = [c for c in data.conditions if parse_condition(c)]
     singles = [c for c in perts if len(parse_condition(c)) == 1]
@@ -23,6 +27,13 @@ def test_mean_of_others_is_the_pearson_with_the_other_perturbations_mean_off_tar
         keep = np.array([g != parse_condition(c)[0] for g in genes])
         expected = np.corrcoef(others[keep], s.delta(c)[keep])[0, 1]
         np.testing.assert_allclose(got[k], expected, rtol=0, atol=1e-9)
+
+
+def test_systematic_variation_needs_a_single_and_another_perturbation():
+    adata = synth_lognorm(n_genes=24, cells=20, ctrl_cells=60)
+    keep = adata.obs["condition"].astype(str).isin(["ctrl", adata.obs["condition"].astype(str).iloc[-1]])
+    with pytest.raises(DataValidationError, match="at least one single and one other perturbation"):
+        systematic_variation(from_anndata(adata[keep].copy()))
 
 
 def test_summary_averages_seeds_and_leaves_real_rows_without_simulation_columns():
