@@ -230,9 +230,9 @@ def main(argv=None) -> int:
         from priorgnn.data.io import read_h5ad
         from priorgnn.metrics.diagnostics import systematic_variation
 
-        real = read_h5ad(args.real, name="norman2019_subset[norman19]", style="scperturb",
-                         perturbation_column="condition", control_label="control", separator="+",
-                         select={"dataset": "norman19"}, allow_unmeasured_perturbations=True)
+        from priorgnn.data.download import NORMAN2019_SUBSET
+
+        real = read_h5ad(args.real, name="norman2019_subset[norman19]", **NORMAN2019_SUBSET.load_defaults)
         real_level = float(np.median(systematic_variation(real)))
     from priorgnn.io import write_csv, write_text
 

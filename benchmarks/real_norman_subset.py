@@ -79,11 +79,11 @@ MAX_EPOCHS = 40
 
 def load_data(path: Path):
     """The norman19 cells of the PerturBench subset, read scPerturb style."""
+    from priorgnn.data.download import NORMAN2019_SUBSET
     from priorgnn.data.io import read_h5ad
 
-    return read_h5ad(path, name="norman2019_subset[norman19]", style="scperturb", perturbation_column="condition",
-                     control_label="control", separator="+", select={"dataset": "norman19"},
-                     allow_unmeasured_perturbations=True)
+    # the data set's own loading conventions (python -m priorgnn.data describes them)
+    return read_h5ad(path, name="norman2019_subset[norman19]", **NORMAN2019_SUBSET.load_defaults)
 
 
 def lodo_splits(conditions: list[str]):

@@ -54,6 +54,7 @@ from priorgnn.study.grid import (  # noqa: E402 - definitions only: the grid imp
     UNSEEN_SUBGROUPS,
     grid_summary,
     headline_metric,
+    simulation_name,
 )
 
 log = logging.getLogger(__name__)
@@ -942,10 +943,13 @@ def _methods_text(grid, summary) -> list[str]:
     return L
 
 
-def _real_go_terms(out: Path | None) -> str:
+def _real_go_terms(out: Path | None, grid) -> str:
     """The real-GO simulation's module terms and ontology release, from its ``knowledge.json``."""
-    path = None if out is None else out / "sims" / "interaction_1_real_go" / "knowledge.json"
-    if path is None or not path.exists():
+    setting = next((s for s in grid.settings() if s.gene_names == "real_go"), None)
+    if out is None or setting is None:
+        return ""
+    path = out / "sims" / simulation_name(setting) / "knowledge.json"
+    if not path.exists():
         return ""
     kn = read_json(path)
     terms = [t for t in kn.get("terms", []) if t.get("level") == "module"]
@@ -984,7 +988,7 @@ def _controls_text(view: _View, summary: pd.DataFrame, ref: str, out: Path | Non
             "namespaces), of which the modules' terms are the signal and every other annotation, like every "
             "missing one, is realistic noise (`priorgnn.simulate.realgo`). Its network and cells are drawn as in "
             "the positive control, but its design and split follow the new names, so it is compared with its "
-            "own baselines, not paired with `base`." + _real_go_terms(out) if has_real else ""), ""]
+            "own baselines, not paired with `base`." + _real_go_terms(out, view.grid) if has_real else ""), ""]
     rows = []
     for setting in ("base", "negative_control", "real_go"):
         if not _has_setting(summary, setting):

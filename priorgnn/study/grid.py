@@ -11,7 +11,7 @@ from typing import Any
 
 __all__ = ["STUDY_METRICS", "PRIMARY", "UNSEEN_METRIC", "UNSEEN_SUBGROUPS", "TARGET_METRICS", "SUBGROUPS",
            "headline_metric", "ModelSpec", "MODELS", "GO_DEGRADED", "Setting", "Grid", "POSITIVE_CONTROL", "NEGATIVE_CONTROL", "REAL_GO_NOTE", "GRIDS",
-           "grid_summary"]
+           "grid_summary", "simulation_name"]
 
 #: Metrics scored for every cell (all from :mod:`priorgnn.metrics`).
 STUDY_METRICS = ("pearson_delta", "pearson_delta_excl_target", "mse", "mse_top20_de",
@@ -109,6 +109,17 @@ class Setting:
     informativeness: float | None = None
     #: the simulator's gene names (``real_go``: real human genes, with the real GO files as the prior)
     gene_names: str = "synthetic"
+
+
+def simulation_name(setting: Setting) -> str:
+    """The folder (under the study's ``sims/``) of ``setting``'s simulation: one per interaction
+    strength, prior informativeness (the negative control) and gene names (the real-GO setting)."""
+    name = f"interaction_{setting.interaction:g}"
+    if setting.informativeness is not None:
+        name += f"_informativeness_{setting.informativeness:g}"
+    if setting.gene_names != "synthetic":
+        name += f"_{setting.gene_names}"
+    return name
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from priorgnn.study.analysis import (
     cell_stem,
     read_tables,
 )
-from priorgnn.study.grid import GRIDS, MODELS, STUDY_METRICS, Grid, Setting
+from priorgnn.study.grid import GRIDS, MODELS, STUDY_METRICS, Grid, Setting, simulation_name
 
 log = logging.getLogger(__name__)
 
@@ -47,32 +47,26 @@ class _Context:
         self._go: dict[tuple, str] = {}
         self._gene2go: dict[tuple, dict] = {}
 
-    def simulation(self, interaction: float, informativeness: float | None = None, gene_names: str = "synthetic"):
+    def sim(self, setting: Setting):
         """The setting's simulation: the grid's, at another interaction strength, (for the negative
         control) another prior informativeness, or (the real-GO setting) with real gene names."""
-        key = (interaction, informativeness, gene_names)
+        key = (setting.interaction, setting.informativeness, setting.gene_names)
         if key not in self._sims:
             from priorgnn.simulate import simulate
 
             g = self.grid
             over = dict(g.sim_overrides)
-            name = f"interaction_{interaction:g}"
-            if interaction != 1.0:
-                over["interaction_strength"] = interaction
-            if informativeness is not None:  # the negative control
+            if setting.interaction != 1.0:
+                over["interaction_strength"] = setting.interaction
+            if setting.informativeness is not None:  # the negative control
                 over.update(g.negative_overrides)
-                over["prior_informativeness"] = informativeness
-                name += f"_informativeness_{informativeness:g}"
-            if gene_names != "synthetic":  # real human genes, the real GO files as knowledge
-                over["gene_names"] = gene_names
+                over["prior_informativeness"] = setting.informativeness
+            if setting.gene_names != "synthetic":  # real human genes, the real GO files as knowledge
+                over["gene_names"] = setting.gene_names
                 over["go_dir"] = self.go_dir
-                name += f"_{gene_names}"
-            self._sims[key] = simulate(g.preset, seed=g.data_seed, out=self.out / "sims" / name, **over)
+            self._sims[key] = simulate(g.preset, seed=g.data_seed, out=self.out / "sims" / simulation_name(setting),
+                                       **over)
         return self._sims[key]
-
-    def sim(self, setting: Setting):
-        """The simulation of ``setting`` (see :meth:`simulation`)."""
-        return self.simulation(setting.interaction, setting.informativeness, setting.gene_names)
 
     def knowledge_files(self, setting: Setting) -> tuple[Path, Path]:
         """OBO and GAF at the setting's GO fidelity (recall f, false annotations 1 - f)."""
