@@ -45,8 +45,8 @@ from priorgnn.models.baselines import training_singles
 log = logging.getLogger(__name__)
 
 __all__ = ["signed_target_similarity", "neighbour_average", "loo_fit", "loo_shrinkage", "loo_fit_degree",
-           "loo_fit_degree_powers", "powered", "degree_factors", "KAPPA_MULTIPLES", "POWERS", "walk_weights", "nearest_walk_weights", "transfer_deviations",
-           "NetworkKNN"]
+           "loo_fit_degree_powers", "fit_shrinkage", "powered", "degree_factors", "KAPPA_MULTIPLES", "POWERS",
+           "SHRINKS", "walk_weights", "nearest_walk_weights", "transfer_deviations", "NetworkKNN"]
 
 
 def signed_target_similarity(network: pd.DataFrame, genes: Sequence[str]) -> np.ndarray:
@@ -215,6 +215,22 @@ def loo_fit_degree_powers(weights: np.ndarray, deltas: np.ndarray, target_cols: 
     return best
 
 
+#: the shrinkage rules of the transfer: one ``λ`` (:func:`loo_fit`) or per gene (:func:`loo_fit_degree_powers`)
+SHRINKS = ("global", "degree")
+
+
+def fit_shrinkage(weights: np.ndarray, deltas: np.ndarray, target_cols: Sequence[int | None],
+                  shrink: str) -> tuple[float, float, float, float]:
+    """``(a, κ, power, error)`` of the transfer's shrinkage by leave-one-out: ``shrink='degree'`` by
+    :func:`loo_fit_degree_powers`; ``'global'`` one ``λ`` by :func:`loo_fit`, i.e. ``(λ, 0, 1, error)``.
+    Either way a gene's factor is :func:`degree_factors` ``(s_u, a, κ)`` over the weights to ``power``
+    (with ``κ = 0`` and ``a = λ ≤ 1`` that is ``λ`` for every gene with a neighbour)."""
+    if shrink == "degree":
+        return loo_fit_degree_powers(weights, deltas, target_cols)
+    lam, err = loo_fit(weights, deltas, target_cols)
+    return lam, 0.0, 1.0, err
+
+
 def walk_weights(adjacency, cols: Sequence[int], hops: int, *, exclude_own: bool = False) -> list[np.ndarray]:
     """Random-walk weights from every node to the nodes ``cols``, for 1 to ``hops`` steps.
 
@@ -289,7 +305,7 @@ class NetworkKNN(PerturbationModel):
     compared with an oracle that shrinks the same way."""
 
     def __init__(self, network: str = "", shrink: str = "global") -> None:
-        if shrink not in ("global", "degree"):
+        if shrink not in SHRINKS:
             raise ConfigError(f"network_knn: shrink must be 'global' or 'degree', not {shrink!r}.")
         super().__init__(network=network, shrink=shrink)
 
@@ -305,10 +321,8 @@ class NetworkKNN(PerturbationModel):
         self.vocab = sorted(set(map(str, net["regulator"])) | set(map(str, net["target"])) | set(self.single_genes))
         self._net = net
         sim = signed_target_similarity(net, self.single_genes)
-        if self.hparams.get("shrink", "global") == "degree":
-            self.lam, self.kappa, self.power, _ = loo_fit_degree_powers(sim, self.single_deltas, self._targets)
-        else:
-            self.lam, self.kappa, self.power = loo_shrinkage(sim, self.single_deltas, self._targets), 0.0, 1.0
+        self.lam, self.kappa, self.power, _ = fit_shrinkage(sim, self.single_deltas, self._targets,
+                                                            self.hparams.get("shrink", "global"))
         self.fit_info.update({"lambda": self.lam, "kappa": self.kappa, "power": self.power})
         log.info("network_knn: leave-one-out shrinkage lambda = %.3f (kappa %.3g, power %g) over %d singles",
                  self.lam, self.kappa, self.power, len(self.single_genes))
@@ -323,10 +337,7 @@ class NetworkKNN(PerturbationModel):
             sim = signed_target_similarity(self._net, allg)[len(self.single_genes):, :len(self.single_genes)]
             sim = powered(sim, self.power)
             moved = transfer_deviations(sim, self.single_deltas, self._targets)
-            if self.kappa or self.hparams.get("shrink", "global") == "degree":
-                lam = degree_factors(np.abs(sim).sum(axis=1), self.lam, self.kappa)
-            else:
-                lam = np.full(len(unseen), self.lam)
+            lam = degree_factors(np.abs(sim).sum(axis=1), self.lam, self.kappa)
             for g, row, f in zip(unseen, moved, lam):
                 out[g] = self.mean_single + f * row
         return out

@@ -362,7 +362,7 @@ class PriorGNNModule(nn.Module):
             a_big = ((a * off).norm(dim=1) >= (b * off).norm(dim=1))[:, None]
             big, small = torch.where(a_big, a, b), torch.where(a_big, b, a)
             scaled = self.pair_coef[0] * big + self.pair_coef[1] * small
-            if has_overlap:
+            if has_overlap:  # interaction_baselines.overlap_terms, in torch: predicted singles carry gradients
                 o = torch.sign(big) * torch.minimum(big.abs(), small.abs())
                 same = torch.sign(big) * torch.sign(small)
                 scaled = (scaled + overlap[0] * torch.where(same > 0, o, torch.zeros_like(o))
@@ -670,8 +670,8 @@ class PriorGNN(PerturbationModel):
         training singles (:func:`~priorgnn.models.baselines.training_singles`)."""
         import scipy.sparse as sp
 
-        from priorgnn.models.neighbours import (degree_factors, loo_fit, loo_fit_degree_powers, nearest_walk_weights,
-                                                powered, transfer_deviations, walk_weights)
+        from priorgnn.models.neighbours import (degree_factors, fit_shrinkage, nearest_walk_weights, powered,
+                                                transfer_deviations, walk_weights)
 
         pidx = {g: i for i, g in enumerate(pert_genes)}
         cols = np.array([pidx[g] for g in names], dtype=np.int64)
@@ -680,8 +680,8 @@ class PriorGNN(PerturbationModel):
         A = sp.csr_matrix((w[off], (tgt[off], src[off])), shape=(len(pert_genes),) * 2)  # A[query, neighbour]
         targets = [gene_pos.get(g) for g in names]
         hops = int(self.hparams.get("prop_hops", 1))
-        # models saved before this option existed were fitted with one λ (their buffers say so anyway)
-        degree = self.hparams.get("prop_shrink", "degree") == "degree"
+        shrink = self.hparams.get("prop_shrink", "degree")
+        degree = shrink == "degree"
         # one hop reaches the GO neighbours themselves; a gene without a measured GO neighbour is given
         # the measured singles nearest to it by a random walk of up to ``hops`` steps
         if not len(cols):
@@ -696,13 +696,7 @@ class PriorGNN(PerturbationModel):
             # prop_shrink='degree': the weights as they are or squared (a sharper kernel, the closest
             # neighbours counting more), with the per-gene shrinkage of loo_fit_degree; all chosen by
             # the same leave-one-out error (ties: the simpler choice, listed first)
-            fits = []
-            for Wk in candidates:
-                if degree:
-                    fits.append(loo_fit_degree_powers(Wk[cols], deltas, targets))
-                else:
-                    lam_k, err_k = loo_fit(Wk[cols], deltas, targets)
-                    fits.append((lam_k, 0.0, 1.0, err_k))
+            fits = [fit_shrinkage(Wk[cols], deltas, targets, shrink) for Wk in candidates]
             k = int(np.argmin([f[3] if np.isfinite(f[3]) else np.inf for f in fits]))  # ties: the shorter walk
             lam, kappa, power, err = fits[k]
             W = powered(candidates[k], power)
