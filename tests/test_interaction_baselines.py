@@ -272,3 +272,62 @@ def test_priorgnn_auto_backbone_takes_the_baselines_choice(truth, expected):
     assert model.fit_info["pair_backbone"]["chosen"] == expected
     pred = model.predict_delta(["C+K", "F+H"])
     np.testing.assert_allclose(pred, np.stack([truth(s, "C", "K"), truth(s, "F", "H")]), atol=1e-4)
+
+
+def test_choose_pair_backbone_focus_genes_by_hand():
+    """With a focus mask, only the focus genes count: there y = 2·big (scaled LOO error 0, additive's
+    error Σ (big)² over them), while the other genes follow y = −big and would change both."""
+    from priorgnn.models.interaction_baselines import choose_pair_backbone
+
+    pairs = []
+    for k in (1.0, 2.0, 3.0):
+        big, small = np.array([k, 10 * k]), np.zeros(2)
+        pairs.append((big, small, np.array([2 * k, -10 * k]), np.array([True, False])))
+    out = choose_pair_backbone(pairs)
+    assert out["loo_error"]["additive"] == pytest.approx(1 + 4 + 9)
+    assert out["loo_error"]["scaled"] == pytest.approx(0.0, abs=1e-12)
+    assert out["backbone"] == "scaled" and out["coef"][0] == pytest.approx(2.0)
+    # without the mask the far larger second gene dominates: cL = (Σ 2k² − 100k²) / (Σ k² + 100k²)
+    assert choose_pair_backbone([p[:3] for p in pairs])["coef"][0] == pytest.approx(-98 / 101)
+
+
+def _off_program(s, a, b):
+    """Buffered doubles plus a pattern no backbone has (so fits over different genes differ)."""
+    return _buffered(s, a, b) + 0.4 * np.cos(np.arange(len(GENES)) * (1 + PERTURBED.index(a)))
+
+
+@pytest.mark.parametrize("fit_genes", ["top_de", "all"])
+def test_overlap_additive_fit_genes_matches_a_written_out_least_squares(fit_genes):
+    """``fit_genes='top_de'`` fits over each training double's top-20 DE genes (``'all'``: every gene),
+    its own genes excluded: the same numbers as ``numpy.linalg.lstsq`` over those rows, built here
+    from the data's DE ranking and the hand-written overlap terms."""
+    data, split, s = _data_split(_off_program)
+    model = get_model_class("overlap_additive")(fit_genes=fit_genes).fit(data, split)
+    X, y = [], []
+    for a, b in TRAIN_DOUBLES:
+        c = f"{a}+{b}"
+        own = {GENES.index(a), GENES.index(b)}
+        rows = data.summaries.top_de(c, 20) if fit_genes == "top_de" else range(len(GENES))
+        rows = [j for j in rows if j not in own]
+        big, small = _big_small(s, a, b)
+        X.append(np.stack([big, small, *_overlap(big, small)], axis=1)[rows])
+        y.append(_off_program(s, a, b)[rows])
+    ref = np.linalg.lstsq(np.concatenate(X), np.concatenate(y), rcond=None)[0]
+    np.testing.assert_allclose(model.coef, ref, atol=1e-4)
+
+
+def test_fit_genes_is_checked_and_reaches_priorgnn():
+    with pytest.raises(ConfigError, match="fit_genes"):
+        get_model_class("pair_auto")(fit_genes="some")
+    with pytest.raises(ConfigError, match="pair_fit_genes"):
+        get_model_class("priorgnn")(pair_fit_genes="some")
+    data, split, _ = _data_split(_off_program)
+    from priorgnn.training.config import TrainConfig
+
+    for fit_genes in ("top_de", "all"):
+        model = get_model_class("priorgnn")(use_go=False, use_coexpression=False, pair_fit_genes=fit_genes)
+        model.fit(data, split, train=TrainConfig(max_epochs=0, progress_bar=False))
+        ref = get_model_class("pair_auto")(fit_genes=fit_genes).fit(data, split)
+        record = model.fit_info["pair_backbone"]
+        assert record["chosen"] == ref.backbone
+        np.testing.assert_allclose([record["c_large"], record["c_small"]], ref.coef[:2], atol=1e-6)

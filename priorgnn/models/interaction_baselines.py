@@ -35,14 +35,20 @@ coefficients are fitted over the other genes only.
     split by whether the two singles move gene ``g`` the same way (``o₊``) or opposite ways (``o₋``).
     A regulatory network saturates: where two perturbations push a shared target the same way, the
     double moves it less than the sum (``b₊ < 0``, buffering); ``b₊ > 0`` is synergy. The four numbers
-    are fitted by least squares over the same pooled genes as ``scaled_additive``; with no training
-    double it is ``additive``. Unlike ``scaled_additive``, which scales whole profiles, this predicts
+    are fitted by least squares pooled over each training double's top-20 DE genes
+    (``fit_genes='top_de'``, the default; ``'all'``: over every gene, as ``scaled_additive``); with no
+    training double it is ``additive``. Over every gene the fit is dominated by the many genes a double
+    hardly moves, where the singles' measurement noise attenuates the coefficients (regression
+    dilution), and so shrinks the large changes that matter; over the DE genes it fits the buffering
+    of the strongly moved targets (chosen on validation doubles of simulations the study never uses,
+    ``benchmarks/results/pair_backbones.md``). Unlike ``scaled_additive``, which scales whole profiles, this predicts
     the non-additive part gene by gene, and so ranks pairs by their shared targets.
 ``pair_auto``
     The backbone chosen per data set: ``additive``, ``scaled_additive`` (global) or
     ``overlap_additive``, whichever has the lowest leave-one-double-out squared error over the
     training doubles of measured singles (each held-out double predicted from the coefficients fitted
-    on the others; genes other than the pair's own). With fewer than ``min_doubles`` (3) such doubles
+    on the others; over the genes the coefficients are fitted on, ``fit_genes``, other than the pair's
+    own). With fewer than ``min_doubles`` (3) such doubles
     it is ``scaled_additive`` (``additive`` with none). :func:`choose_pair_backbone` does the choice
     (PriorGNN's ``pair_backbone='auto'`` uses it too).
 ``dominance``
@@ -63,6 +69,7 @@ import numpy as np
 
 from priorgnn.data.conditions import parse_condition
 from priorgnn.errors import ConfigError
+from priorgnn.metrics.core import N_DE
 from priorgnn.models.base import register_model
 from priorgnn.models.baselines import Additive
 
@@ -251,6 +258,10 @@ def overlap_terms(big: np.ndarray, small: np.ndarray) -> tuple[np.ndarray, np.nd
     return np.where(same > 0, o, 0.0), np.where(same < 0, o, 0.0)
 
 
+#: the genes of a training double the fitted backbones (``pair_auto``, ``overlap_additive``) are fitted
+#: and chosen on: ``'top_de'`` its top-20 DE genes (the genes ``mse_top20_de`` scores), ``'all'`` every gene
+FIT_GENES = ("top_de", "all")
+
 #: the backbones :func:`choose_pair_backbone` chooses among
 PAIR_BACKBONES = ("additive", "scaled", "overlap")
 
@@ -269,23 +280,27 @@ def _as_four(kind: str, coef: Sequence[float]) -> np.ndarray:
     return np.concatenate([np.asarray(coef, dtype=np.float64), np.zeros(4 - len(coef))])
 
 
-def choose_pair_backbone(pairs: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], min_doubles: int = 3,
+def choose_pair_backbone(pairs: Sequence[tuple[np.ndarray, ...]], min_doubles: int = 3,
                          candidates: Sequence[str] = PAIR_BACKBONES) -> dict:
     """The backbone of doubles with the lowest leave-one-double-out squared error.
 
-    ``pairs``: one ``(big, small, observed)`` per training double of measured singles, each the
-    changes over the genes other than the pair's own (``big`` the larger single). Returns
-    ``{"backbone": 'additive' | 'scaled' | 'overlap', "coef": [cL, cS, b₊, b₋] (fitted on all doubles),
-    "loo_error": {backbone: summed squared error}, "n_doubles": n}``: ``(cL, cS, 0, 0)`` for
-    ``scaled``, ``(1, 1, 0, 0)`` for ``additive``. Each backbone's coefficients are the least squares
-    pooled over the genes of the doubles, as ``scaled_additive`` and ``overlap_additive`` fit them; the
-    held-out double's are refitted without it (a rank-one downdate of the normal equations). With one
-    candidate, or fewer than ``min_doubles`` doubles, no error is computed and the choice is the only
-    candidate, or ``scaled`` (``additive`` without doubles)."""
+    ``pairs``: one ``(big, small, observed)`` or ``(big, small, observed, focus)`` per training double of
+    measured singles, each the changes over the genes other than the pair's own (``big`` the larger
+    single); ``focus`` is a boolean mask of the genes the coefficients are fitted on and the error is
+    summed over (without it, every gene). Returns ``{"backbone": 'additive' | 'scaled' | 'overlap',
+    "coef": [cL, cS, b₊, b₋] (fitted on all doubles), "loo_error": {backbone: summed squared error},
+    "n_doubles": n}``: ``(cL, cS, 0, 0)`` for ``scaled``, ``(1, 1, 0, 0)`` for ``additive``. Each
+    backbone's coefficients are the least squares pooled over the (focus) genes of the doubles, as
+    ``scaled_additive`` and ``overlap_additive`` fit them; the held-out double's are refitted without it
+    (a rank-one downdate of the normal equations). With one candidate, or fewer than ``min_doubles``
+    doubles, no error is computed and the choice is the only candidate, or ``scaled`` (``additive``
+    without doubles)."""
     n = len(pairs)
     out: dict = {"n_doubles": n, "loo_error": {}}
     if n == 0:
         return {**out, "backbone": "additive", "coef": _as_four("additive", ()).tolist()}
+    # restricted to each double's focus genes once, so every sum below is over those genes only
+    pairs = [p[:3] if len(p) == 3 else tuple(np.asarray(v)[p[3]] for v in p[:3]) for p in pairs]
     normal = {}
     for kind in [k for k in ("scaled", "overlap") if k in candidates or len(candidates) > 1]:
         parts = []
@@ -315,9 +330,11 @@ class PairAuto(_PairRule):
     #: the backbones this rule chooses among
     candidates: tuple[str, ...] = PAIR_BACKBONES
 
-    def __init__(self, fallback: str = "mean", min_doubles: int = 3, **kw) -> None:
+    def __init__(self, fallback: str = "mean", min_doubles: int = 3, fit_genes: str = "top_de", **kw) -> None:
+        if fit_genes not in FIT_GENES:
+            raise ConfigError(f"{self.name}: fit_genes must be one of {', '.join(FIT_GENES)}, not {fit_genes!r}.")
         super().__init__(fallback=fallback, **kw)
-        self.hparams.update(min_doubles=int(min_doubles))
+        self.hparams.update(min_doubles=int(min_doubles), fit_genes=fit_genes)
         self.backbone, self.coef = "additive", _as_four("additive", ())
 
     def fit(self, data, split, *, graphs=None, train=None):
@@ -328,7 +345,12 @@ class PairAuto(_PairRule):
             genes = parse_condition(c)
             if len(genes) == 2 and all(g in self._index for g in genes):
                 big, small, keep, _own = self._pair(genes)
-                pairs.append((big[keep], small[keep], s.delta(c).astype(np.float64)[keep]))
+                pair = (big[keep], small[keep], s.delta(c).astype(np.float64)[keep])
+                if self.hparams["fit_genes"] == "top_de":
+                    focus = np.zeros(len(keep), dtype=bool)
+                    focus[s.top_de(c, N_DE)] = True
+                    pair += (focus[keep],)
+                pairs.append(pair)
         choice = choose_pair_backbone(pairs, self.hparams["min_doubles"], self.candidates)
         self.backbone, self.coef = choice["backbone"], np.asarray(choice["coef"], dtype=np.float64)
         if not pairs:

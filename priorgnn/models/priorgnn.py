@@ -447,6 +447,12 @@ class PriorGNN(PerturbationModel):
         whichever predicts the training doubles best when each is left out in turn (the ``pair_auto``
         baseline; chosen as the default on validation doubles of simulations the study never uses,
         ``benchmarks/results/pair_backbones.md``)
+    pair_fit_genes : the genes of each training double that the ``overlap`` and ``auto`` backbones are
+        fitted and chosen on: ``'top_de'`` (default) its 20 most differentially expressed genes (those
+        ``mse_top20_de`` scores, and where a double's interaction matters), ``'all'`` every gene (the
+        earlier default, whose fit is dominated by the many nearly unchanged genes and so shrinks the
+        large changes). Chosen on validation doubles of simulations the study never uses
+        (``benchmarks/results/pair_backbones.md``)
     null_center : the network's single is its output for the gene minus its output for a "null"
         perturbation (zero embedding, no target), so that a gene the network knows nothing about adds
         nothing to the mean single (additive modes only; False: the raw output, as before)
@@ -462,7 +468,12 @@ class PriorGNN(PerturbationModel):
                  center: str = "mean", pert_flag: bool = True, interaction_gate: bool = True,
                  knowledge: str = "propagate", null_center: bool = True, pair_backbone: str = "auto",
                  go_conv: str = "sgconv", prop_hops: int = 1, prop_walk: str = "nearest",
-                 prop_shrink: str = "degree", **kw) -> None:
+                 prop_shrink: str = "degree", pair_fit_genes: str = "top_de", **kw) -> None:
+        from priorgnn.models.interaction_baselines import FIT_GENES
+
+        if pair_fit_genes not in FIT_GENES:
+            raise ConfigError(f"priorgnn: pair_fit_genes must be one of {', '.join(FIT_GENES)}, "
+                              f"not {pair_fit_genes!r}.")
         if prop_shrink not in ("degree", "global"):
             raise ConfigError(f"priorgnn: prop_shrink must be 'degree' or 'global', not {prop_shrink!r}.")
         if prop_walk not in ("nearest", "cumulative"):
@@ -491,7 +502,7 @@ class PriorGNN(PerturbationModel):
                          center=center, pert_flag=pert_flag, interaction_gate=interaction_gate,
                          knowledge=knowledge, null_center=null_center, pair_backbone=pair_backbone,
                          go_conv=go_conv, prop_hops=int(prop_hops), prop_walk=prop_walk, prop_shrink=prop_shrink,
-                         **kw)
+                         pair_fit_genes=pair_fit_genes, **kw)
         self.net: PriorGNNModule | None = None
 
     # -- vocabulary and graphs ------------------------------------------------------------------------
@@ -641,7 +652,8 @@ class PriorGNN(PerturbationModel):
 
         kind = self.hparams.get("pair_backbone")
         if kind in ("auto", "overlap"):  # (cL, cS, b₊, b₋) of the chosen (or the overlap) backbone
-            baseline = (PairAuto() if kind == "auto" else OverlapAdditive()).fit(data, split)
+            fit_genes = self.hparams["pair_fit_genes"]
+            baseline = (PairAuto if kind == "auto" else OverlapAdditive)(fit_genes=fit_genes).fit(data, split)
             info = baseline.fit_info[baseline.name]
             coef = tuple(float(v) for v in baseline.coef)
         else:
