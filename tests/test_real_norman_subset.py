@@ -65,3 +65,35 @@ def test_every_default_model_with_the_real_go(bench, tmp_path):
                        "--go-dir", str(GO)]) == 0
     table = pd.read_csv(tmp_path / "real_norman_subset.csv")
     assert {"go_knn", "priorgnn"} <= set(table["model"])
+
+
+def test_never_worse_than_additive_per_fit_by_hand(bench):
+    """Per fit (a split seed; a double_lodo fold, named by its held-out double), the means of PriorGNN and
+    additive, and 'met' only within 0.01 on both Pearson Δ and top-20-DE MSE (values chosen by hand)."""
+    rows = []
+
+    def add(family, seed, cond, sub, model, r, mse):
+        rows.append({"family": family, "seed": seed, "condition": cond, "subgroup": sub, "model": model,
+                     "reference": "observed", "pearson_delta_excl_target": r, "mse_top20_de": mse})
+
+    # split seed 1, combo_seen1: PriorGNN's mean Pearson Δ 0.805 vs 0.820 (−0.015: not met)
+    add("simulation", 1, "A+B", "combo_seen1", "priorgnn", 0.80, 0.02)
+    add("simulation", 1, "C+D", "combo_seen1", "priorgnn", 0.81, 0.02)
+    add("simulation", 1, "A+B", "combo_seen1", "additive", 0.82, 0.02)
+    add("simulation", 1, "C+D", "combo_seen1", "additive", 0.82, 0.02)
+    # a fold: Pearson Δ better, MSE 0.005 higher (met); another fold: MSE 0.02 higher (not met)
+    add("double_lodo", 0, "E+F", "combo_seen2", "priorgnn", 0.90, 0.015)
+    add("double_lodo", 0, "E+F", "combo_seen2", "additive", 0.85, 0.010)
+    add("double_lodo", 0, "G+H", "combo_seen2", "priorgnn", 0.90, 0.040)
+    add("double_lodo", 0, "G+H", "combo_seen2", "additive", 0.90, 0.020)
+    # rows that must not count: a single, the truth reference, another model
+    add("simulation", 1, "A+ctrl", "unseen_single", "priorgnn", 0.0, 9.0)
+    add("simulation", 1, "A+B", "combo_seen1", "mean", 0.0, 9.0)
+    rows.append({**rows[0], "reference": "truth", "pearson_delta_excl_target": 0.0})
+    check = bench.never_worse_than_additive(pd.DataFrame(rows)).set_index("fit")
+    assert list(check.sort_index().index) == ["1", "E+F", "G+H"]
+    assert check.loc["1", "pearson_model"] == pytest.approx(0.805)
+    assert check.loc["1", "pearson_additive"] == pytest.approx(0.82)
+    assert not check.loc["1", "met"]
+    assert check.loc["E+F", "met"] and not check.loc["G+H", "met"]
+    assert check.loc["G+H", "mse_model"] == pytest.approx(0.040)
