@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
+import interaction_targets as bench  # benchmarks/ is on the path (conftest)
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-@pytest.fixture(scope="module")
-def bench():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import interaction_targets
-
-    yield interaction_targets
-    sys.path.remove(str(ROOT / "benchmarks"))
-
-
-def test_room_terms_by_hand(bench):
+def test_room_terms_by_hand():
     """Two scored genes (the third is left out):
     additive: (1 + 0 − 0.5)² = 0.25 and (0 + 1 − 1.2)² = 0.04, mean 0.145;
     true non-additive part: (0.5 − 0.9 − 0)² = 0.16 and (1.2 − 0 − 1.2)² = 0, mean 0.08;
