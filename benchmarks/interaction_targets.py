@@ -136,12 +136,13 @@ def room_terms(obs_a: np.ndarray, obs_b: np.ndarray, true_a: np.ndarray, true_b:
 def room(data, sim, split) -> pd.DataFrame:
     """:func:`room_terms` for every ``combo_seen2`` test double (both singles measured in training)."""
     from priorgnn.data.conditions import parse_condition
+    from priorgnn.metrics.core import N_DE
 
     s, rows = data.summaries, []
     for c in split.subgroups.get("combo_seen2", []):
         a, b = (f"{g}+ctrl" for g in parse_condition(c))
         true_a, true_b, true_ab = sim.truth_delta([a, b, c])
-        rows.append({"condition": c, **room_terms(s.delta(a), s.delta(b), true_a, true_b, true_ab, s.top_de(c, 20))})
+        rows.append({"condition": c, **room_terms(s.delta(a), s.delta(b), true_a, true_b, true_ab, s.top_de(c, N_DE))})
     return pd.DataFrame(rows)
 
 

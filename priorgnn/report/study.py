@@ -351,6 +351,11 @@ def _adj_text(rec) -> str:
     return f"p = {fmt_p(rec['p_value'])}, Holm p = {fmt_p(rec['p_holm'])} ({rec['m_family']} tests in '{rec['family']}')"
 
 
+def _delta_bullet(label: str, rec) -> list[str]:
+    """``- label: Δ = …`` for a comparison that was measured, nothing for one that was not."""
+    return [] if rec is None else [f"- {label}: {_delta_text(rec)}."]
+
+
 def _delta_text(rec) -> str:
     if rec is None:
         return "not measured"
@@ -1011,9 +1016,8 @@ def _real_go_bullets(view: _View, ref: str) -> list[str]:
     """The real-GO setting's tests: what the real prior adds over no GO, against the oracle's lead."""
     met, sub = UNSEEN_METRIC, "unseen_single"
     L = []
-    rec = view.compare("real_go", "priorgnn", "priorgnn_no_go", met, ref, sub, family=F_CONTROL)
-    if rec is not None:
-        L.append(f"- Real GO, what the real prior adds: priorgnn − priorgnn_no_go: {_delta_text(rec)}.")
+    L += _delta_bullet("Real GO, what the real prior adds: priorgnn − priorgnn_no_go",
+                       view.compare("real_go", "priorgnn", "priorgnn_no_go", met, ref, sub, family=F_CONTROL))
     rec = view.compare("real_go", "priorgnn", "mean", met, ref, sub, family=F_CONTROL)
     oracle = view.compare("real_go", "network_knn", "mean", met, ref, sub, family=F_CONTROL)
     if oracle is not None:
@@ -1029,9 +1033,8 @@ def _real_go_bullets(view: _View, ref: str) -> list[str]:
         L.append(f"- Real GO, PriorGNN's lead over mean: priorgnn − mean: {_delta_text(rec)}{share}.")
     for other in ("go_knn", "priorgnn_go_permuted"):
         base = "mean" if other == "go_knn" else "priorgnn_no_go"
-        rec = view.compare("real_go", other, base, met, ref, sub, family=F_CONTROL)
-        if rec is not None:
-            L.append(f"- Real GO, {other} − {base}: {_delta_text(rec)}.")
+        L += _delta_bullet(f"Real GO, {other} − {base}",
+                           view.compare("real_go", other, base, met, ref, sub, family=F_CONTROL))
     return L
 
 
@@ -1072,18 +1075,15 @@ def _positive_negative_bullets(view: _View, summary: pd.DataFrame, ref: str, pri
                             base_setting=pts[0][1])
         L.append(f"  - the two ends, fidelity {pts[-1][0]:g} − {pts[0][0]:g}: {_delta_text(ends)}.")
     for bad in ("priorgnn_go_permuted", "priorgnn_go_random"):
-        rec = view.compare("base", bad, "priorgnn_no_go", met, ref, sub, family=F_CONTROL)
-        if rec is not None:
-            L.append(f"- {bad} ≈ no GO: {bad} − priorgnn_no_go: {_delta_text(rec)}.")
+        L += _delta_bullet(f"{bad} ≈ no GO: {bad} − priorgnn_no_go",
+                           view.compare("base", bad, "priorgnn_no_go", met, ref, sub, family=F_CONTROL))
     if _has_setting(summary, "negative_control"):
         rec = view.compare("negative_control", "priorgnn", "priorgnn_no_go", met, ref, sub, family=F_CONTROL)
         if rec is not None:
             L.append(f"- Negative control, no false benefit (PriorGNN with GO ≤ without GO + 0.02): priorgnn − "
                      f"priorgnn_no_go: {_delta_text(rec)}; {verdict(rec['estimate'] <= 0.02)}.")
-        rec = view.compare("negative_control", "network_knn", "mean", met, ref, sub, family=F_CONTROL)
-        if rec is not None:
-            L.append(f"- Negative control, the oracle's lead over mean (the signal there is to transfer): "
-                     f"{_delta_text(rec)}.")
+        L += _delta_bullet("Negative control, the oracle's lead over mean (the signal there is to transfer)",
+                           view.compare("negative_control", "network_knn", "mean", met, ref, sub, family=F_CONTROL))
     return L
 
 
@@ -1096,9 +1096,7 @@ def _fair_contrast_bullets(view: _View, ref: str) -> list[str]:
               f"`{pm}` vs truth):", ""]
         for a, b in (("priorgnn", "transformer_additive"), ("transformer_additive", "transformer_no_pretrain")):
             for s2 in ("combo_seen1", "combo_seen2"):
-                rec = view.compare("base", a, b, pm, ref, s2, family=F_CONTROL)
-                if rec is not None:
-                    L.append(f"- `{s2}`: {a} − {b}: {_delta_text(rec)}.")
+                L += _delta_bullet(f"`{s2}`: {a} − {b}", view.compare("base", a, b, pm, ref, s2, family=F_CONTROL))
     return L
 
 
@@ -1125,9 +1123,8 @@ def _beyond_additive_text(view: _View, base_models: list[str], ref: str) -> list
     for base in ("additive", "scaled_additive", "overlap_additive"):
         for sub in ("combo_seen1", "combo_seen2"):
             for met in (pm, "mse_top20_de"):
-                rec = view.compare("base", "priorgnn", base, met, ref, sub, family=F_PRIOR)
-                if rec is not None:
-                    L.append(f"- `{sub}`, `{met}`: priorgnn − {base}: {_delta_text(rec)}.")
+                L += _delta_bullet(f"`{sub}`, `{met}`: priorgnn − {base}",
+                                   view.compare("base", "priorgnn", base, met, ref, sub, family=F_PRIOR))
     target = [(base, sub, view.compare("base", "priorgnn", base, "mse_top20_de", ref, sub, family=F_PAIR_TARGET))
               for base in ("additive", "scaled_additive") for sub in ("combo_seen1", "combo_seen2")]
     target = [(b, s, r) for b, s, r in target if r is not None]
@@ -1328,11 +1325,9 @@ def _axis_conclusions(view: _View, axis: str, points, models, ref: str) -> list[
             x, setting = points[-1]
             for sub in _SUBS:
                 met = headline_metric(sub)
-                rec = view.compare(setting, "transformer_pretrained", "priorgnn", met, ref, sub, family=fam,
-                                   base_setting="base")
-                if rec is not None:
-                    L.append(f"- pool {x:g}x vs PriorGNN (`{sub}`, `{met}`): transformer_pretrained − priorgnn: "
-                             f"{_delta_text(rec)}.")
+                L += _delta_bullet(f"pool {x:g}x vs PriorGNN (`{sub}`, `{met}`): transformer_pretrained − priorgnn",
+                                   view.compare(setting, "transformer_pretrained", "priorgnn", met, ref, sub,
+                                                family=fam, base_setting="base"))
     return L
 
 
