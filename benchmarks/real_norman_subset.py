@@ -36,7 +36,8 @@ CIs over conditions (and seeds), paired comparisons with ``additive``, ``mean`` 
 (:mod:`priorgnn.metrics.diagnostics`).
 
 Writes ``OUT/real_norman_subset.csv`` (one row per split family, model, subgroup and metric; the
-diagnostic's relative spread in rows of metric ``relative_spread``), ``OUT/real_norman_subset.md``
+diagnostic's relative spread in rows of metric ``relative_spread``, with the seeds it flags and
+``fallback_conditions``, the conditions a model predicted with a gene it has nothing for), ``OUT/real_norman_subset.md``
 (the command, the machine, the tables and a "who wins" paragraph generated from the numbers) and
 ``OUT/real_norman_subset_comparisons.csv`` and ``OUT/real_norman_subset_fits.csv`` (one row per fit: seconds,
 epochs, whether the epoch cap stopped it, and PriorGNN's choices: the propagation's leave-one-out λ, the
@@ -115,7 +116,8 @@ PRIORGNN_OPTIONS: dict = {}
 
 
 def fit_predict(name: str, data, split, go_dir: Path, max_epochs: int | None, seed: int):
-    """Fit model ``name`` as train.py does; its (delta, control) for ``split.test`` and a fit record."""
+    """Fit model ``name`` as train.py does; its (delta, control) for ``split.test``, a fit record and
+    its fallback count per test condition (``None`` if the model does not report one)."""
     from priorgnn import experiment
     from priorgnn.models import TrainConfig, get_model_class
     from priorgnn.pipeline import RunConfig, build_priors
@@ -148,7 +150,11 @@ def fit_predict(name: str, data, split, go_dir: Path, max_epochs: int | None, se
               "unseen_scale": (info.get("unseen_gate") or {}).get("scale"),
               "pair_backbone": (info.get("pair_backbone") or info.get("pair_auto") or {}).get("chosen",
                                                                                        (info.get("pair_auto") or {}).get("backbone"))}
-    return experiment.predict(model, split.test, genes=data.genes), record
+    # per test condition, how many of its genes the model predicted by its documented fallback (a gene
+    # it has no measured effect or prior for); None for a model that does not count them
+    notes = model.prediction_notes(model.canonical(list(split.test)))
+    fallback = None if "n_fallback" not in notes else dict(zip(split.test, map(int, notes["n_fallback"])))
+    return experiment.predict(model, split.test, genes=data.genes), record, fallback
 
 
 def run_family(family: str, splits, data, models, go_dir: Path, max_epochs: int | None, pool: bool):
@@ -162,19 +168,23 @@ def run_family(family: str, splits, data, models, go_dir: Path, max_epochs: int 
 
     frames, fits, diags, skipped = [], [], [], {}
     pooled: dict[str, list[np.ndarray]] = {}
+    fallbacks: dict[str, dict[str, int] | None] = {}  # model -> condition -> genes by fallback (pooled folds)
     observed, conds, subgroups = [], [], {}
     for split in splits:
-        preds = {}
+        preds, split_fallbacks = {}, {}
         for name in models:
             if name in skipped:
                 continue
             try:
-                (delta, control), rec = fit_predict(name, data, split, go_dir, max_epochs, split.seed)
+                (delta, control), rec, fb = fit_predict(name, data, split, go_dir, max_epochs, split.seed)
             except GraphError as exc:  # a model that cannot represent these data is reported, not hidden
                 skipped[name] = f"{type(exc).__name__}: {exc}"
                 log.warning("%s cannot run on these data: %s", name, exc)
                 continue
             preds[name] = (delta, control)
+            split_fallbacks[name] = fb
+            if pool:
+                fallbacks[name] = None if fb is None else {**(fallbacks.get(name) or {}), **fb}
             fits.append({"family": family, "split_seed": split.seed, "model": name, **rec})
             log.info("%s split %d: %s fitted in %.1f s", family, split.seed, name, rec["fit_s"])
         # pooled folds hold one test condition each: the discrimination score (a rank among the seed's
@@ -190,14 +200,29 @@ def run_family(family: str, splits, data, models, go_dir: Path, max_epochs: int 
             conds += ex.conditions
             subgroups.update(ex.subgroups)
         else:
-            diags.append(prediction_diagnostics(preds, ex))
+            diags.append(with_fallbacks(prediction_diagnostics(preds, ex), split_fallbacks, ex.subgroups))
     if pool:
         ex = SeedExamples(seed=LODO_SEED, conditions=conds, subgroups=subgroups, genes=list(map(str, data.genes)),
                           observed_delta=np.concatenate(observed), de_idx=np.zeros((len(conds), 0), dtype=int))
-        diag = prediction_diagnostics({k: (np.concatenate(v), None) for k, v in pooled.items()}, ex)
+        diag = with_fallbacks(prediction_diagnostics({k: (np.concatenate(v), None) for k, v in pooled.items()}, ex),
+                              fallbacks, ex.subgroups)
     else:
         diag = pd.concat(diags, ignore_index=True)
     return pd.concat(frames, ignore_index=True), diag, fits, skipped
+
+
+def with_fallbacks(diag: pd.DataFrame, fallbacks: dict, subgroups: dict[str, str]) -> pd.DataFrame:
+    """``diag`` with ``fallback_conditions``: per model and subgroup, the test conditions with at least
+    one gene the model predicted by its fallback (NaN for a model that does not count them). A model
+    that knows nothing about several genes predicts them alike; the count tells that apart from a model
+    that fails to use what it knows."""
+    def count(row) -> float:
+        fb = fallbacks.get(row["model"])
+        if fb is None:
+            return float("nan")
+        return float(sum(n > 0 for c, n in fb.items() if subgroups.get(c) == row["subgroup"]))
+
+    return diag.assign(fallback_conditions=diag.apply(count, axis=1) if len(diag) else [])
 
 
 def summarise(per_condition: pd.DataFrame, diag: pd.DataFrame, family: str, n_boot: int):
@@ -208,13 +233,20 @@ def summarise(per_condition: pd.DataFrame, diag: pd.DataFrame, family: str, n_bo
     summ.insert(0, "family", family)
     comp = paired_comparison(per_condition, metrics, baselines=BASELINES, n_boot=n_boot, seed=0)
     comp.insert(0, "family", family)
+    return summ, comp, summarise_diagnostics(diag, family)
+
+
+def summarise_diagnostics(diag: pd.DataFrame, family: str) -> pd.DataFrame:
+    """Per model and subgroup over the seeds: the median relative spread (``mean``), the seeds it flags,
+    the conditions, and the conditions by fallback (summed; NaN for a model that does not count them)."""
     d = (diag.groupby(["model", "subgroup"])
          .agg(mean=("relative_spread", "median"), constant_seeds=("constant", "sum"),
-              n_seeds=("seed", "nunique"), n_conditions=("n_conditions", "sum")).reset_index())
+              n_seeds=("seed", "nunique"), n_conditions=("n_conditions", "sum"),
+              fallback_conditions=("fallback_conditions", lambda v: v.sum(min_count=1))).reset_index())
     d.insert(0, "family", family)
     d["reference"] = "observed"
     d["metric"] = "relative_spread"
-    return summ, comp, d
+    return d
 
 
 def _fmt(v: float) -> str:
@@ -262,10 +294,19 @@ def who_wins(summ: pd.DataFrame, comp: pd.DataFrame, diag: pd.DataFrame) -> list
             rows = flagged.set_index("model")
             txt += (" Near-constant predictions (spread across the conditions under 5% of the data's) from "
                     + ", ".join(f"`{m}` (in {int(rows.loc[m, 'constant_seeds'])} of {int(rows.loc[m, 'n_seeds'])} "
-                                f"seeds; median spread {_fmt(float(rows.loc[m, 'mean']))}× the data's)"
+                                f"seeds; median spread {_fmt(float(rows.loc[m, 'mean']))}× the data's"
+                                f"{_fallback_words(rows.loc[m])})"
                                 for m in learned_flagged) + ".")
         out.append(txt)
     return out
+
+
+def _fallback_words(row) -> str:
+    """``; k of n conditions by fallback`` where the model counted fallbacks and had some, else ``''``."""
+    k = row.get("fallback_conditions")
+    if k is None or pd.isna(k) or k == 0:
+        return ""
+    return f"; {int(k)} of {int(row['n_conditions'])} conditions by fallback"
 
 
 def _flag_words(row) -> str:
@@ -287,7 +328,8 @@ def _table(summ: pd.DataFrame, diag: pd.DataFrame, family: str, subgroup: str, m
             r = s[(s["model"] == m) & (s["metric"] == me)]
             cells.append("–" if r.empty else f"{_fmt(r['mean'].iloc[0])} [{_fmt(r['ci_lo'].iloc[0])}, "
                                               f"{_fmt(r['ci_hi'].iloc[0])}]")
-        spread = "" if m not in d.index else _fmt(float(d.loc[m, "mean"])) + _flag_words(d.loc[m])
+        spread = "" if m not in d.index else (_fmt(float(d.loc[m, "mean"])) + _flag_words(d.loc[m])
+                                              + _fallback_words(d.loc[m]))
         L.append(f"| {'*ceiling*' if m == 'ceiling' else '`' + m + '`'} | " + " | ".join(cells) + f" | {spread} |")
     return L
 
@@ -349,7 +391,10 @@ def render(summ, comp, diag, fits, skipped: dict[str, str], command: str, n_cell
          "metric scores only other genes. Means with 95% bootstrap CIs over conditions (and seeds); "
          "`spread vs data` is the near-constant-prediction diagnostic (predicted changes' spread across "
          "the subgroup's conditions over the observed changes'; median over seeds; for `double_lodo` it pools the "
-         "5 folds' predictions, each from its own fit).", "",
+         "5 folds' predictions, each from its own fit). `by fallback` counts the conditions (over seeds) with a "
+         "gene the model has no measured effect or prior for, predicted by its documented fallback (`additive`, "
+         "`go_knn`, PriorGNN: the mean training single; PriorGNN's `n_fallback`: never perturbed in training, no "
+         "measured GO neighbour, no trained embedding within its GO hops): such genes are predicted alike.", "",
          "## Who wins", "", *who_wins(summ, comp, diag), ""]
     if skipped:
         L += ["Models that could not be run on these data (and so are in no table):", ""]
@@ -428,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - t0
     args.out.mkdir(parents=True, exist_ok=True)
     table = pd.concat([summ, diag[["family", "model", "reference", "subgroup", "metric", "mean", "n_conditions",
-                                   "n_seeds", "constant_seeds"]]], ignore_index=True)
+                                   "n_seeds", "constant_seeds", "fallback_conditions"]]], ignore_index=True)
     table.to_csv(args.out / "real_norman_subset.csv", index=False)
     comp.to_csv(args.out / "real_norman_subset_comparisons.csv", index=False)
     pd.DataFrame(fits).to_csv(args.out / "real_norman_subset_fits.csv", index=False)

@@ -358,3 +358,39 @@ def test_gat_option_passes_messages_over_go(demo):
     assert not torch.allclose(before, after)
     with pytest.raises(ConfigError, match="go_conv"):
         get_model_class("priorgnn").check_hparams({"go_conv": "attention"})
+
+
+def test_fallback_genes_are_those_nothing_informs_and_are_predicted_alike(demo):
+    """A gene never perturbed in training, without a measured GO neighbour and without a trained
+    embedding within its GO hops is a fallback: counted in ``n_fallback`` and predicted exactly like every
+    other such gene. A GO neighbour of a trained gene is not, and predicts differently."""
+    from knowledge.graph import GeneGraph
+
+    data, split, graphs = demo
+    trained = sorted({g for c in split.train for g in c.split("+") if g != "ctrl"})
+    genes = list(data.genes) + ["X1", "X2", "X3"]
+    pos = {g: i for i, g in enumerate(genes)}
+    ring = graphs.go
+    # the fixture's ring over the measured genes, plus X1 - X2 (linked only to each other) and X3 - a
+    # trained gene, each edge both ways with weight 0.5, and self-loops
+    extra = [(pos["X1"], pos["X2"]), (pos["X3"], pos[trained[0]])]
+    src = np.r_[ring.edge_index[0], [a for a, b in extra], [b for a, b in extra], [pos[g] for g in ("X1", "X2", "X3")]]
+    dst = np.r_[ring.edge_index[1], [b for a, b in extra], [a for a, b in extra], [pos[g] for g in ("X1", "X2", "X3")]]
+    w = np.r_[ring.edge_weight, np.full(2 * len(extra), 0.5), np.ones(3)]
+    go = GeneGraph(genes, np.stack([src, dst]), w, {"kind": "test-ring-plus"})
+    m = get_model_class("priorgnn")(hidden=8, allow_prior_free=True)
+    m.fit(data, split, graphs=PriorGraphs(go=go, coexpression=graphs.coexpression),
+          train=TrainConfig(max_epochs=2, progress_bar=False, seed=0))
+    fallback = m.fallback_genes()
+    assert {"X1", "X2"} <= fallback
+    assert "X3" not in fallback and not fallback & set(trained)
+    conds = ["X1+X2", "X1+ctrl", "X2+ctrl", "X3+ctrl", f"{trained[0]}+ctrl"]
+    assert m.prediction_notes(conds)["n_fallback"] == [2, 1, 1, 0, 0]
+    pred = m.predict_delta(conds)
+    np.testing.assert_array_equal(pred[1], pred[2])  # nothing tells X1 from X2
+    assert np.abs(pred[3] - pred[1]).max() > 1e-6  # X3 is informed by its trained GO neighbour
+    # random initial embeddings: every gene's embedding is its own, so none is a fallback
+    r = get_model_class("priorgnn")(hidden=8, allow_prior_free=True, pert_init="normal")
+    r.fit(data, split, graphs=PriorGraphs(go=go, coexpression=graphs.coexpression),
+          train=TrainConfig(max_epochs=1, progress_bar=False, seed=0))
+    assert r.fallback_genes() == set()

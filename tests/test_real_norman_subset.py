@@ -97,3 +97,27 @@ def test_never_worse_than_additive_per_fit_by_hand(bench):
     assert not check.loc["1", "met"]
     assert check.loc["E+F", "met"] and not check.loc["G+H", "met"]
     assert check.loc["G+H", "mse_model"] == pytest.approx(0.040)
+
+
+def test_fallback_counts_per_model_and_subgroup_by_hand(bench):
+    import numpy as np
+
+    diag = pd.DataFrame({"model": ["priorgnn", "priorgnn", "mean"], "seed": [1, 1, 1],
+                         "subgroup": ["unseen_single", "combo_seen0", "unseen_single"],
+                         "n_conditions": [3, 2, 3], "relative_spread": [0.04, 0.02, 0.0],
+                         "constant": [True, True, True]})
+    subgroups = {"A+ctrl": "unseen_single", "B+ctrl": "unseen_single", "C+ctrl": "unseen_single",
+                 "A+B": "combo_seen0", "C+D": "combo_seen0"}
+    # priorgnn: A and B by fallback (A+B has two such genes, C+D none); mean reports no counts
+    fallbacks = {"priorgnn": {"A+ctrl": 1, "B+ctrl": 1, "C+ctrl": 0, "A+B": 2, "C+D": 0}, "mean": None}
+    out = bench.with_fallbacks(diag, fallbacks, subgroups)
+    assert out["fallback_conditions"].tolist()[:2] == [2.0, 1.0]
+    assert np.isnan(out["fallback_conditions"].iloc[2])
+    # over seeds the counts add up; a model without counts stays without
+    agg = bench.summarise_diagnostics(pd.concat([out, out.assign(seed=2)], ignore_index=True), "simulation")
+    agg = agg.set_index(["model", "subgroup"])
+    assert agg.loc[("priorgnn", "unseen_single"), "fallback_conditions"] == 4.0
+    assert agg.loc[("priorgnn", "unseen_single"), "constant_seeds"] == 2
+    assert np.isnan(agg.loc[("mean", "unseen_single"), "fallback_conditions"])
+    assert bench._fallback_words(agg.loc[("priorgnn", "unseen_single")]) == "; 4 of 6 conditions by fallback"
+    assert bench._fallback_words(agg.loc[("mean", "unseen_single")]) == ""

@@ -858,8 +858,40 @@ class PriorGNN(PerturbationModel):
 
     def prediction_notes(self, conditions: Sequence[str]) -> dict[str, list]:
         """``prior_free``: the condition involves a gene never perturbed in training and without a GO
-        annotation (predicted with ``allow_prior_free=True``)."""
-        return {"prior_free": self._prior_free(conditions)}
+        annotation (predicted with ``allow_prior_free=True``). ``n_fallback``: its genes that nothing
+        informs (:meth:`fallback_genes`), each predicted as the mean training single."""
+        fallback = self.fallback_genes()
+        return {"prior_free": self._prior_free(conditions),
+                "n_fallback": [sum(g in fallback for g in parse_condition(c)) for c in conditions]}
+
+    def fallback_genes(self) -> set[str]:
+        """The perturbation genes about which neither training nor the GO prior tells the model anything.
+
+        Such a gene was not perturbed in training (no measured or inferred effect, no trained
+        embedding), has no measured training single among its GO neighbours (the propagation pathway
+        gives it nothing), and no gene within ``go_layers`` GO hops has a nonzero perturbation
+        embedding, so message passing hands it the same all-zero input as every other such gene. The
+        network then predicts the same change for all of them: the mean training single (``center=
+        'mean'``), plus the generic response of the targeted gene itself (``pert_flag``). The report
+        counts these predictions as fallbacks, as it does ``additive``'s mean single for an unseen
+        gene, so that identical predictions for such genes read as what they are, a lack of knowledge
+        rather than a failure of the model. Found from the fitted weights and buffers, not from the
+        predictions; with ``pert_init='normal'`` every embedding is nonzero and no gene is a fallback.
+        """
+        self._check_fitted()
+        net = self.net
+        with torch.no_grad():
+            reach = net.pert_emb.weight.detach().abs().sum(1) > 0
+            if net.has_go:
+                src, tgt = net.go_index[0], net.go_index[1]
+                for _ in range(len(net.sim_layers)):
+                    got = torch.zeros_like(reach)
+                    got[tgt[reach[src]]] = True
+                    reach = reach | got
+            if net.has_propagation:
+                reach = reach | (net.prop_weight.abs().sum(1) > 0)
+        informed = set(self.trained_perts) | set(self.single_genes)
+        return {g for g, r in zip(self.pert_genes, reach.tolist()) if not r and g not in informed}
 
     def embeddings(self) -> Embeddings:
         """The perturbation embeddings after GO message passing, one row per gene of the model's

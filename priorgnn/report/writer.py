@@ -152,7 +152,8 @@ _NOTE_TEXT = {
     "n_fallback": "a perturbed gene the model has no effect for, predicted by its documented fallback "
                   "(additive: an unseen single is the mean training single; linear: an unmeasured gene "
                   "has a zero embedding; go_knn: a gene without a measured GO neighbour is the mean "
-                  "training single)",
+                  "training single; priorgnn: a gene never perturbed in training, without a measured GO "
+                  "neighbour and without a trained embedding within its GO hops is the mean training single)",
     "n_untrained_genes": "a perturbed gene never perturbed in training, predicted from its learned token",
 }
 
