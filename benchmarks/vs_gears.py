@@ -34,7 +34,8 @@ Outputs: ``OUT/`` (runs, logs, report, ``result.json``) and, unless ``--quick``,
 (default ``benchmarks/results``): ``vs_gears.md``, ``vs_gears.csv`` (every number of the page),
 ``vs_gears_summary.json`` (the headline numbers), ``vs_gears_curve.csv`` and
 ``vs_gears_time_to_accuracy.png``. Runs already finished in ``OUT`` are reused (``--fresh`` to redo
-them); ``--table`` only rebuilds the outputs from ``OUT``.
+them): cell-gears runs always, this project's runs only if made by the same code (their recorded code
+fingerprint; see :func:`reusable`); ``--table`` only rebuilds the outputs from ``OUT``.
 """
 
 from __future__ import annotations
@@ -257,13 +258,35 @@ def train_command(args, model: str, seed: int, run_dir: Path) -> list[str]:
     return cmd
 
 
+def reusable(measure: dict, model: str, fingerprint: str | None) -> tuple[bool, str]:
+    """Whether a run finished by an earlier invocation may stand in this one, and why not.
+
+    A cell-gears run measures cell-gears' own training, which this project's code does not change, so it
+    is reused whatever code made it (the results pages name reused runs and each run's commit). A run of
+    this project's models is reused only if it was made by the code this invocation measures (the same
+    code fingerprint): otherwise the page would report an older model under the current fingerprint."""
+    if model == GEARS:
+        return True, ""
+    was = measure.get("code_fingerprint")
+    if fingerprint is None or was == fingerprint:
+        return True, ""
+    return False, (f"made by other code (fingerprint {was}, now {fingerprint})" if was
+                   else "made before runs recorded their code fingerprint")
+
+
 def run_one(args, model: str, seed: int) -> dict:
     out = Path(args.out)
     run_dir = out / "runs" / f"{model}-s{seed}"
     meas = out / "runs" / f"{model}-s{seed}.measure.json"
+    fingerprint = getattr(args, "code_fingerprint", None)
     if meas.exists() and (run_dir / "run.json").exists() and not args.fresh:
-        print(f"  {model} seed {seed}: reusing {run_dir}", flush=True)
-        return json.loads(meas.read_text())
+        m = json.loads(meas.read_text())
+        ok, why = reusable(m, model, fingerprint)
+        if ok:
+            print(f"  {model} seed {seed}: reusing {run_dir}", flush=True)
+            return m
+        print(f"  {model} seed {seed}: not reusing {run_dir}: {why}", flush=True)
+        shutil.rmtree(run_dir, ignore_errors=True)
     cache = tempfile.mkdtemp(prefix="vs-gears-cache-")  # empty: every run prepares its data from scratch
     try:
         cmd = train_command(args, model, seed, run_dir)
@@ -277,6 +300,7 @@ def run_one(args, model: str, seed: int) -> dict:
         (run_dir / "run.json").write_text(json.dumps(info, indent=1))
     m["command"] = shlex.join(cmd)
     m["load_average_end"] = load_average()
+    m["code_fingerprint"] = fingerprint
     meas.write_text(json.dumps(m, indent=1))
     print(f"    {m['wall_s']:.0f} s wall, peak RSS {m['maxrss_bytes'] / GIB:.2f} GiB", flush=True)
     return m
@@ -940,6 +964,7 @@ def main(argv=None) -> int:
     available_models()  # import every model now, so the fingerprint below is the code that runs
     provenance = {"git_commit": head_commit(ROOT), "code_fingerprint": code_fingerprint(CODE_PATHS, ROOT),
                   "code_paths": ";".join(CODE_PATHS)}
+    args.code_fingerprint = provenance["code_fingerprint"]  # a run of other code is not reused (run_one)
     started = {"time": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load": load_average(), "epoch": time.time()}
     out = Path(args.out)
     (out / "logs").mkdir(parents=True, exist_ok=True)

@@ -211,3 +211,15 @@ def test_help_runs():
     out = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0
     assert "--gears-steps" in out.stdout and "--quick" in out.stdout and "--accelerator" in out.stdout
+
+
+def test_runs_of_other_code_are_not_reused_but_cell_gears_runs_are(vs):
+    now = "f" * 16
+    assert vs.reusable({"code_fingerprint": now}, vs.PRIORGNN, now) == (True, "")
+    ok, why = vs.reusable({"code_fingerprint": "0" * 16}, vs.PRIORGNN, now)
+    assert not ok and "0" * 16 in why and now in why
+    ok, why = vs.reusable({}, vs.UNTRAINED_LABEL, now)  # measured before runs recorded their code
+    assert not ok and "before" in why
+    # cell-gears trains with its own code: reused whatever code of ours prepared it
+    assert vs.reusable({"code_fingerprint": "0" * 16}, vs.GEARS, now) == (True, "")
+    assert vs.reusable({}, vs.GEARS, now) == (True, "")
