@@ -209,3 +209,20 @@ def test_cli_study_rejects_an_empty_folder_for_report_only(tmp_path, capsys):
     rc = evaluate.main(["study", "--grid", "smoke", "--out", str(tmp_path / "none"), "--report-only", "--quiet"])
     assert rc == 2
     assert "no study results" in capsys.readouterr().err
+
+
+def test_a_cell_of_other_code_is_fitted_again_on_resume(smoke, monkeypatch):
+    """Resuming never mixes code: a finished cell recorded by another code version is refitted, and the
+    refit records the current version."""
+    import json
+
+    import priorgnn.study.runner as runner
+
+    out, _ = smoke
+    cell = out / "cells" / "base" / "priorgnn_s0.json"
+    assert json.loads(cell.read_text())["code_version"] == runner.code_version()
+    monkeypatch.setattr(runner, "code_version", lambda: "another-version")
+    before = os.stat(cell).st_mtime_ns
+    run_study("smoke", out, progress=False, render=False, only=["base"])
+    assert os.stat(cell).st_mtime_ns != before
+    assert json.loads(cell.read_text())["code_version"] == "another-version"

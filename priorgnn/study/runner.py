@@ -5,6 +5,7 @@ interaction and latent tables), the whole grid, and the rendering of the report.
 
 from __future__ import annotations
 
+import functools
 import logging
 import resource
 import shutil
@@ -34,7 +35,31 @@ from priorgnn.study.grid import GRIDS, MODELS, STUDY_METRICS, Grid, Setting, sim
 
 log = logging.getLogger(__name__)
 
-__all__ = ["run_cell", "run_study", "render_study"]
+__all__ = ["run_cell", "run_study", "render_study", "code_version"]
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """A content hash of the code a study cell runs: every Python file of the ``priorgnn`` package (its
+    report layer aside, which only renders finished cells) and of ``knowledge``, path and bytes.
+
+    Each cell records it, and a resumed study refits a cell recorded by other code instead of mixing
+    its numbers with the new code's (:func:`run_cell`). Hashed from the installed files rather than from
+    git, so that it also holds for an installed copy that is not a checkout."""
+    import hashlib
+
+    import knowledge
+    import priorgnn
+
+    h = hashlib.sha256()
+    for pkg in (priorgnn, knowledge):
+        root = Path(pkg.__file__).resolve().parent
+        for f in sorted(root.rglob("*.py")):
+            rel = f.relative_to(root.parent).as_posix()
+            if rel.startswith("priorgnn/report/"):
+                continue
+            h.update(rel.encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
 # -- the per-setting context -------------------------------------------------------------------------
@@ -304,7 +329,11 @@ def run_cell(ctx: _Context, setting: Setting, label: str, seed: int) -> bool:
     d = cell_dir(ctx.out, setting)
     stem = cell_stem(label, seed)
     if (d / f"{stem}.csv").exists():
-        return False
+        done = read_json(d / f"{stem}.json") if (d / f"{stem}.json").exists() else {}
+        if done.get("code_version") == code_version():
+            return False
+        log.warning("%s/%s was fitted by other code (version %s, now %s): fitting it again", setting.name, stem,
+                    done.get("code_version") or "not recorded", code_version())
     _reference_tables(ctx, setting, seed)
     spec = MODELS[label]
     g = ctx.grid
@@ -357,6 +386,7 @@ def run_cell(ctx: _Context, setting: Setting, label: str, seed: int) -> bool:
     training = model.fit_info.get("training", {}) or {}
     pre = model.fit_info.get("pretraining", {}) or {}
     info = {"model": label, "registered": spec.model, "options": options, "priors": priors, "fit_s": fit_s,
+            "code_version": code_version(),
             "accelerator": ctx.accelerator if cls.trainable else "cpu",
             "epochs": training.get("epochs"), "best_epoch": training.get("best_epoch"),
             "max_epochs": g.max_epochs if cls.trainable else None, "patience": g.patience if cls.trainable else None,
