@@ -867,7 +867,7 @@ class PriorGNN(PerturbationModel):
     def fallback_genes(self) -> set[str]:
         """The perturbation genes about which neither training nor the GO prior tells the model anything.
 
-        Such a gene was not perturbed in training (no measured or inferred effect, no trained
+        Such a gene was not perturbed in training (no measured effect, no trained
         embedding), has no measured training single among its GO neighbours (the propagation pathway
         gives it nothing), and no gene within ``go_layers`` GO hops has a nonzero perturbation
         embedding, so message passing hands it the same all-zero input as every other such gene. The
