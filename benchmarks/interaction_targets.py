@@ -157,12 +157,13 @@ def rule_features(a: np.ndarray, b: np.ndarray, keep: np.ndarray) -> np.ndarray:
     smaller single, their overlaps ``o₊``, ``o₋`` (``overlap_additive``'s terms), their product and each one's
     signed square. Every singles-based backbone of the project (``additive``, ``scaled``, ``overlap``) is a
     fixed linear combination of the first four."""
-    from priorgnn.models.interaction_baselines import order_by_effect, overlap_terms
+    from priorgnn.models.interaction_baselines import _backbone_design, order_by_effect
 
     i, _ = order_by_effect(a, b, keep)
     big, small = (a, b) if i == 0 else (b, a)
-    return np.stack([big, small, *overlap_terms(big, small), big * small, np.sign(big) * big ** 2,
-                     np.sign(small) * small ** 2], axis=1)
+    # the overlap backbone's own design [δL, δS, o₊, o₋], then the second-order terms
+    return np.column_stack([_backbone_design("overlap", big, small), big * small, np.sign(big) * big ** 2,
+                            np.sign(small) * small ** 2])
 
 
 def rule_ceiling(truths: list[tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]]) -> np.ndarray:
@@ -177,17 +178,18 @@ def rule_ceiling(truths: list[tuple[np.ndarray, np.ndarray, np.ndarray, list[int
     (:func:`priorgnn.metrics.interactions.nonadditive_correlation`)."""
     from priorgnn.metrics.interactions import nonadditive_correlation
 
-    X, y, keeps = [], [], []
+    feats, keeps = [], []
     for ta, tb, tab, own in truths:
         keep = np.ones(len(ta), dtype=bool)
         keep[list(own)] = False
-        X.append(rule_features(ta, tb, keep)[keep])
-        y.append((tab - ta - tb)[keep])
+        feats.append(rule_features(ta, tb, keep))
         keeps.append(keep)
-    coef = np.linalg.lstsq(np.concatenate(X), np.concatenate(y), rcond=None)[0]
+    coef = np.linalg.lstsq(np.concatenate([F[k] for F, k in zip(feats, keeps)]),
+                           np.concatenate([(tab - ta - tb)[k] for (ta, tb, tab, _), k in zip(truths, keeps)]),
+                           rcond=None)[0]
     per = []
-    for (ta, tb, tab, own), keep in zip(truths, keeps):
-        fitted = ta + tb + rule_features(ta, tb, keep) @ coef
+    for (ta, tb, tab, own), F in zip(truths, feats):
+        fitted = ta + tb + F @ coef
         corr, _ = nonadditive_correlation(fitted[None], ta[None], tb[None], tab[None], ta[None], tb[None],
                                           exclude=[list(own)])
         per.append(float(corr[0]))

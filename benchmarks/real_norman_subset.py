@@ -116,8 +116,9 @@ PRIORGNN_OPTIONS: dict = {}
 
 
 def fit_predict(name: str, data, split, go_dir: Path, max_epochs: int | None, seed: int):
-    """Fit model ``name`` as train.py does; its (delta, control) for ``split.test``, a fit record and
-    its fallback count per test condition (``None`` if the model does not report one)."""
+    """Fit model ``name`` as train.py does; its (delta, control) for ``split.test``, a fit record and its
+    fallbacks per subgroup, ``{subgroup: [conditions with a fallback, conditions]}`` (``None`` if the model
+    does not count them; :func:`priorgnn.experiment.prediction_notes`)."""
     from priorgnn import experiment
     from priorgnn.models import TrainConfig, get_model_class
     from priorgnn.pipeline import RunConfig, build_priors
@@ -150,10 +151,8 @@ def fit_predict(name: str, data, split, go_dir: Path, max_epochs: int | None, se
               "unseen_scale": (info.get("unseen_gate") or {}).get("scale"),
               "pair_backbone": (info.get("pair_backbone") or info.get("pair_auto") or {}).get("chosen",
                                                                                        (info.get("pair_auto") or {}).get("backbone"))}
-    # per test condition, how many of its genes the model predicted by its documented fallback (a gene
-    # it has no measured effect or prior for); None for a model that does not count them
-    notes = model.prediction_notes(model.canonical(list(split.test)))
-    fallback = None if "n_fallback" not in notes else dict(zip(split.test, map(int, notes["n_fallback"])))
+    subgroup_of = {c: sg for sg, conds in split.subgroups.items() for c in conds}
+    fallback = experiment.prediction_notes(model, split.test, subgroup_of).get("n_fallback")
     return experiment.predict(model, split.test, genes=data.genes), record, fallback
 
 
@@ -168,7 +167,7 @@ def run_family(family: str, splits, data, models, go_dir: Path, max_epochs: int 
 
     frames, fits, diags, skipped = [], [], [], {}
     pooled: dict[str, list[np.ndarray]] = {}
-    fallbacks: dict[str, dict[str, int] | None] = {}  # model -> condition -> genes by fallback (pooled folds)
+    pooled_notes: dict = {}  # model -> {"n_fallback": subgroup -> [k, n]}, summed over the pooled folds
     observed, conds, subgroups = [], [], {}
     for split in splits:
         preds, split_fallbacks = {}, {}
@@ -183,8 +182,8 @@ def run_family(family: str, splits, data, models, go_dir: Path, max_epochs: int 
                 continue
             preds[name] = (delta, control)
             split_fallbacks[name] = fb
-            if pool:
-                fallbacks[name] = None if fb is None else {**(fallbacks.get(name) or {}), **fb}
+            if pool and fb is not None:
+                experiment.merge_notes(pooled_notes, name, {"n_fallback": fb})
             fits.append({"family": family, "split_seed": split.seed, "model": name, **rec})
             log.info("%s split %d: %s fitted in %.1f s", family, split.seed, name, rec["fit_s"])
         # pooled folds hold one test condition each: the discrimination score (a rank among the seed's
@@ -200,27 +199,26 @@ def run_family(family: str, splits, data, models, go_dir: Path, max_epochs: int 
             conds += ex.conditions
             subgroups.update(ex.subgroups)
         else:
-            diags.append(with_fallbacks(prediction_diagnostics(preds, ex), split_fallbacks, ex.subgroups))
+            diags.append(with_fallbacks(prediction_diagnostics(preds, ex), split_fallbacks))
     if pool:
         ex = SeedExamples(seed=LODO_SEED, conditions=conds, subgroups=subgroups, genes=list(map(str, data.genes)),
                           observed_delta=np.concatenate(observed), de_idx=np.zeros((len(conds), 0), dtype=int))
         diag = with_fallbacks(prediction_diagnostics({k: (np.concatenate(v), None) for k, v in pooled.items()}, ex),
-                              fallbacks, ex.subgroups)
+                              {m: pooled_notes.get(m, {}).get("n_fallback") for m in pooled})
     else:
         diag = pd.concat(diags, ignore_index=True)
     return pd.concat(frames, ignore_index=True), diag, fits, skipped
 
 
-def with_fallbacks(diag: pd.DataFrame, fallbacks: dict, subgroups: dict[str, str]) -> pd.DataFrame:
+def with_fallbacks(diag: pd.DataFrame, fallbacks: dict) -> pd.DataFrame:
     """``diag`` with ``fallback_conditions``: per model and subgroup, the test conditions with at least
-    one gene the model predicted by its fallback (NaN for a model that does not count them). A model
-    that knows nothing about several genes predicts them alike; the count tells that apart from a model
-    that fails to use what it knows."""
+    one gene the model predicted by its fallback, from ``fallbacks`` (model -> subgroup -> ``[k, n]``, as
+    :func:`priorgnn.experiment.prediction_notes` counts them; NaN for a model that does not count them). A
+    model that knows nothing about several genes predicts them alike; the count tells that apart from a
+    model that fails to use what it knows."""
     def count(row) -> float:
         fb = fallbacks.get(row["model"])
-        if fb is None:
-            return float("nan")
-        return float(sum(n > 0 for c, n in fb.items() if subgroups.get(c) == row["subgroup"]))
+        return float("nan") if fb is None else float(fb.get(row["subgroup"], [0, 0])[0])
 
     return diag.assign(fallback_conditions=diag.apply(count, axis=1) if len(diag) else [])
 

@@ -77,6 +77,7 @@ __all__ = [
     "evaluate_model",
     "predict_conditions",
     "prediction_notes",
+    "merge_notes",
     "prediction_record",
     "NOTE_KEYS",
 ]
@@ -316,7 +317,8 @@ def prediction_notes(model: PerturbationModel, conditions: Sequence[str],
     return out
 
 
-def _merge_notes(into: dict, label: str, notes: dict) -> None:
+def merge_notes(into: dict, label: str, notes: dict) -> None:
+    """Add :func:`prediction_notes` counts to ``into[label]``, per key and subgroup (over seeds or folds)."""
     for key, per in notes.items():
         target = into.setdefault(label, {}).setdefault(key, {})
         for sg, (k, n) in per.items():
@@ -564,7 +566,7 @@ def evaluate_runs(
             else:
                 preds[lab] = predict_conditions(model, conditions, data.genes, progress=progress,
                                                 desc=f"predicting {lab} (seed {seed})")
-            _merge_notes(notes, lab, prediction_notes(model, conditions, subgroups))
+            merge_notes(notes, lab, prediction_notes(model, conditions, subgroups))
         graphs = _seed_graphs([r for _, r in members])
         for b in baselines:
             if b in preds:
@@ -577,7 +579,7 @@ def evaluate_runs(
             model = fit(get_model_class(b)(**baseline_options.get(b, {})), data, split, graphs)
             preds[b] = predict_conditions(model, conditions, data.genes, progress=progress,
                                           desc=f"predicting {b} (seed {seed})")
-            _merge_notes(notes, b, prediction_notes(model, conditions, subgroups))
+            merge_notes(notes, b, prediction_notes(model, conditions, subgroups))
         table, ex = evaluate_seed(data, split, preds, seed=seed, conditions=conditions, metrics=metrics,
                                   simulation=simulation, ceiling=ceiling, ceiling_seed=ceiling_seed + seed,
                                   ceiling_repeats=ceiling_repeats, gi_thresholds=gi_thresholds)

@@ -108,9 +108,22 @@ def test_fallback_counts_per_model_and_subgroup_by_hand(bench):
                          "constant": [True, True, True]})
     subgroups = {"A+ctrl": "unseen_single", "B+ctrl": "unseen_single", "C+ctrl": "unseen_single",
                  "A+B": "combo_seen0", "C+D": "combo_seen0"}
-    # priorgnn: A and B by fallback (A+B has two such genes, C+D none); mean reports no counts
-    fallbacks = {"priorgnn": {"A+ctrl": 1, "B+ctrl": 1, "C+ctrl": 0, "A+B": 2, "C+D": 0}, "mean": None}
-    out = bench.with_fallbacks(diag, fallbacks, subgroups)
+    # priorgnn: A and B by fallback (A+B has two such genes, C+D none), counted per subgroup by the
+    # experiment layer from the model's per-condition notes; mean reports no counts
+    from priorgnn.experiment import prediction_notes
+
+    per_condition = {"A+ctrl": 1, "B+ctrl": 1, "C+ctrl": 0, "A+B": 2, "C+D": 0}
+
+    class Noted:
+        def canonical(self, conditions):
+            return list(conditions)
+
+        def prediction_notes(self, conditions):
+            return {"n_fallback": [per_condition[c] for c in conditions]}
+
+    counted = prediction_notes(Noted(), list(per_condition), subgroups)["n_fallback"]
+    assert counted == {"unseen_single": [2, 3], "combo_seen0": [1, 2]}
+    out = bench.with_fallbacks(diag, {"priorgnn": counted, "mean": None})
     assert out["fallback_conditions"].tolist()[:2] == [2.0, 1.0]
     assert np.isnan(out["fallback_conditions"].iloc[2])
     # over seeds the counts add up; a model without counts stays without

@@ -470,11 +470,12 @@ class PriorGNN(PerturbationModel):
                  go_conv: str = "sgconv", prop_hops: int = 1, prop_walk: str = "nearest",
                  prop_shrink: str = "degree", pair_fit_genes: str = "top_de", **kw) -> None:
         from priorgnn.models.interaction_baselines import FIT_GENES
+        from priorgnn.models.neighbours import SHRINKS
 
         if pair_fit_genes not in FIT_GENES:
             raise ConfigError(f"priorgnn: pair_fit_genes must be one of {', '.join(FIT_GENES)}, "
                               f"not {pair_fit_genes!r}.")
-        if prop_shrink not in ("degree", "global"):
+        if prop_shrink not in SHRINKS:
             raise ConfigError(f"priorgnn: prop_shrink must be 'degree' or 'global', not {prop_shrink!r}.")
         if prop_walk not in ("nearest", "cumulative"):
             raise ConfigError(f"priorgnn: prop_walk must be 'nearest' or 'cumulative', not {prop_walk!r}.")
