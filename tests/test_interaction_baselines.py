@@ -64,9 +64,10 @@ TRAIN_DOUBLES = (("A", "B"), ("C", "D"), ("A", "E"), ("B", "F"), ("D", "H"), ("E
 TEST_DOUBLES = (("C", "K"), ("F", "H"))
 
 
-def _data_split(double_fn, train_doubles=TRAIN_DOUBLES):
-    """Hand-built data with doubles made by ``double_fn``, its split, and the singles."""
-    s = _singles()
+def _data_split(double_fn, train_doubles=TRAIN_DOUBLES, singles=None):
+    """Hand-built data with doubles made by ``double_fn``, its split, and the singles (``singles()``,
+    default :func:`_singles`)."""
+    s = (singles or _singles)()
     deltas = {f"{g}+ctrl": s[g] for g in PERTURBED}
     for a, b in train_doubles + TEST_DOUBLES:
         deltas[f"{a}+{b}"] = double_fn(s, a, b)
@@ -76,8 +77,8 @@ def _data_split(double_fn, train_doubles=TRAIN_DOUBLES):
     return data, split, s
 
 
-def _fit(name, double_fn, train_doubles=TRAIN_DOUBLES, **hp):
-    data, split, s = _data_split(double_fn, train_doubles)
+def _fit(name, double_fn, train_doubles=TRAIN_DOUBLES, singles=None, **hp):
+    data, split, s = _data_split(double_fn, train_doubles, singles)
     return get_model_class(name)(**hp).fit(data, split), s
 
 
@@ -218,12 +219,12 @@ def test_overlap_terms_by_hand():
 
 def test_overlap_additive_recovers_its_coefficients():
     model, s = _fit("overlap_additive", _buffered)
-    np.testing.assert_allclose(model.coef, [0.9, 0.8, -0.6, 0.3], atol=1e-4)
+    np.testing.assert_allclose(model.coef, [0.9, 0.8, -0.6, 0.3] + [0.0] * 8, atol=1e-4)
     pred = model.predict_delta(["C+K", "F+H"])
     np.testing.assert_allclose(pred[0], _buffered(s, "C", "K"), atol=1e-4)
     # on doubles that are exactly Norman's scaled sum, the overlap terms come out 0
     model, _ = _fit("overlap_additive", lambda s, a, b: _double(s, a, b, 0.7, 0.4))
-    np.testing.assert_allclose(model.coef, [0.7, 0.4, 0.0, 0.0], atol=1e-4)
+    np.testing.assert_allclose(model.coef, [0.7, 0.4] + [0.0] * 10, atol=1e-4)
 
 
 @pytest.mark.parametrize("truth,expected", [
@@ -260,18 +261,26 @@ def test_choose_pair_backbone_leave_one_out_by_hand():
 @pytest.mark.parametrize("truth,expected", [
     (lambda s, a, b: _double(s, a, b, 0.7, 0.4), "scaled"),
     (_buffered, "overlap"),
+    ("epistatic", "relation"),
 ])
 def test_priorgnn_auto_backbone_takes_the_baselines_choice(truth, expected):
     """PriorGNN's pair_backbone='auto' (untrained: its learned interaction is off) predicts a double of
-    measured singles as the chosen baseline does."""
-    data, split, s = _data_split(truth)
+    measured singles as the chosen baseline does (the exact truth where the backbone can express it
+    exactly; the relation backbone's ridge shrinks its slopes a little, so there: the baseline's answer)."""
+    singles = None
+    if truth == "epistatic":
+        truth, singles = _epistatic, _related_singles
+    data, split, s = _data_split(truth, singles=singles)
     from priorgnn.training.config import TrainConfig
 
     model = get_model_class("priorgnn")(use_go=False, use_coexpression=False, pair_backbone="auto")
     model.fit(data, split, train=TrainConfig(max_epochs=0, progress_bar=False))
     assert model.fit_info["pair_backbone"]["chosen"] == expected
     pred = model.predict_delta(["C+K", "F+H"])
-    np.testing.assert_allclose(pred, np.stack([truth(s, "C", "K"), truth(s, "F", "H")]), atol=1e-4)
+    ref = get_model_class("pair_auto")().fit(data, split).predict_delta(["C+K", "F+H"])
+    np.testing.assert_allclose(pred, ref, atol=1e-4)
+    if expected != "relation":
+        np.testing.assert_allclose(pred, np.stack([truth(s, "C", "K"), truth(s, "F", "H")]), atol=1e-4)
 
 
 def test_choose_pair_backbone_focus_genes_by_hand():
@@ -313,7 +322,7 @@ def test_overlap_additive_fit_genes_matches_a_written_out_least_squares(fit_gene
         X.append(np.stack([big, small, *_overlap(big, small)], axis=1)[rows])
         y.append(_off_program(s, a, b)[rows])
     ref = np.linalg.lstsq(np.concatenate(X), np.concatenate(y), rcond=None)[0]
-    np.testing.assert_allclose(model.coef, ref, atol=1e-4)
+    np.testing.assert_allclose(model.coef, np.r_[ref, np.zeros(8)], atol=1e-4)
 
 
 def test_fit_genes_is_checked_and_reaches_priorgnn():
@@ -331,3 +340,162 @@ def test_fit_genes_is_checked_and_reaches_priorgnn():
         record = model.fit_info["pair_backbone"]
         assert record["chosen"] == ref.backbone
         np.testing.assert_allclose([record["c_large"], record["c_small"]], ref.coef[:2], atol=1e-6)
+
+
+# -- relation_additive: coefficients that depend on how a pair's perturbations act on each other's gene ---
+#: (acting gene, gene it moves, by how much): the other singles leave the perturbed genes alone
+CROSS = (("A", "B", 0.6), ("B", "A", -0.3), ("C", "K", 0.9), ("D", "C", 0.45), ("E", "A", -0.75),
+         ("F", "H", 0.3), ("H", "D", 1.2), ("K", "E", -0.15), ("B", "F", -0.6), ("E", "K", 0.3))
+
+
+def _related_singles() -> dict[str, np.ndarray]:
+    """:func:`_singles` where some perturbations also move another perturbed gene (``CROSS``)."""
+    s = _singles()
+    for a, b, v in CROSS:
+        s[a][GENES.index(b)] = v
+    return s
+
+
+def _relations_by_hand(s, a, b):
+    """``(r_LS, r_SL)`` written out: the larger single's change at the smaller's gene over the smaller's
+    change there (and the reverse), capped at ±1."""
+    big, small = _big_small(s, a, b)
+    g_big, g_small = (a, b) if big is s[a] else (b, a)
+    j_big, j_small = GENES.index(g_big), GENES.index(g_small)
+    return (float(np.clip(big[j_small] / small[j_small], -1, 1)), float(np.clip(small[j_big] / big[j_big], -1, 1)))
+
+
+def _epistatic(s, a, b):
+    """Epistasis through regulation: ``c_L = 1 − 0.5·|r_SL|``, ``c_S = 1 − 0.8·r_LS``, plus buffering of
+    shared targets (``b₊ = −0.3``) on the plain genes; the sum on the pair's own columns."""
+    big, small = _big_small(s, a, b)
+    r_ls, r_sl = _relations_by_hand(s, a, b)
+    d = (1 - 0.5 * abs(r_sl)) * big + (1 - 0.8 * r_ls) * small - 0.3 * _overlap(big, small)[0]
+    for g in (a, b):
+        j = GENES.index(g)
+        d[j] = s[a][j] + s[b][j]
+    return d
+
+
+def test_pair_relations_by_hand():
+    from priorgnn.models.interaction_baselines import pair_relations
+
+    big = np.array([0.5, 0.3, 2.0, 4.0])  # row 2: the larger single's own gene; row 1: the smaller's
+    small = np.array([0.1, 1.5, -0.5, 0.0])
+    assert pair_relations(big, small, 2, 1) == pytest.approx((0.3 / 1.5, -0.5 / 2.0))
+    big[1] = 6.0  # moves the smaller's gene four times as far as its own perturbation: capped
+    assert pair_relations(big, small, 2, 1) == pytest.approx((1.0, -0.25))
+    assert pair_relations(big, small, None, None) == (0.0, 0.0)  # perturbed genes not measured
+    assert pair_relations(big, small, 2, 3) == (0.0, -0.25)  # the smaller's own change is 0: no ratio
+    small[1] = np.nan
+    assert pair_relations(big, small, 2, 1)[0] == 0.0
+
+
+def _relation_rows(s, doubles, fit_rows):
+    """The relation design written out (``[δL, δS, o₊, o₋, δL·f, δS·f]``, ``f = (r_LS, r_SL, |r_LS|,
+    |r_SL|)``) and the doubles' changes, per double over ``fit_rows(a, b)``."""
+    out = []
+    for a, b in doubles:
+        big, small = _big_small(s, a, b)
+        r = _relations_by_hand(s, a, b)
+        f = [r[0], r[1], abs(r[0]), abs(r[1])]
+        X = np.column_stack([big, small, *_overlap(big, small), *[big * v for v in f], *[small * v for v in f]])
+        rows = fit_rows(a, b)
+        out.append((X[rows], _epistatic(s, a, b)[rows]))
+    return out
+
+
+def _ridge(parts, lam):
+    XtX = sum(X.T @ X for X, _ in parts)
+    pen = np.diag([0.0] * 4 + [1.0] * 8) * np.mean(np.diag(XtX))
+    return np.linalg.lstsq(XtX + lam * pen, sum(X.T @ y for X, y in parts), rcond=None)[0]
+
+
+def test_relation_additive_is_a_written_out_ridge_with_its_penalty_chosen_by_leave_one_out():
+    """Over every gene but the pair's own: the coefficients are the ridge solution of the hand-built
+    design, with the penalty among RELATION_RIDGES whose leave-one-double-out error (refitted by brute
+    force here) is lowest; and on these epistatic doubles the slopes carry the truth's signs."""
+    from priorgnn.models.interaction_baselines import RELATION_RIDGES
+
+    model, s = _fit("relation_additive", _epistatic, singles=_related_singles, fit_genes="all")
+    info = model.fit_info["relation_additive"]
+    parts = _relation_rows(s, TRAIN_DOUBLES, lambda a, b: [j for j in range(len(GENES))
+                                                           if GENES[j] not in (a, b)])
+    loo = {lam: sum(float(np.sum((y - X @ _ridge(parts[:i] + parts[i + 1:], lam)) ** 2))
+                    for i, (X, y) in enumerate(parts)) for lam in RELATION_RIDGES}
+    assert info["ridge"] == min(loo, key=loo.get)
+    np.testing.assert_allclose(model.coef, _ridge(parts, info["ridge"]), atol=1e-6)
+    assert model.backbone == "relation"
+    # truth: c_S = 1 - 0.8 r_LS, c_L = 1 - 0.5 |r_SL|; shrunk by the ridge, but with the truth's signs
+    slopes_big, slopes_small = model.coef[4:8], model.coef[8:]
+    assert slopes_small[0] < -0.1 and slopes_big[3] < -0.1
+
+
+def test_pair_auto_chooses_relation_for_epistatic_doubles_with_a_nested_leave_one_out():
+    """pair_auto picks ``relation`` on doubles made by epistasis through regulation, predicts the test
+    doubles closer to the truth than ``overlap_additive``, and its relation error is the nested
+    leave-one-out: each held-out double predicted with the penalty that leave-one-out over the other
+    doubles chose (brute force here)."""
+    from priorgnn.models.interaction_baselines import RELATION_RIDGES
+
+    data, split, s = _data_split(_epistatic, singles=_related_singles)
+    model = get_model_class("pair_auto")().fit(data, split)
+    assert model.backbone == "relation"
+    errors = model.fit_info["pair_auto"]["loo_error"]
+    assert set(errors) == {"additive", "scaled", "overlap", "relation"}
+    assert errors["relation"] < errors["overlap"]
+    top = {(a, b): [j for j in data.summaries.top_de(f"{a}+{b}", 20) if GENES[j] not in (a, b)]
+           for a, b in TRAIN_DOUBLES}
+    parts = _relation_rows(s, TRAIN_DOUBLES, lambda a, b: top[(a, b)])
+    nested = 0.0
+    for i, (X, y) in enumerate(parts):
+        rest = parts[:i] + parts[i + 1:]
+        inner = {lam: sum(float(np.sum((y2 - X2 @ _ridge(rest[:j] + rest[j + 1:], lam)) ** 2))
+                          for j, (X2, y2) in enumerate(rest)) for lam in RELATION_RIDGES}
+        nested += float(np.sum((y - X @ _ridge(rest, min(inner, key=inner.get))) ** 2))
+    assert errors["relation"] == pytest.approx(nested, rel=1e-6)
+    truth = np.stack([_epistatic(s, a, b) for a, b in TEST_DOUBLES])
+    conds = [f"{a}+{b}" for a, b in TEST_DOUBLES]
+    overlap = get_model_class("overlap_additive")().fit(data, split).predict_delta(conds)
+    assert np.mean((model.predict_delta(conds) - truth) ** 2) < 0.5 * np.mean((overlap - truth) ** 2)
+
+
+def test_relation_is_no_candidate_without_relations_and_old_states_load(tmp_path):
+    """With no pair moving the other's gene the relation backbone would be overlap: pair_auto does not
+    offer it. A state saved with four coefficients (before the relation slopes) loads with zero slopes."""
+    model, _ = _fit("pair_auto", _buffered)
+    assert "relation" not in model.fit_info["pair_auto"]["loo_error"]
+    model, _ = _fit("relation_additive", _epistatic, singles=_related_singles)
+    model.save(tmp_path / "m")
+    conds = ["C+K", "F+H", "C+ctrl", "C+Z"]
+    np.testing.assert_array_equal(load_model(tmp_path / "m").predict_delta(conds), model.predict_delta(conds))
+    old, _ = _fit("overlap_additive", _buffered)
+    old.coef = old.coef[:4]
+    old.save(tmp_path / "old")
+    again = load_model(tmp_path / "old")
+    assert len(again.coef) == 12 and not again.coef[4:].any()
+    np.testing.assert_array_equal(again.predict_delta(conds), old.predict_delta(conds))
+
+
+def test_priorgnn_relation_backbone_saves_and_loads_weights_saved_before_it(tmp_path):
+    """PriorGNN with the relation backbone round-trips; weights saved before the relation slopes existed
+    (no ``pair_relation`` entry) load with zero slopes, which is what that model computed."""
+    import torch
+
+    from priorgnn.training.config import TrainConfig
+
+    data, split, _ = _data_split(_epistatic, singles=_related_singles)
+    model = get_model_class("priorgnn")(use_go=False, use_coexpression=False, pair_backbone="relation")
+    model.fit(data, split, train=TrainConfig(max_epochs=0, progress_bar=False))
+    assert model.fit_info["pair_backbone"]["chosen"] == "relation"
+    conds = ["C+K", "F+H", "C+ctrl"]
+    model.save(tmp_path / "m")
+    np.testing.assert_array_equal(load_model(tmp_path / "m").predict_delta(conds), model.predict_delta(conds))
+    with torch.no_grad():
+        model.net.pair_relation.zero_()
+    model.save(tmp_path / "old")
+    weights = tmp_path / "old" / "weights.pt"
+    state = torch.load(weights, weights_only=True)
+    del state["pair_relation"]
+    torch.save(state, weights)
+    np.testing.assert_array_equal(load_model(tmp_path / "old").predict_delta(conds), model.predict_delta(conds))

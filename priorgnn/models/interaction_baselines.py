@@ -1,5 +1,5 @@
 """Simple interaction baselines for doubles: ``scaled_additive``, ``scaled_additive_mag``,
-``overlap_additive``, ``dominance``.
+``overlap_additive``, ``relation_additive``, ``pair_auto``, ``dominance``.
 
 Any learned genetic interaction is measured against these. All of them predict a double ``A+B`` from
 the measured training singles δA, δB, as :class:`~priorgnn.models.baselines.Additive` does, and
@@ -43,13 +43,26 @@ coefficients are fitted over the other genes only.
     of the strongly moved targets (chosen on validation doubles of simulations the study never uses,
     ``benchmarks/results/pair_backbones.md``). Unlike ``scaled_additive``, which scales whole profiles, this predicts
     the non-additive part gene by gene, and so ranks pairs by their shared targets.
+``relation_additive``
+    ``overlap_additive`` whose two coefficients depend on the pair:
+    ``c_k = a_k + s_k·(r_LS, r_SL, |r_LS|, |r_SL|)`` for ``k ∈ {L, S}``, where ``r_LS = δL[S] / δS[S]`` is
+    how far the larger single moves the smaller one's perturbed gene, relative to that gene's own
+    change (and ``r_SL`` the reverse; :func:`pair_relations`). When one perturbation already raises the
+    other's gene, the double pushes that gene's downstream program twice, and in a saturating network
+    the program then moves less (or more) than the sum: epistasis through regulation, which a rule with
+    one coefficient per single for all pairs cannot express. It reads the singles at the pair's own
+    genes, which every other rule here leaves out. The eight slopes are shrunk by a ridge penalty chosen
+    by leave-one-double-out over the training doubles (:data:`RELATION_RIDGES`); fitted over the same
+    genes as ``overlap_additive`` (``fit_genes``). Where neither perturbed gene is measured the ratios
+    are 0 and it is ``overlap_additive``.
 ``pair_auto``
-    The backbone chosen per data set: ``additive``, ``scaled_additive`` (global) or
-    ``overlap_additive``, whichever has the lowest leave-one-double-out squared error over the
+    The backbone chosen per data set: ``additive``, ``scaled_additive`` (global), ``overlap_additive``
+    or ``relation_additive``, whichever has the lowest leave-one-double-out squared error over the
     training doubles of measured singles (each held-out double predicted from the coefficients fitted
-    on the others; over the genes the coefficients are fitted on, ``fit_genes``, other than the pair's
-    own). With fewer than ``min_doubles`` (3) such doubles
-    it is ``scaled_additive`` (``additive`` with none). :func:`choose_pair_backbone` does the choice
+    on the others, ``relation``'s ridge chosen inside each fold so that its tuning does not favour it;
+    over the genes the coefficients are fitted on, ``fit_genes``, other than the pair's own).
+    ``relation`` is no candidate where every training pair's ratios are 0. With fewer than
+    ``min_doubles`` (3) such doubles it is ``scaled_additive`` (``additive`` with none). :func:`choose_pair_backbone` does the choice
     (PriorGNN's ``pair_backbone='auto'`` uses it too).
 ``dominance``
     The dominance rule: the double is the whole profile of the stronger single, ``δAB ≈ δL`` (Norman
@@ -75,8 +88,8 @@ from priorgnn.models.baselines import Additive
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ScaledAdditive", "ScaledAdditiveMagnitude", "OverlapAdditive", "PairAuto", "Dominance",
-           "order_by_effect", "overlap_terms", "choose_pair_backbone"]
+__all__ = ["ScaledAdditive", "ScaledAdditiveMagnitude", "OverlapAdditive", "RelationAdditive", "PairAuto",
+           "Dominance", "order_by_effect", "overlap_terms", "pair_relations", "choose_pair_backbone"]
 
 _MODES = ("global", "magnitude")
 
@@ -109,10 +122,11 @@ class _PairRule(Additive):
             self._row_genes = self.genes
         return self._row_cache
 
-    def _pair(self, genes: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]] | None:
-        """``(δL, δS, keep, own)`` of a double (``keep``: the genes other than its perturbed genes,
-        ``own``: the rows of its perturbed genes), or ``None`` if it is not a double of two measured
-        singles (rules with ``_pair_uses_fallback`` also take fallback deltas of unmeasured singles)."""
+    def _pair(self, genes: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int], tuple[float, float]] | None:
+        """``(δL, δS, keep, own, rel)`` of a double (``keep``: the genes other than its perturbed genes,
+        ``own``: the rows of its perturbed genes, ``rel``: :func:`pair_relations`), or ``None`` if it is
+        not a double of two measured singles (rules with ``_pair_uses_fallback`` also take fallback
+        deltas of unmeasured singles)."""
         if len(genes) != 2:
             return None
         if not self._pair_uses_fallback and any(g not in self._index for g in genes):
@@ -121,11 +135,14 @@ class _PairRule(Additive):
         keep, own = self._gene_mask(genes)
         i, j = order_by_effect(da, db, keep, (genes[0], genes[1]))
         pair = (da, db)
-        return pair[i], pair[j], keep, own
+        row = self._gene_row
+        rel = pair_relations(pair[i], pair[j], row.get(genes[i]), row.get(genes[j]))
+        return pair[i], pair[j], keep, own, rel
 
     _pair_uses_fallback = False
 
-    def _combine(self, big: np.ndarray, small: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    def _combine(self, big: np.ndarray, small: np.ndarray, keep: np.ndarray,
+                 rel: tuple[float, float]) -> np.ndarray:
         raise NotImplementedError  # each rule defines it
 
     def predict_delta(self, conditions: Sequence[str]) -> np.ndarray:
@@ -134,8 +151,8 @@ class _PairRule(Additive):
             p = self._pair(parse_condition(c))
             if p is None:
                 continue
-            big, small, keep, own = p
-            pred = self._combine(big, small, keep)
+            big, small, keep, own, rel = p
+            pred = self._combine(big, small, keep, rel)
             pred[own] = big[own] + small[own]  # the perturbed genes' own change stays additive
             out[i] = pred
         return out
@@ -184,7 +201,7 @@ class ScaledAdditive(_PairRule):
                                     f"{self.hparams['min_doubles']}: one global (cL, cS) without magnitude terms")
                 log.warning("%s: %s", self.name, info["fallback"])
             XtX, Xty = np.zeros((6, 6)), np.zeros(6)
-            for (big, small, keep, _own), y, (lb, ls) in zip(pairs, ys, logs, strict=True):
+            for (big, small, keep, _own, _rel), y, (lb, ls) in zip(pairs, ys, logs, strict=True):
                 X = self._design(big[keep], small[keep], lb, ls)
                 XtX += X.T @ X
                 Xty += X.T @ y[keep]
@@ -219,7 +236,7 @@ class ScaledAdditive(_PairRule):
         c = self.coef
         return float(c[0] + c[1] * zb + c[2] * zs), float(c[3] + c[4] * zb + c[5] * zs)
 
-    def _combine(self, big, small, keep):
+    def _combine(self, big, small, keep, rel):
         cl, cs = self.coefficients(big, small, keep)
         return cl * big + cs * small
 
@@ -258,69 +275,161 @@ def overlap_terms(big: np.ndarray, small: np.ndarray) -> tuple[np.ndarray, np.nd
     return np.where(same > 0, o, 0.0), np.where(same < 0, o, 0.0)
 
 
-#: the genes of a training double the fitted backbones (``pair_auto``, ``overlap_additive``) are fitted
-#: and chosen on: ``'top_de'`` its top-20 DE genes (the genes ``mse_top20_de`` scores), ``'all'`` every gene
+#: the genes of a training double the fitted backbones (``pair_auto``, ``overlap_additive``,
+#: ``relation_additive``) are fitted and chosen on: ``'top_de'`` its top-20 DE genes (the genes
+#: ``mse_top20_de`` scores), ``'all'`` every gene
 FIT_GENES = ("top_de", "all")
 
-#: the backbones :func:`choose_pair_backbone` chooses among
-PAIR_BACKBONES = ("additive", "scaled", "overlap")
+#: the backbones :func:`choose_pair_backbone` chooses among, simplest first (ties go to the simpler)
+PAIR_BACKBONES = ("additive", "scaled", "overlap", "relation")
+
+#: the size of a relation ratio (:func:`pair_relations`) is capped here: a ratio of 1 already means that one
+#: perturbation moves the other's gene as far as that gene's own perturbation does
+RELATION_CLIP = 1.0
+#: the ridge penalties, in units of the mean diagonal of the normal matrix, among which the ``relation``
+#: backbone's slopes are shrunk (chosen by leave-one-double-out; ``benchmarks/results/pair_backbones.md``)
+RELATION_RIDGES = (0.01, 0.1, 1.0, 10.0, 100.0)
+#: number of coefficients of every backbone, as :func:`choose_pair_backbone` returns them:
+#: ``(cL, cS, b₊, b₋)`` then the relation slopes of ``cL`` and of ``cS``
+#: (on ``r_LS, r_SL, |r_LS|, |r_SL|`` each)
+N_COEF = 12
 
 
-def _backbone_design(kind: str, big: np.ndarray, small: np.ndarray) -> np.ndarray:
-    """The columns a fitted backbone weighs: ``[big, small]`` (``scaled``) or ``[big, small, o₊, o₋]``."""
+def pair_relations(big: np.ndarray, small: np.ndarray, row_big: int | None = None,
+                   row_small: int | None = None) -> tuple[float, float]:
+    """``(r_LS, r_SL)``: how far each single of a double moves the *other* perturbed gene, relative to
+    that gene's change under its own perturbation: ``r_LS = δL[S] / δS[S]``, ``r_SL = δS[L] / δL[L]``
+    (``row_big``, ``row_small``: the rows of the larger and the smaller single's perturbed genes).
+
+    A ratio near 0 means the two perturbations do not act on each other's gene; ``r_LS > 0`` means the
+    larger one already raises (CRISPRa) the smaller one's gene, so in the double that gene's program is
+    pushed twice. Each is clipped to ``±RELATION_CLIP`` and is 0 where the gene is not measured (``None``)
+    or its own change is 0 or not finite."""
+    def ratio(other: np.ndarray, own: np.ndarray, row: int | None) -> float:
+        if row is None or not np.isfinite(own[row]) or not np.isfinite(other[row]) or own[row] == 0:
+            return 0.0
+        return float(np.clip(other[row] / own[row], -RELATION_CLIP, RELATION_CLIP))
+
+    return ratio(big, small, row_small), ratio(small, big, row_big)
+
+
+def _backbone_design(kind: str, big: np.ndarray, small: np.ndarray,
+                     rel: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """The columns a fitted backbone weighs: ``[big, small]`` (``scaled``), ``[big, small, o₊, o₋]``
+    (``overlap``), and for ``relation`` also ``big`` and ``small`` times each of ``r_LS, r_SL, |r_LS|,
+    |r_SL|`` (``rel``: :func:`pair_relations`), so that each single's coefficient depends on the pair."""
     if kind == "scaled":
         return np.stack([big, small], axis=1)
-    return np.stack([big, small, *overlap_terms(big, small)], axis=1)
+    cols = [big, small, *overlap_terms(big, small)]
+    if kind == "relation":
+        f = (rel[0], rel[1], abs(rel[0]), abs(rel[1]))
+        cols += [big * v for v in f] + [small * v for v in f]
+    return np.stack(cols, axis=1)
 
 
-def _as_four(kind: str, coef: Sequence[float]) -> np.ndarray:
-    """A backbone's coefficients as ``(cL, cS, b₊, b₋)`` (``additive``: ``(1, 1, 0, 0)``)."""
+def _as_coef(kind: str, coef: Sequence[float]) -> np.ndarray:
+    """A backbone's coefficients as all :data:`N_COEF` (``additive``: ``(1, 1, 0, …)``; the others padded
+    with zeros)."""
     if kind == "additive":
-        return np.array([1.0, 1.0, 0.0, 0.0])
-    return np.concatenate([np.asarray(coef, dtype=np.float64), np.zeros(4 - len(coef))])
+        coef = (1.0, 1.0)
+    return np.concatenate([np.asarray(coef, dtype=np.float64), np.zeros(N_COEF - len(coef))])
+
+
+def _relation_fit(parts: list[tuple], XtX: np.ndarray, Xty: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """The ``relation`` backbone's fit: ``(coef, ridge, loo_error)``.
+
+    The eight slopes are shrunk by a ridge penalty, ``λ`` times the mean diagonal of the normal matrix
+    of the doubles fitted on (so that it does not depend on the units of expression), with ``λ`` from :data:`RELATION_RIDGES`:
+    the final ``λ`` minimises the leave-one-double-out error over all doubles, and ``loo_error`` is that
+    of a *nested* choice (each held-out double is predicted with the ``λ`` chosen by leave-one-out over
+    the others), so that the comparison with the backbones that have nothing to tune stays fair.
+    ``parts``: per double ``(X, y, XᵀX, Xᵀy, yᵀy)``; a double's squared error for coefficients ``c`` is
+    ``yᵀy − 2cᵀXᵀy + cᵀXᵀXc``, so no error needs the genes again."""
+    n = len(parts)
+    slopes = np.diag(np.r_[np.zeros(4), np.ones(N_COEF - 4)])
+
+    def solve(A, b, lam):  # each fit scales its penalty by its own normal matrix, as a fit on those doubles would
+        return np.linalg.lstsq(A + lam * (float(np.mean(np.diag(A))) or 1.0) * slopes, b, rcond=None)[0]
+
+    def err(c, part):
+        return float(part[4] - 2 * c @ part[3] + c @ part[2] @ c)
+
+    # e[l, i, j]: error on double j of the fit without doubles i and j (the diagonal: without j only)
+    e = np.zeros((len(RELATION_RIDGES), n, n))
+    for li, lam in enumerate(RELATION_RIDGES):
+        for i in range(n):
+            Ai, bi = XtX - parts[i][2], Xty - parts[i][3]
+            e[li, i, i] = err(solve(Ai, bi, lam), parts[i])
+            for j in range(i + 1, n):
+                c = solve(Ai - parts[j][2], bi - parts[j][3], lam)
+                e[li, i, j], e[li, j, i] = err(c, parts[j]), err(c, parts[i])
+    diag = np.einsum("lii->li", e)  # [L, n]: plain leave-one-out errors
+    inner = e.sum(axis=2) - diag  # [L, i]: leave-one-out error over the doubles other than i
+    nested = float(sum(diag[int(np.argmin(inner[:, i])), i] for i in range(n)))
+    lam = RELATION_RIDGES[int(np.argmin(diag.sum(axis=1)))]
+    return solve(XtX, Xty, lam), lam, nested
 
 
 def choose_pair_backbone(pairs: Sequence[tuple[np.ndarray, ...]], min_doubles: int = 3,
-                         candidates: Sequence[str] = PAIR_BACKBONES) -> dict:
+                         candidates: Sequence[str] = PAIR_BACKBONES,
+                         relations: Sequence[tuple[float, float]] | None = None) -> dict:
     """The backbone of doubles with the lowest leave-one-double-out squared error.
 
     ``pairs``: one ``(big, small, observed)`` or ``(big, small, observed, focus)`` per training double of
     measured singles, each the changes over the genes other than the pair's own (``big`` the larger
     single); ``focus`` is a boolean mask of the genes the coefficients are fitted on and the error is
-    summed over (without it, every gene). Returns ``{"backbone": 'additive' | 'scaled' | 'overlap',
-    "coef": [cL, cS, b₊, b₋] (fitted on all doubles), "loo_error": {backbone: summed squared error},
-    "n_doubles": n}``: ``(cL, cS, 0, 0)`` for ``scaled``, ``(1, 1, 0, 0)`` for ``additive``. Each
-    backbone's coefficients are the least squares pooled over the (focus) genes of the doubles, as
-    ``scaled_additive`` and ``overlap_additive`` fit them; the held-out double's are refitted without it
-    (a rank-one downdate of the normal equations). With one candidate, or fewer than ``min_doubles``
+    summed over (without it, every gene). ``relations``: each double's :func:`pair_relations` (without
+    them, or where every one is 0, the ``relation`` backbone is not a candidate: it would be ``overlap``).
+    Returns ``{"backbone": 'additive' | 'scaled' | 'overlap' | 'relation', "coef": the :data:`N_COEF`
+    coefficients (fitted on all doubles), "loo_error": {backbone: summed squared error}, "n_doubles": n}``
+    (and ``"ridge"``, the relation slopes' ``λ``, when ``relation`` was fitted): ``(cL, cS, 0, …)`` for
+    ``scaled``, ``(1, 1, 0, …)`` for ``additive``. Each backbone's coefficients are the least squares
+    pooled over the (focus) genes of the doubles, as ``scaled_additive`` and ``overlap_additive`` fit
+    them (``relation``: with its slopes shrunk, :func:`_relation_fit`); the held-out double's are refitted
+    without it (a downdate of the normal equations). With one candidate, or fewer than ``min_doubles``
     doubles, no error is computed and the choice is the only candidate, or ``scaled`` (``additive``
     without doubles)."""
     n = len(pairs)
     out: dict = {"n_doubles": n, "loo_error": {}}
     if n == 0:
-        return {**out, "backbone": "additive", "coef": _as_four("additive", ()).tolist()}
+        return {**out, "backbone": "additive", "coef": _as_coef("additive", ()).tolist()}
+    rels = [(0.0, 0.0)] * n if relations is None else [tuple(map(float, r)) for r in relations]
+    if len(rels) != n:
+        raise ValueError(f"{len(rels)} relations for {n} doubles")
+    if len(candidates) > 1 and not any(any(r) for r in rels):
+        candidates = tuple(k for k in candidates if k != "relation")
     # restricted to each double's focus genes once, so every sum below is over those genes only
     pairs = [p[:3] if len(p) == 3 else tuple(np.asarray(v)[p[3]] for v in p[:3]) for p in pairs]
     normal = {}
-    for kind in [k for k in ("scaled", "overlap") if k in candidates or len(candidates) > 1]:
+    for kind in [k for k in ("scaled", "overlap", "relation")
+                 if k in candidates or (len(candidates) > 1 and k != "relation")]:
         parts = []
-        for big, small, y in pairs:
-            X = _backbone_design(kind, big, small)
-            parts.append((X, y, X.T @ X, X.T @ y))
+        for (big, small, y), rel in zip(pairs, rels, strict=True):
+            X = _backbone_design(kind, big, small, rel)
+            parts.append((X, y, X.T @ X, X.T @ y, float(y @ y)))
         normal[kind] = (parts, sum(p[2] for p in parts), sum(p[3] for p in parts))
-    coef = {k: np.linalg.lstsq(XtX, Xty, rcond=None)[0] for k, (_, XtX, Xty) in normal.items()}
+    if "relation" in normal and (len(candidates) == 1 or n >= min_doubles):
+        rc, out["ridge"], rel_err = _relation_fit(*normal["relation"])
+    coef = {k: np.linalg.lstsq(XtX, Xty, rcond=None)[0] for k, (_, XtX, Xty) in normal.items() if k != "relation"}
+    if "ridge" in out:
+        coef["relation"] = rc
     if len(candidates) == 1 or n < min_doubles:
         best = candidates[0] if len(candidates) == 1 else "scaled"
-        return {**out, "backbone": best, "coef": _as_four(best, coef.get(best, ())).tolist()}
+        return {**out, "backbone": best, "coef": _as_coef(best, coef.get(best, ())).tolist()}
     errors = {"additive": float(sum(np.sum((y - big - small) ** 2) for big, small, y in pairs))}
     for kind, (parts, XtX, Xty) in normal.items():
+        if kind == "relation":
+            errors[kind] = rel_err
+            continue
         err = 0.0
-        for X, y, a, b in parts:
+        for X, y, a, b, _ in parts:
             c = np.linalg.lstsq(XtX - a, Xty - b, rcond=None)[0]
             err += float(np.sum((y - X @ c) ** 2))
         errors[kind] = err
-    best = min(candidates, key=lambda k: (errors[k], PAIR_BACKBONES.index(k)))  # ties: the simpler
-    return {**out, "backbone": best, "coef": _as_four(best, coef.get(best, ())).tolist(), "loo_error": errors}
+    # ties, to rounding (a richer backbone nests the simpler ones, so on exact data they tie): the simpler
+    floor = min(errors[k] for k in candidates)
+    best = min((k for k in candidates if errors[k] <= floor + 1e-9 * max(floor, 1e-12)), key=PAIR_BACKBONES.index)
+    return {**out, "backbone": best, "coef": _as_coef(best, coef.get(best, ())).tolist(), "loo_error": errors}
 
 
 @register_model("pair_auto")
@@ -335,45 +444,48 @@ class PairAuto(_PairRule):
             raise ConfigError(f"{self.name}: fit_genes must be one of {', '.join(FIT_GENES)}, not {fit_genes!r}.")
         super().__init__(fallback=fallback, **kw)
         self.hparams.update(min_doubles=int(min_doubles), fit_genes=fit_genes)
-        self.backbone, self.coef = "additive", _as_four("additive", ())
+        self.backbone, self.coef = "additive", _as_coef("additive", ())
 
     def fit(self, data, split, *, graphs=None, train=None):
         super().fit(data, split, graphs=graphs, train=train)
         s = data.summaries
-        pairs = []
+        pairs, relations = [], []
         for c in split.train:
             genes = parse_condition(c)
             if len(genes) == 2 and all(g in self._index for g in genes):
-                big, small, keep, _own = self._pair(genes)
+                big, small, keep, _own, rel = self._pair(genes)
                 pair = (big[keep], small[keep], s.delta(c).astype(np.float64)[keep])
                 if self.hparams["fit_genes"] == "top_de":
                     focus = np.zeros(len(keep), dtype=bool)
                     focus[s.top_de(c, N_DE)] = True
                     pair += (focus[keep],)
                 pairs.append(pair)
-        choice = choose_pair_backbone(pairs, self.hparams["min_doubles"], self.candidates)
+                relations.append(rel)
+        choice = choose_pair_backbone(pairs, self.hparams["min_doubles"], self.candidates, relations)
         self.backbone, self.coef = choice["backbone"], np.asarray(choice["coef"], dtype=np.float64)
         if not pairs:
             choice["fallback"] = "no training double has both singles measured: predicting doubles additively"
             log.warning("%s: %s", self.name, choice["fallback"])
         choice.update(zip(("c_large", "c_small", "b_same", "b_opposite"), map(float, self.coef)))
+        choice["relation_slopes"] = [float(v) for v in self.coef[4:]]
         self.fit_info[self.name] = choice
         log.info("%s: backbone %s (leave-one-double-out error %s; %d training doubles)", self.name, self.backbone,
                  ", ".join(f"{k} {v:.4g}" for k, v in choice["loo_error"].items()) or "not computed", len(pairs))
         return self
 
-    def _combine(self, big, small, keep):
+    def _combine(self, big, small, keep, rel):
         if self.backbone == "additive":
             return big + small
-        k = 2 if self.backbone == "scaled" else 4
-        return _backbone_design(self.backbone, big, small) @ self.coef[:k]
+        X = _backbone_design(self.backbone, big, small, rel)
+        return X @ self.coef[:X.shape[1]]
 
     def _state(self):
         return {**super()._state(), "coef": self.coef, "backbone": np.array(self.backbone)}
 
     def _load_state(self, arrays, directory):
         super()._load_state(arrays, directory)
-        self.coef = np.asarray(arrays["coef"], dtype=np.float64)
+        coef = np.asarray(arrays["coef"], dtype=np.float64)
+        self.coef = np.concatenate([coef, np.zeros(N_COEF - len(coef))])  # saved before the relation slopes
         self.backbone = str(arrays["backbone"])
 
 
@@ -385,11 +497,19 @@ class OverlapAdditive(PairAuto):
     candidates = ("overlap",)
 
 
+@register_model("relation_additive")
+class RelationAdditive(PairAuto):
+    """``overlap_additive`` with each single's coefficient depending on how the pair's perturbations act
+    on each other's gene (see the module docstring): the ``relation`` backbone, always."""
+
+    candidates = ("relation",)
+
+
 @register_model("dominance")
 class Dominance(_PairRule):
     """The double is the stronger single's whole profile (see the module docstring)."""
 
     _pair_uses_fallback = True
 
-    def _combine(self, big, small, keep):
+    def _combine(self, big, small, keep, rel):
         return big.copy()

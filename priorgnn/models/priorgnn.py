@@ -69,6 +69,8 @@ __all__ = ["PriorGNN", "PriorGNNModule", "MLP"]
 PAD = -1
 #: validation doubles of measured singles needed before the learned interaction may apply to such pairs
 GATE_MIN_PAIRS = 5
+#: the values of ``pair_backbone`` (see :class:`PriorGNN`)
+PAIR_BACKBONE_OPTIONS = ("scaled", "overlap", "relation", "auto", "additive")
 
 
 class MLP(nn.Sequential):
@@ -203,6 +205,9 @@ class PriorGNNModule(nn.Module):
                 # baseline's terms, fitted with c_L, c_S); registered only then, so that the saved
                 # weights of the other backbones keep their keys
                 self.register_buffer("pair_overlap", torch.zeros(2))
+                # and the relation backbone's slopes of c_L and of c_S on (r_LS, r_SL, |r_LS|, |r_SL|)
+                # (interaction_baselines.pair_relations): zeros unless that backbone is chosen
+                self.register_buffer("pair_relation", torch.zeros(8))
         self.uncertainty = uncertainty
         if uncertainty:
             self.uncertainty_w = MLP([H, 2 * H, H, 1])
@@ -288,6 +293,27 @@ class PriorGNNModule(nn.Module):
         rows = torch.arange(pert_idx.shape[0], device=pert_idx.device)[:, None].expand_as(pert_idx)[hit]
         return rows, gene[hit]
 
+    def _pair_relations(self, pair_idx: torch.Tensor, a_big: torch.Tensor, big: torch.Tensor,
+                        small: torch.Tensor) -> torch.Tensor:
+        """``[D, 4]``: ``(r_LS, r_SL, |r_LS|, |r_SL|)`` of each double (``pair_idx`` ``[D, 2]``; ``a_big``: its
+        first gene has the larger single), as :func:`priorgnn.models.interaction_baselines.pair_relations`
+        computes them, in torch and without gradient: they are features of the pair, not outputs."""
+        from priorgnn.models.interaction_baselines import RELATION_CLIP
+
+        gene = self.pert_gene_idx[pair_idx]  # [D, 2]; -1: the perturbed gene is not measured
+        g_big, g_small = torch.where(a_big, gene[:, 0], gene[:, 1]), torch.where(a_big, gene[:, 1], gene[:, 0])
+
+        def ratio(other: torch.Tensor, own: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
+            at = col.clamp_min(0)[:, None]
+            x, o = other.gather(1, at)[:, 0], own.gather(1, at)[:, 0]
+            ok = (col >= 0) & (o != 0) & torch.isfinite(o) & torch.isfinite(x)
+            return torch.where(ok, x / torch.where(ok, o, torch.ones_like(o)), torch.zeros_like(o)).clamp(
+                -RELATION_CLIP, RELATION_CLIP)
+
+        with torch.no_grad():
+            r_ls, r_sl = ratio(big, small, g_small), ratio(small, big, g_big)
+        return torch.stack([r_ls, r_sl, r_ls.abs(), r_sl.abs()], dim=1)
+
     def decode(self, base: torch.Tensor, pert_global: torch.Tensor, pert_idx: torch.Tensor) -> dict:
         """GEARS's network for each condition row: ``{'delta': [U, G]}`` (+ ``'logvar'``)."""
         U, G, H = pert_idx.shape[0], self.n_genes, self.hidden
@@ -353,7 +379,9 @@ class PriorGNNModule(nn.Module):
         double = mask.all(1)
         overlap = getattr(self, "pair_overlap", None)
         has_overlap = overlap is not None and bool(torch.any(overlap != 0))
-        if double.any() and (has_overlap or not bool(torch.all(self.pair_coef == 1))):
+        relation = getattr(self, "pair_relation", None)
+        has_relation = relation is not None and bool(torch.any(relation != 0))
+        if double.any() and (has_overlap or has_relation or not bool(torch.all(self.pair_coef == 1))):
             a, b = part[double, 0], part[double, 1]
             rows, genes = self._targets(pert_idx[double]) if hasattr(self, "pert_gene_idx") else ((), ())
             off = torch.ones_like(a)
@@ -361,7 +389,12 @@ class PriorGNNModule(nn.Module):
                 off[rows, genes] = 0.0  # the larger single is judged off the perturbed genes
             a_big = ((a * off).norm(dim=1) >= (b * off).norm(dim=1))[:, None]
             big, small = torch.where(a_big, a, b), torch.where(a_big, b, a)
-            scaled = self.pair_coef[0] * big + self.pair_coef[1] * small
+            if has_relation:  # c_L and c_S depend on how the two perturbations act on each other's gene
+                f = self._pair_relations(pert_idx[double], a_big[:, 0], big, small)
+                scaled = ((self.pair_coef[0] + f @ relation[:4])[:, None] * big
+                          + (self.pair_coef[1] + f @ relation[4:])[:, None] * small)
+            else:
+                scaled = self.pair_coef[0] * big + self.pair_coef[1] * small
             if has_overlap:  # interaction_baselines.overlap_terms, in torch: predicted singles carry gradients
                 o = torch.sign(big) * torch.minimum(big.abs(), small.abs())
                 same = torch.sign(big) * torch.sign(small)
@@ -443,11 +476,13 @@ class PriorGNN(PerturbationModel):
         ``'overlap'``: the same plus ``b₊ o₊ + b₋ o₋``, per gene the smaller of the two singles' changes
         where both move it the same way (``o₊``) or opposite ways (``o₋``), with ``(c_L, c_S, b₊, b₋)``
         fitted by the ``overlap_additive`` baseline's least squares: the buffering (or synergy) of
-        shared targets, gene by gene. ``'auto'`` (default): ``additive``, ``scaled`` or ``overlap``,
-        whichever predicts the training doubles best when each is left out in turn (the ``pair_auto``
-        baseline; chosen as the default on validation doubles of simulations the study never uses,
-        ``benchmarks/results/pair_backbones.md``)
-    pair_fit_genes : the genes of each training double that the ``overlap`` and ``auto`` backbones are
+        shared targets, gene by gene. ``'relation'``: ``overlap`` with ``c_L`` and ``c_S`` depending on how
+        far each perturbation moves the other's gene (the ``relation_additive`` baseline's fit: epistasis
+        through regulation; needs ``pert_flag``, the perturbed genes' columns). ``'auto'`` (default):
+        ``additive``, ``scaled``, ``overlap`` or ``relation``, whichever predicts the training doubles best
+        when each is left out in turn (the ``pair_auto`` baseline; chosen as the default on validation
+        doubles of simulations the study never uses, ``benchmarks/results/pair_backbones.md``)
+    pair_fit_genes : the genes of each training double that the ``overlap``, ``relation`` and ``auto`` backbones are
         fitted and chosen on: ``'top_de'`` (default) its 20 most differentially expressed genes (those
         ``mse_top20_de`` scores, and where a double's interaction matters), ``'all'`` every gene (the
         earlier default, whose fit is dominated by the many nearly unchanged genes and so shrinks the
@@ -483,8 +518,8 @@ class PriorGNN(PerturbationModel):
             raise ConfigError(f"priorgnn: prop_hops must be between 1 and 8, not {prop_hops!r}.")
         if go_conv not in ("sgconv", "gat"):
             raise ConfigError(f"priorgnn: go_conv must be 'sgconv' or 'gat', not {go_conv!r}.")
-        if pair_backbone not in ("scaled", "overlap", "auto", "additive"):
-            raise ConfigError(f"priorgnn: pair_backbone must be 'scaled', 'overlap', 'auto' or 'additive', "
+        if pair_backbone not in PAIR_BACKBONE_OPTIONS:
+            raise ConfigError(f"priorgnn: pair_backbone must be one of {', '.join(map(repr, PAIR_BACKBONE_OPTIONS))}, "
                               f"not {pair_backbone!r}.")
         if knowledge not in ("propagate", "embed"):
             raise ConfigError(f"priorgnn: knowledge must be 'propagate' or 'embed', not {knowledge!r}.")
@@ -534,7 +569,7 @@ class PriorGNN(PerturbationModel):
             single_delta=torch.as_tensor(single_delta, dtype=torch.float32),
             mean_delta=torch.as_tensor(mean_delta, dtype=torch.float32) if mean_delta is not None else None,
             self_init=self_init, null_center=bool(hp.get("null_center", False)), go_conv=hp.get("go_conv", "sgconv"),
-            pair_overlap=hp.get("pair_backbone") in ("overlap", "auto"),
+            pair_overlap=hp.get("pair_backbone") in ("overlap", "relation", "auto"),
             **({} if propagation is None else {
                 "prop_weight": torch.as_tensor(propagation["prop_weight"], dtype=torch.float32),
                 "prop_dev": torch.as_tensor(propagation["prop_dev"], dtype=torch.float32),
@@ -608,7 +643,7 @@ class PriorGNN(PerturbationModel):
             return {k: v[rows] for k, v in enc.items()}
 
         plan_kwargs = {"loss": hp["loss"], "direction_lambda": hp["direction_lambda"]}
-        if hp["singles"] != "none" and hp.get("pair_backbone", "additive") in ("scaled", "overlap", "auto"):
+        if hp["singles"] != "none" and hp.get("pair_backbone", "additive") in ("scaled", "overlap", "relation", "auto"):
             self._fit_pair_backbone(data, split)
         self.fit_info["training"] = train_delta_module(self.net, encode, data, split, train, plan_kwargs)
         if train.untrained:
@@ -649,12 +684,16 @@ class PriorGNN(PerturbationModel):
         """Fit the backbone of doubles as the ``scaled_additive`` (``pair_backbone='scaled'``),
         ``overlap_additive`` (``'overlap'``) or ``pair_auto`` (``'auto'``) baseline fits it over the
         training doubles of measured singles."""
-        from priorgnn.models.interaction_baselines import OverlapAdditive, PairAuto, ScaledAdditive
+        from priorgnn.models.interaction_baselines import OverlapAdditive, PairAuto, RelationAdditive, ScaledAdditive
 
         kind = self.hparams.get("pair_backbone")
-        if kind in ("auto", "overlap"):  # (cL, cS, b₊, b₋) of the chosen (or the overlap) backbone
+        if kind in ("auto", "overlap", "relation"):  # (cL, cS, b₊, b₋, relation slopes) of the chosen backbone
             fit_genes = self.hparams["pair_fit_genes"]
-            baseline = (PairAuto if kind == "auto" else OverlapAdditive)(fit_genes=fit_genes).fit(data, split)
+            baseline = {"auto": PairAuto, "overlap": OverlapAdditive, "relation": RelationAdditive}[kind](
+                fit_genes=fit_genes)
+            if not hasattr(self.net, "pert_gene_idx"):  # without the perturbed genes' columns (pert_flag=False)
+                baseline.candidates = tuple(k for k in baseline.candidates if k != "relation") or ("overlap",)
+            baseline.fit(data, split)
             info = baseline.fit_info[baseline.name]
             coef = tuple(float(v) for v in baseline.coef)
         else:
@@ -664,10 +703,13 @@ class PriorGNN(PerturbationModel):
         with torch.no_grad():
             self.net.pair_coef.copy_(torch.tensor(coef[:2], dtype=torch.float32))
             if len(coef) > 2:
-                self.net.pair_overlap.copy_(torch.tensor(coef[2:], dtype=torch.float32))
+                self.net.pair_overlap.copy_(torch.tensor(coef[2:4], dtype=torch.float32))
+                self.net.pair_relation.copy_(torch.tensor(coef[4:], dtype=torch.float32))
         record = {"c_large": coef[0], "c_small": coef[1], "n_doubles": info["n_doubles"]}
         if len(coef) > 2:
-            record.update(b_same=coef[2], b_opposite=coef[3])
+            record.update(b_same=coef[2], b_opposite=coef[3], relation_slopes=list(coef[4:]))
+            if "ridge" in info:
+                record["relation_ridge"] = info["ridge"]
         if "backbone" in info:
             record.update(chosen=info["backbone"], loo_error=info["loo_error"])
         self.fit_info["pair_backbone"] = record
@@ -941,6 +983,9 @@ class PriorGNN(PerturbationModel):
                                  if "prop_weight" in arrays else None))
         try:
             state = torch.load(Path(directory) / "weights.pt", map_location="cpu", weights_only=True)
+            if hasattr(self.net, "pair_relation") and "pair_overlap" in state:
+                # saved before the relation backbone existed: its slopes were 0
+                state.setdefault("pair_relation", torch.zeros_like(self.net.pair_relation))
             self.net.load_state_dict(state)
         except (RuntimeError, KeyError) as exc:
             raise CheckpointError(f"{directory}: weights do not fit this PriorGNN configuration ({exc}).") from None

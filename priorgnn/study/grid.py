@@ -84,7 +84,7 @@ MODELS: dict[str, ModelSpec] = {m.label: m for m in [
     ModelSpec("overlap_additive", "baseline", "overlap_additive", {}, {},
               "scaled_additive plus the shared targets' buffering or synergy, gene by gene"),
     ModelSpec("pair_auto", "baseline", "pair_auto", {}, {},
-              "additive, scaled_additive or overlap_additive, chosen by leave-one-double-out"),
+              "additive, scaled_additive, overlap_additive or relation_additive, chosen by leave-one-double-out"),
     ModelSpec("dominance", "baseline", "dominance", {}, {}, "the stronger single's profile"),
     ModelSpec("mean", "baseline", "mean", {}, {}, "mean training perturbation"),
     ModelSpec("no_change", "baseline", "no_change", {}, {}, "control mean"),
