@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """The backbone of doubles of measured singles, chosen on validation data: ``additive``,
-``scaled_additive``, ``overlap_additive`` and ``dominance`` on simulations the study never uses.
+``scaled_additive``, ``overlap_additive``, ``relation_additive`` and ``dominance`` on simulations the
+study never uses.
 
     python benchmarks/pair_backbones.py [--seeds 11,12,13] [--results benchmarks/results]
 
@@ -23,7 +24,8 @@ against the noise-free truth (reported, not used for the choice). Metrics: ``mse
 :mod:`priorgnn.experiment`.
 
 Writes ``RESULTS/pair_backbones.csv`` (one row per setting, seed, model, part and metric: the mean
-over the doubles) and ``RESULTS/pair_backbones.md``.
+over the doubles; and ``pair_auto``'s chosen backbone per setting and seed, as ``metric='chosen'`` rows
+whose ``value`` is the backbone's index in ``PAIR_BACKBONES``) and ``RESULTS/pair_backbones.md``.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: double (``fit_genes='all'``, the default before this comparison), the others over its top-20 DE genes
 VARIANTS = {"additive": ("additive", {}), "scaled_additive": ("scaled_additive", {}),
             "overlap_additive": ("overlap_additive", {}), "overlap_additive_all": ("overlap_additive", {"fit_genes": "all"}),
+            "relation_additive": ("relation_additive", {}),
+            "relation_additive_all": ("relation_additive", {"fit_genes": "all"}),
             "pair_auto": ("pair_auto", {}), "pair_auto_all": ("pair_auto", {"fit_genes": "all"}),
             "dominance": ("dominance", {})}
 MODELS = tuple(VARIANTS)
@@ -66,6 +70,7 @@ def run(seeds: list[int], out: Path) -> pd.DataFrame:
     from priorgnn import experiment
     from priorgnn.data.conditions import parse_condition
     from priorgnn.data.splits import make_split
+    from priorgnn.models.interaction_baselines import PAIR_BACKBONES
     from priorgnn.simulate import simulate
 
     rows = []
@@ -78,6 +83,8 @@ def run(seeds: list[int], out: Path) -> pd.DataFrame:
             test = list(split.subgroups.get("combo_seen2", []))
             fitted = {label: experiment.fit(model, sim, split, **options)  # scored under the label
                       for label, (model, options) in VARIANTS.items()}
+            rows.append({"setting": name, "data_seed": seed, "model": "pair_auto", "part": "fit", "reference": "",
+                         "n": 1, "metric": "chosen", "value": PAIR_BACKBONES.index(fitted["pair_auto"].backbone)})
             for part, conds, ref in (("validation", val, "observed"), ("test", test, "truth")):
                 if not conds:
                     continue
@@ -112,11 +119,28 @@ def render(frame: pd.DataFrame, command: str, wall: float) -> str:
         for m in piv.index:
             L.append(f"| `{m}` | " + " | ".join(f"{piv.loc[m, c]:.3f}" for c in cols) + " |")
         L.append("")
+    from priorgnn.models.interaction_baselines import PAIR_BACKBONES
+
+    chosen = frame[frame.metric == "chosen"]
+    frame = frame[frame.metric != "chosen"]
+    counts = chosen.groupby("setting", sort=False)["value"].agg(lambda v: ", ".join(
+        f"{PAIR_BACKBONES[int(k)]} {n}" for k, n in v.astype(int).value_counts().sort_index().items()))
+    L += ["`pair_auto`'s choice (leave-one-double-out over the training doubles), fits per backbone: "
+          + "; ".join(f"{k}: {v}" for k, v in counts.items()) + ".", ""]
+    for part in ("validation", "test"):
+        sub = frame[(frame.part == part) & (frame.metric == "nonadditive_corr")]
+        per = sub.pivot_table(index=["setting", "data_seed"], columns="model", values="value")
+        up = per["pair_auto"] - per["overlap_additive"]
+        L += [f"**{part}** `nonadditive_corr`: `pair_auto` (with the `relation` candidate) minus "
+              f"`overlap_additive`: {up.mean():+.3f} on average (SE {up.sem():.3f}; higher in {int((up > 0).sum())} "
+              f"of {len(per)} setting-seed pairs; per setting "
+              + ", ".join(f"{k} {v:+.3f}" for k, v in up.groupby(level='setting', sort=False).mean().items()) + ").", ""]
     for part in ("validation", "test"):
         sub = frame[(frame.part == part) & (frame.metric == "mse_top20_de")]
         per = sub.pivot_table(index=["setting", "data_seed"], columns="model", values="value")
         gain = per["pair_auto_all"] - per["pair_auto"]  # positive: fitting on the DE genes is better
         vs_add = per["additive"] - per["pair_auto"]
+        vs_ovl = per["overlap_additive"] - per["pair_auto"]
         means = per.groupby(level="setting").mean()
         best = means.idxmin(axis=1)
         L += [f"**{part}** `mse_top20_de`: `pair_auto` fitted on the top-20 DE genes is below the same rule "
@@ -124,7 +148,10 @@ def render(frame: pd.DataFrame, command: str, wall: float) -> str:
               f"pairs, by {gain.mean():.4f} on average (SE {gain.sem():.4f}; per setting "
               + ", ".join(f"{k} {v:.4f}" for k, v in gain.groupby(level='setting', sort=False).mean().items())
               + f"); below `additive` in {int((vs_add > 0).sum())} of {len(per)} (mean {vs_add.mean():.4f}, SE "
-              f"{vs_add.sem():.4f}). Lowest mean per setting: " + ", ".join(f"{k} `{v}`" for k, v in best.items())
+              f"{vs_add.sem():.4f}); below `overlap_additive` (the backbone without `relation`) in "
+              f"{int((vs_ovl > 0).sum())} of {len(per)} (mean {vs_ovl.mean():.4f}, SE {vs_ovl.sem():.4f}; per setting "
+              + ", ".join(f"{k} {v:.4f}" for k, v in vs_ovl.groupby(level='setting', sort=False).mean().items())
+              + "). Lowest mean per setting: " + ", ".join(f"{k} `{v}`" for k, v in best.items())
               + ".", ""]
     return "\n".join(L)
 
