@@ -499,3 +499,21 @@ def test_priorgnn_relation_backbone_saves_and_loads_weights_saved_before_it(tmp_
     del state["pair_relation"]
     torch.save(state, weights)
     np.testing.assert_array_equal(load_model(tmp_path / "old").predict_delta(conds), model.predict_delta(conds))
+
+
+def test_priorgnn_without_the_perturbed_genes_columns_falls_back_from_relation_to_overlap():
+    """Without ``pert_flag`` the network has no table of the perturbed genes' columns, so it cannot read
+    the relation ratios: ``pair_backbone='relation'`` fits ``overlap`` instead and predicts as
+    ``overlap_additive`` does, off the perturbed genes (whose columns it does not know either, so it does
+    not keep their change at the sum)."""
+    from priorgnn.training.config import TrainConfig
+
+    data, split, _ = _data_split(_epistatic, singles=_related_singles)
+    model = get_model_class("priorgnn")(use_go=False, use_coexpression=False, pair_backbone="relation",
+                                        pert_flag=False)
+    model.fit(data, split, train=TrainConfig(max_epochs=0, progress_bar=False))
+    assert model.fit_info["pair_backbone"]["chosen"] == "overlap"
+    assert not any(model.fit_info["pair_backbone"]["relation_slopes"])
+    ref = get_model_class("overlap_additive")().fit(data, split).predict_delta(["C+K", "F+H"])
+    off = [j for j, g in enumerate(GENES) if g not in PERTURBED]
+    np.testing.assert_allclose(model.predict_delta(["C+K", "F+H"])[:, off], ref[:, off], atol=1e-4)
