@@ -63,6 +63,7 @@ MODELS = {
     "scaled_additive": ("scaled_additive", {}),
     "scaled_additive_mag": ("scaled_additive_mag", {}),
     "overlap_additive": ("overlap_additive", {}),
+    "relation_additive": ("relation_additive", {}),
     "pair_auto": ("pair_auto", {}),
     "dominance": ("dominance", {}),
     "priorgnn": ("priorgnn", {}),
