@@ -868,6 +868,15 @@ REGISTRY: list[TableClaim | ValueClaim] = [
             "GI label accuracy": ("gi_label_accuracy",)}),
     ),
     TableClaim(
+        name="README: learning curve of the backbones of doubles (norman)",
+        doc="README.md",
+        anchor=(r"^### Interaction targets on the `norman` preset", r"^\| model \| nonadditive_corr, 15 doubles"),
+        sources=(_model_source("benchmarks/results/interaction_learning_curve_summary.csv",
+                               "benchmarks/interaction_learning_curve.py"),),
+        cell=long_format_cells(row_column="model", header=r"(?P<metric>\w+), (?P<n_train>\d+) doubles",
+                               fixed={"setting": "norman"}, values=("value",)),
+    ),
+    TableClaim(
         name="README: interaction targets on the norman preset",
         doc="README.md",
         anchor=(r"^### Interaction targets on the `norman` preset", r"^\| model \| norman combo_seen2"),
