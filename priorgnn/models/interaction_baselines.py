@@ -408,11 +408,9 @@ def choose_pair_backbone(pairs: Sequence[tuple[np.ndarray, ...]], min_doubles: i
             X = _backbone_design(kind, big, small, rel)
             parts.append((X, y, X.T @ X, X.T @ y, float(y @ y)))
         normal[kind] = (parts, sum(p[2] for p in parts), sum(p[3] for p in parts))
-    if "relation" in normal and (len(candidates) == 1 or n >= min_doubles):
-        rc, out["ridge"], rel_err = _relation_fit(*normal["relation"])
     coef = {k: np.linalg.lstsq(XtX, Xty, rcond=None)[0] for k, (_, XtX, Xty) in normal.items() if k != "relation"}
-    if "ridge" in out:
-        coef["relation"] = rc
+    if "relation" in normal and (len(candidates) == 1 or n >= min_doubles):
+        coef["relation"], out["ridge"], rel_err = _relation_fit(*normal["relation"])
     if len(candidates) == 1 or n < min_doubles:
         best = candidates[0] if len(candidates) == 1 else "scaled"
         return {**out, "backbone": best, "coef": _as_coef(best, coef.get(best, ())).tolist()}

@@ -69,8 +69,12 @@ __all__ = ["PriorGNN", "PriorGNNModule", "MLP"]
 PAD = -1
 #: validation doubles of measured singles needed before the learned interaction may apply to such pairs
 GATE_MIN_PAIRS = 5
-#: the values of ``pair_backbone`` (see :class:`PriorGNN`)
-PAIR_BACKBONE_OPTIONS = ("scaled", "overlap", "relation", "auto", "additive")
+#: the values of ``pair_backbone`` that are fitted on the training doubles (see :class:`PriorGNN`), and those
+#: of them whose coefficients include the overlap terms and the relation slopes (a ``pair_auto``-family fit)
+FITTED_BACKBONES = ("scaled", "overlap", "relation", "auto")
+PAIR_AUTO_BACKBONES = FITTED_BACKBONES[1:]
+#: every value of ``pair_backbone`` (``additive`` has nothing to fit)
+PAIR_BACKBONE_OPTIONS = (*FITTED_BACKBONES, "additive")
 
 
 class MLP(nn.Sequential):
@@ -569,7 +573,7 @@ class PriorGNN(PerturbationModel):
             single_delta=torch.as_tensor(single_delta, dtype=torch.float32),
             mean_delta=torch.as_tensor(mean_delta, dtype=torch.float32) if mean_delta is not None else None,
             self_init=self_init, null_center=bool(hp.get("null_center", False)), go_conv=hp.get("go_conv", "sgconv"),
-            pair_overlap=hp.get("pair_backbone") in ("overlap", "relation", "auto"),
+            pair_overlap=hp.get("pair_backbone") in PAIR_AUTO_BACKBONES,
             **({} if propagation is None else {
                 "prop_weight": torch.as_tensor(propagation["prop_weight"], dtype=torch.float32),
                 "prop_dev": torch.as_tensor(propagation["prop_dev"], dtype=torch.float32),
@@ -643,7 +647,7 @@ class PriorGNN(PerturbationModel):
             return {k: v[rows] for k, v in enc.items()}
 
         plan_kwargs = {"loss": hp["loss"], "direction_lambda": hp["direction_lambda"]}
-        if hp["singles"] != "none" and hp.get("pair_backbone", "additive") in ("scaled", "overlap", "relation", "auto"):
+        if hp["singles"] != "none" and hp.get("pair_backbone", "additive") in FITTED_BACKBONES:
             self._fit_pair_backbone(data, split)
         self.fit_info["training"] = train_delta_module(self.net, encode, data, split, train, plan_kwargs)
         if train.untrained:
@@ -682,12 +686,12 @@ class PriorGNN(PerturbationModel):
 
     def _fit_pair_backbone(self, data, split) -> None:
         """Fit the backbone of doubles as the ``scaled_additive`` (``pair_backbone='scaled'``),
-        ``overlap_additive`` (``'overlap'``) or ``pair_auto`` (``'auto'``) baseline fits it over the
-        training doubles of measured singles."""
+        ``overlap_additive`` (``'overlap'``), ``relation_additive`` (``'relation'``) or ``pair_auto``
+        (``'auto'``) baseline fits it over the training doubles of measured singles."""
         from priorgnn.models.interaction_baselines import OverlapAdditive, PairAuto, RelationAdditive, ScaledAdditive
 
         kind = self.hparams.get("pair_backbone")
-        if kind in ("auto", "overlap", "relation"):  # (cL, cS, b₊, b₋, relation slopes) of the chosen backbone
+        if kind in PAIR_AUTO_BACKBONES:  # (cL, cS, b₊, b₋, relation slopes) of the chosen backbone
             fit_genes = self.hparams["pair_fit_genes"]
             baseline = {"auto": PairAuto, "overlap": OverlapAdditive, "relation": RelationAdditive}[kind](
                 fit_genes=fit_genes)
@@ -713,9 +717,11 @@ class PriorGNN(PerturbationModel):
         if "backbone" in info:
             record.update(chosen=info["backbone"], loo_error=info["loo_error"])
         self.fit_info["pair_backbone"] = record
+        shown = {k: v for k, v in record.items() if k not in ("n_doubles", "loo_error")
+                 and not (k == "relation_slopes" and not any(v))}  # zero slopes: not the relation backbone
         log.info("pair backbone: %s (%d training doubles)",
-                 ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()
-                           if k not in ("n_doubles", "loo_error")), info["n_doubles"])
+                 ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()),
+                 info["n_doubles"])
 
     def _propagation(self, go_arrays, pert_genes: list[str], names: list[str], deltas: np.ndarray,
                      gene_pos: dict[str, int]) -> dict[str, np.ndarray]:
