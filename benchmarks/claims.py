@@ -794,6 +794,22 @@ def _interaction_target_mean(frames, label, head):
     return [float(hit.groupby("data_seed")[m["metric"]].mean().mean())]
 
 
+def _interaction_program_mean(frames, label, head):
+    """A mean of ``benchmarks/results/interaction_programs.csv`` as its page states it: the per-seed means
+    over the test doubles, averaged over the seeds. Row labels are ``MODEL`` (a baseline) or
+    ``MODEL, k=K`` (a program model with K coordinates); headers ``SETTING METRIC``."""
+    m = re.fullmatch(r"(?P<setting>\w+) (?P<metric>\w+)", head)
+    r = re.fullmatch(r"(?P<model>\w+)(?:, k=(?P<k>\d+))?", label)
+    if m is None or r is None:
+        raise Missing(f"row {label!r} or column {head!r} is not 'MODEL[, k=K]' and 'SETTING METRIC'")
+    df = frames[0]
+    hit = df[(df["setting"] == m["setting"]) & (df["model"] == r["model"])
+             & (df["programs"] == int(r["k"] or 0))]
+    if hit.empty:
+        raise Missing(f"no rows for {label!r}, {m.groupdict()}")
+    return [float(hit[m["metric"]].mean())]
+
+
 def _model_source(path: str, script: str) -> Source:
     """A results file of ``script`` that fits and scores the library's models: the library (without
     its report and study layers) and ``knowledge`` are the code it measures."""
@@ -875,6 +891,13 @@ REGISTRY: list[TableClaim | ValueClaim] = [
                                "benchmarks/interaction_learning_curve.py"),),
         cell=long_format_cells(row_column="model", header=r"(?P<metric>\w+), (?P<n_train>\d+) doubles",
                                fixed={"setting": "norman"}, values=("value",)),
+    ),
+    TableClaim(
+        name="README: where the non-additive part comes from (programs)",
+        doc="README.md",
+        anchor=(r"^### Interaction targets on the `norman` preset", r"^\| model \| norman nonadditive_corr \|"),
+        sources=(_model_source("benchmarks/results/interaction_programs.csv", "benchmarks/interaction_programs.py"),),
+        cell=_interaction_program_mean,
     ),
     TableClaim(
         name="README: interaction targets on the norman preset",
