@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmark scripts: the machine they ran on and number formatting.
+"""Helpers shared by the benchmark scripts: the machine they ran on, number formatting and the
+"Made by" line of a results page.
 
 The scripts import it by name (``from _common import ...``): Python puts a script's own folder on
 ``sys.path``; the tests put ``benchmarks/`` there (``tests/conftest.py``).
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["cpu_model", "memory_bytes", "fmt"]
+__all__ = ["cpu_model", "memory_bytes", "fmt", "made_by"]
 
 
 def cpu_model(default: str = "unknown") -> str:
@@ -38,3 +39,12 @@ def fmt(x: float | None, digits: int = 3) -> str:
     from priorgnn.report.tables import fmt as table_fmt
 
     return "–" if x is None else table_fmt(float(x), digits)
+
+
+def made_by(command: str, wall: float, commit: str) -> str:
+    """The opening of a results page's provenance line: the command, its wall time, the machine, the
+    Python version and the commit (its first 10 characters), as ``Made by `CMD` in N s (...)``."""
+    import platform
+
+    return (f"Made by `{command}` in {wall:.0f} s ({platform.machine()}, Python {platform.python_version()}, "
+            f"commit {commit[:10]})")

@@ -25,15 +25,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import platform
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _common import made_by  # a sibling script (benchmarks/ is on sys.path)
+from claims import head_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 #: label -> (registered model, options)
@@ -96,8 +96,7 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
 
 def render(summary: pd.DataFrame, command: str, wall: float, commit: str) -> str:
     L = ["# Learning the non-additive part as training doubles grow", "",
-         f"Made by `{command}` in {wall:.0f} s ({platform.machine()}, Python {platform.python_version()}, commit "
-         f"{commit[:10]}). Means over the held-out doubles, then over data seeds and repeats; against the "
+         f"{made_by(command, wall, commit)}. Means over the held-out doubles, then over data seeds and repeats; against the "
          "noise-free truth. Lower `mse_top20_de` is better, higher `nonadditive_corr`. Design in the script's "
          "docstring.", ""]
     for name, sub in summary.groupby("setting", sort=False):
@@ -130,7 +129,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     frame = run([int(s) for s in args.seeds.split(",")], args.out, args.test_doubles,
                 [int(s) for s in args.sizes.split(",")], args.repeats)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = head_commit(ROOT)
     frame["git_commit"] = commit
     summary = summarise(frame)
     command = "python benchmarks/interaction_learning_curve.py " + " ".join(

@@ -37,15 +37,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import platform
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _common import made_by  # a sibling script (benchmarks/ is on sys.path)
+from claims import head_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAM_MODELS = ("programs_oracle", "programs_sum", "programs_hub")
@@ -100,14 +100,14 @@ def score_programs(data, sim, split, k: int, ridge: float) -> pd.DataFrame:
     doubles = [c for c in split.train if len(g := parse_condition(c)) == 2
                and all(f"{x}+ctrl" in single for x in g)]
     names = list(single)
-    axes = program_axes(np.stack([single[c] for c in names]), k)
-    z = {c: single[c] @ axes for c in names}
+    profiles = np.stack([single[c] for c in names])
+    axes = program_axes(profiles, k)
+    z = dict(zip(names, profiles @ axes))
     pair = [tuple(f"{x}+ctrl" for x in parse_condition(c)) for c in doubles]
-    z_obs = np.stack([s.delta(c).astype(np.float64) @ axes for c in doubles])
+    observed = np.stack([s.delta(c).astype(np.float64) for c in doubles])
+    z_obs = observed @ axes
     za, zb = (np.stack([z[p[i]] for p in pair]) for i in (0, 1))
-    coef = fit_response(np.vstack([np.stack([z[c] for c in names]), z_obs]),
-                        np.vstack([np.stack([single[c] for c in names]),
-                                   np.stack([s.delta(c).astype(np.float64) for c in doubles])]), ridge)
+    coef = fit_response(np.vstack([profiles @ axes, z_obs]), np.vstack([profiles, observed]), ridge)
     hub = fit_hub(za, zb, z_obs, ridge)
     rows = []
     for c in split.subgroups.get("combo_seen2", []):
@@ -156,8 +156,7 @@ def run(seeds, out: Path, ks, ridge: float) -> pd.DataFrame:
 
 def render(frame: pd.DataFrame, command: str, wall: float, commit: str, ridge: float) -> str:
     L = ["# Where the non-additive part comes from: shared programs", "",
-         f"Made by `{command}` in {wall:.0f} s ({platform.machine()}, Python {platform.python_version()}, commit "
-         f"{commit[:10]}). Ridge {ridge:g}; `k`: the number of program coordinates. `combo_seen2` test doubles of the simulation "
+         f"{made_by(command, wall, commit)}. Ridge {ridge:g}; `k`: the number of program coordinates. `combo_seen2` test doubles of the simulation "
          "split, against the noise-free truth: means over the doubles of each seed, then over seeds (per-seed "
          "values in the CSV). `programs_oracle` is given each test double's own program coordinates, so it is a "
          "ceiling, not a prediction. Design in the script's docstring.", ""]
@@ -197,7 +196,7 @@ def main(argv=None) -> int:
 
     t0 = time.perf_counter()
     frame = run([int(s) for s in args.seeds.split(",")], args.out, ks, args.ridge)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = head_commit(ROOT)
     frame["git_commit"] = commit
     command = "python benchmarks/interaction_programs.py " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))

@@ -33,15 +33,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import platform
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _common import made_by  # a sibling script (benchmarks/ is on sys.path)
+from claims import head_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 #: label -> (registered model, options); ``*_all`` are the fitted backbones over every gene of a training
@@ -101,10 +101,8 @@ def run(seeds: list[int], out: Path) -> pd.DataFrame:
 
 
 def render(frame: pd.DataFrame, command: str, wall: float) -> str:
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     L = ["# The backbone of doubles of measured singles, chosen on validation data", "",
-         f"Made by `{command}` in {wall:.0f} s ({platform.machine()}, Python {platform.python_version()}, "
-         f"commit {commit[:10]}). Means over the doubles and the data seeds; `validation` against the "
+         f"{made_by(command, wall, head_commit(ROOT))}. Means over the doubles and the data seeds; `validation` against the "
          "observed data (the choice), `test` (`combo_seen2`) against the noise-free truth (reported only). "
          "Lower `mse_top20_de` is better; higher `pearson_delta` and `nonadditive_corr`.", ""]
     for setting, sub in frame.groupby("setting", sort=False):
