@@ -65,7 +65,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {"priorgnn": ("priorgnn", {}), "priorgnn_all_genes": ("priorgnn", {"pair_fit_genes": "all"}),
             "additive": ("additive", {}), "scaled_additive": ("scaled_additive", {}),
             "overlap_additive": ("overlap_additive", {}), "relation_additive": ("relation_additive", {}),
-            "pair_auto": ("pair_auto", {})}
+            "pair_auto": ("pair_auto", {}), "pair_kernel": ("pair_kernel", {})}
 MODELS = tuple(VARIANTS)
 METRICS = ("pearson_delta", "mse_top20_de", "nonadditive_corr")
 SUBGROUPS = ("combo_seen1", "combo_seen2")

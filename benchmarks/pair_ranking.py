@@ -65,6 +65,7 @@ MODELS = {
     "overlap_additive": ("overlap_additive", {}),
     "relation_additive": ("relation_additive", {}),
     "pair_auto": ("pair_auto", {}),
+    "pair_kernel": ("pair_kernel", {}),
     "dominance": ("dominance", {}),
     "priorgnn": ("priorgnn", {}),
 }

@@ -66,7 +66,8 @@ log = logging.getLogger("real_norman_subset")
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "norman2019_subset" / "devel.h5ad"
 DEFAULT_GO = ROOT.parent / "shared" / "data" / "go"
-MODELS = ("no_change", "mean", "additive", "scaled_additive", "overlap_additive", "pair_auto", "dominance", "linear",
+MODELS = ("no_change", "mean", "additive", "scaled_additive", "overlap_additive", "pair_auto", "pair_kernel",
+          "dominance", "linear",
           "go_knn", "priorgnn",
           "transformer")
 BASELINES = ("additive", "mean", "no_change")

@@ -53,7 +53,7 @@ __all__ = [
 DEFAULT_BASELINES = ("no_change", "mean", "additive")
 #: Baselines first, in this order, in every table and figure.
 BASELINE_ORDER = ("no_change", "mean", "additive", "scaled_additive", "scaled_additive_mag", "overlap_additive",
-                  "relation_additive", "pair_auto", "dominance", "linear", "network_knn")
+                  "relation_additive", "pair_auto", "pair_kernel", "dominance", "linear", "network_knn")
 #: Models that read what no real model can know (the simulator's true network): reported, never "learned"
 ORACLES = ("network_knn",)
 

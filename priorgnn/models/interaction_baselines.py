@@ -1,5 +1,5 @@
 """Simple interaction baselines for doubles: ``scaled_additive``, ``scaled_additive_mag``,
-``overlap_additive``, ``relation_additive``, ``pair_auto``, ``dominance``.
+``overlap_additive``, ``relation_additive``, ``pair_auto``, ``pair_kernel``, ``dominance``.
 
 Any learned genetic interaction is measured against these. All of them predict a double ``A+B`` from
 the measured training singles δA, δB, as :class:`~priorgnn.models.baselines.Additive` does, and
@@ -64,6 +64,9 @@ coefficients are fitted over the other genes only.
     ``relation`` is no candidate where every training pair's ratios are 0. With fewer than
     ``min_doubles`` (3) such doubles it is ``scaled_additive`` (``additive`` with none). :func:`choose_pair_backbone` does the choice
     (PriorGNN's ``pair_backbone='auto'`` uses it too).
+``pair_kernel``
+    ``pair_auto`` plus the non-additive part that it leaves in the training doubles of similar pairs
+    (:mod:`priorgnn.models.pair_kernel`; :class:`PairKernel`).
 ``dominance``
     The dominance rule: the double is the whole profile of the stronger single, ``δAB ≈ δL`` (Norman
     et al.'s epistasis, ``c = (1, 0)``), except for the weaker gene's own change, which is added at
@@ -89,7 +92,7 @@ from priorgnn.models.baselines import Additive
 log = logging.getLogger(__name__)
 
 __all__ = ["ScaledAdditive", "ScaledAdditiveMagnitude", "OverlapAdditive", "RelationAdditive", "PairAuto",
-           "Dominance", "order_by_effect", "overlap_terms", "pair_relations", "choose_pair_backbone"]
+           "PairKernel", "Dominance", "order_by_effect", "overlap_terms", "pair_relations", "choose_pair_backbone"]
 
 _MODES = ("global", "magnitude")
 
@@ -501,6 +504,74 @@ class RelationAdditive(PairAuto):
     on each other's gene (see the module docstring): the ``relation`` backbone, always."""
 
     candidates = ("relation",)
+
+
+@register_model("pair_kernel")
+class PairKernel(PairAuto):
+    """``pair_auto`` plus the pair kernel correction of :mod:`priorgnn.models.pair_kernel`: a double of two
+    measured singles also gets the non-additive part that ``pair_auto`` leaves in the training doubles of
+    similar pairs (kernel ridge over pairs, width and ridge chosen by leave-one-double-out over every gene
+    other than the pair's own; off where that does not beat ``pair_auto`` alone, or with fewer than 10
+    such doubles). PriorGNN's default (``pair_kernel=True``) fits the same correction on what its own
+    trained network leaves unexplained, so this rule shows what the correction gives without the
+    network."""
+
+    def fit(self, data, split, *, graphs=None, train=None):
+        from priorgnn.metrics.core import perturbed_gene_idx
+        from priorgnn.models.pair_kernel import fit_pair_kernel, gene_kernel
+
+        super().fit(data, split, graphs=graphs, train=train)
+        self.kernel_alpha = None
+        s = data.summaries
+        doubles = [c for c in split.train if len(g := parse_condition(c)) == 2 and all(x in self._index for x in g)]
+        own_singles = perturbed_gene_idx([f"{g}+ctrl" for g in self.single_genes], self.genes)
+        pairs = np.array([[self._index[g] for g in parse_condition(c)] for c in doubles], dtype=np.int64)
+        residual = np.zeros((len(doubles), len(self.genes)))
+        focus = np.ones_like(residual, dtype=bool)
+        if doubles:
+            residual = np.stack([s.delta(c) for c in doubles]).astype(np.float64) - self._backbone(doubles)
+            for j, own in enumerate(perturbed_gene_idx(doubles, self.genes)):
+                residual[j, own] = 0.0
+                focus[j, own] = False
+        fit = fit_pair_kernel(self.single_deltas, pairs, residual, focus, own=own_singles)
+        if fit["kept"]:
+            self.kernel_genes = gene_kernel(self.single_deltas, fit["gamma"], own_singles)
+            self.kernel_rows, self.kernel_alpha = pairs, fit["alpha"]
+        self.fit_info["pair_kernel"] = {k: v for k, v in fit.items() if k != "alpha"}
+        return self
+
+    def _backbone(self, conditions):
+        return super().predict_delta(conditions)
+
+    def predict_delta(self, conditions):
+        from priorgnn.metrics.core import perturbed_gene_idx
+        from priorgnn.models.pair_kernel import pair_kernel
+
+        out = self._backbone(conditions)
+        if getattr(self, "kernel_alpha", None) is None:
+            return out
+        which = [i for i, c in enumerate(conditions)
+                 if len(g := parse_condition(c)) == 2 and all(x in self._index for x in g)]
+        if which:
+            rows = [[self._index[g] for g in parse_condition(conditions[i])] for i in which]
+            add = pair_kernel(self.kernel_genes, rows, self.kernel_rows) @ self.kernel_alpha
+            for k, own in enumerate(perturbed_gene_idx([conditions[i] for i in which], self.genes)):
+                add[k, own] = 0.0
+            out[which] += add
+        return out
+
+    def _state(self):
+        kept = getattr(self, "kernel_alpha", None) is not None
+        return {**super()._state(), "kernel_kept": np.array(kept),
+                **({"kernel_genes": self.kernel_genes, "kernel_rows": self.kernel_rows,
+                    "kernel_alpha": self.kernel_alpha} if kept else {})}
+
+    def _load_state(self, arrays, directory):
+        super()._load_state(arrays, directory)
+        self.kernel_alpha = None
+        if bool(arrays.get("kernel_kept", False)):
+            self.kernel_genes, self.kernel_rows = arrays["kernel_genes"], arrays["kernel_rows"]
+            self.kernel_alpha = arrays["kernel_alpha"]
 
 
 @register_model("dominance")

@@ -212,6 +212,12 @@ class PriorGNNModule(nn.Module):
                 # and the relation backbone's slopes of c_L and of c_S on (r_LS, r_SL, |r_LS|, |r_SL|)
                 # (interaction_baselines.pair_relations): zeros unless that backbone is chosen
                 self.register_buffer("pair_relation", torch.zeros(8))
+            # the pair kernel correction of doubles of measured singles (priorgnn.models.pair_kernel),
+            # fitted after training by PriorGNN.fit: the gene kernel over the measured singles, the
+            # training doubles' rows of it and their dual coefficients (none: no correction)
+            self.register_buffer("pair_kernel_genes", torch.zeros(0, 0))
+            self.register_buffer("pair_kernel_rows", torch.zeros(0, 2, dtype=torch.long))
+            self.register_buffer("pair_kernel_alpha", torch.zeros(0, n_genes))
         self.uncertainty = uncertainty
         if uncertainty:
             self.uncertainty_w = MLP([H, 2 * H, H, 1])
@@ -339,6 +345,19 @@ class PriorGNNModule(nn.Module):
             result["logvar"] = self.uncertainty_w(x).reshape(U, G)
         return result
 
+    def _pair_kernel(self, single_rows: torch.Tensor, pert_idx: torch.Tensor) -> torch.Tensor:
+        """``[n, G]``: the pair kernel correction of ``n`` doubles of two measured singles (their rows of
+        ``single_delta``), zero on the pairs' own perturbed genes (:mod:`priorgnn.models.pair_kernel`)."""
+        kg, t = self.pair_kernel_genes, self.pair_kernel_rows
+        a, b = single_rows[:, 0], single_rows[:, 1]
+        k = kg[a][:, t[:, 0]] * kg[b][:, t[:, 1]] + kg[a][:, t[:, 1]] * kg[b][:, t[:, 0]]
+        out = k @ self.pair_kernel_alpha
+        if hasattr(self, "pert_gene_idx"):
+            rows, genes = self._targets(pert_idx)
+            if len(rows):
+                out = out.index_put((rows, genes), torch.zeros(len(rows), dtype=out.dtype, device=out.device))
+        return out
+
     def forward(self, pert_idx: torch.Tensor, single_rows: torch.Tensor | None = None) -> dict:
         base = self.gene_branch()
         pert_global = self.pert_branch()
@@ -415,6 +434,11 @@ class PriorGNNModule(nn.Module):
             both = measured[double].all(1)
             scale = torch.where(both, self.measured_pair_interaction, torch.ones_like(self.measured_pair_interaction))
             delta[double] = delta[double] + scale[:, None] * (self.interaction(za * zb) @ base.T)
+            alpha = getattr(self, "pair_kernel_alpha", None)
+            if alpha is not None and len(alpha) and bool(both.any()):
+                delta = delta.clone()
+                rows = torch.nonzero(double).flatten()[both]
+                delta[rows] = delta[rows] + self._pair_kernel(single_rows[rows], pert_idx[rows])
         result = {"delta": delta}
         if self.uncertainty:
             x = self._hidden(base, self._fused(pert_global, pert_idx), pert_idx)
@@ -492,6 +516,13 @@ class PriorGNN(PerturbationModel):
         earlier default, whose fit is dominated by the many nearly unchanged genes and so shrinks the
         large changes). Chosen on validation doubles of simulations the study never uses
         (``benchmarks/results/pair_backbones.md``)
+    pair_kernel : correct a double of two measured singles by the non-additive part left in the
+        training doubles of similar pairs (default True): kernel ridge over pairs of what the trained
+        model leaves unexplained in each training double, with the symmetric pair kernel of Ben-Hur &
+        Noble (2005) on the cosine similarity of the singles' measured profiles; its width and ridge
+        chosen by leave-one-double-out, and kept only where that beats no correction (at least 10
+        training doubles; :mod:`priorgnn.models.pair_kernel`). Chosen on validation doubles of
+        simulations the study never uses (``benchmarks/results/pair_backbones.md``)
     null_center : the network's single is its output for the gene minus its output for a "null"
         perturbation (zero embedding, no target), so that a gene the network knows nothing about adds
         nothing to the mean single (additive modes only; False: the raw output, as before)
@@ -507,10 +538,13 @@ class PriorGNN(PerturbationModel):
                  center: str = "mean", pert_flag: bool = True, interaction_gate: bool = True,
                  knowledge: str = "propagate", null_center: bool = True, pair_backbone: str = "auto",
                  go_conv: str = "sgconv", prop_hops: int = 1, prop_walk: str = "nearest",
-                 prop_shrink: str = "degree", pair_fit_genes: str = "top_de", **kw) -> None:
+                 prop_shrink: str = "degree", pair_fit_genes: str = "top_de", pair_kernel: bool = True,
+                 **kw) -> None:
         from priorgnn.models.interaction_baselines import FIT_GENES
         from priorgnn.models.neighbours import SHRINKS
 
+        if not isinstance(pair_kernel, (bool, np.bool_)):
+            raise ConfigError(f"priorgnn: pair_kernel must be true or false, not {pair_kernel!r}.")
         if pair_fit_genes not in FIT_GENES:
             raise ConfigError(f"priorgnn: pair_fit_genes must be one of {', '.join(FIT_GENES)}, "
                               f"not {pair_fit_genes!r}.")
@@ -542,7 +576,7 @@ class PriorGNN(PerturbationModel):
                          center=center, pert_flag=pert_flag, interaction_gate=interaction_gate,
                          knowledge=knowledge, null_center=null_center, pair_backbone=pair_backbone,
                          go_conv=go_conv, prop_hops=int(prop_hops), prop_walk=prop_walk, prop_shrink=prop_shrink,
-                         pair_fit_genes=pair_fit_genes, **kw)
+                         pair_fit_genes=pair_fit_genes, pair_kernel=bool(pair_kernel), **kw)
         self.net: PriorGNNModule | None = None
 
     # -- vocabulary and graphs ------------------------------------------------------------------------
@@ -657,7 +691,43 @@ class PriorGNN(PerturbationModel):
                 self._gate_unseen(data, split)
             if hp["singles"] == "residual" and hp.get("interaction_gate", True):
                 self._gate_interaction(data, split)
+        if hp["singles"] == "residual" and hp.get("pair_kernel", False):
+            self._fit_pair_kernel(data, split)
         return self
+
+    def _fit_pair_kernel(self, data, split) -> None:
+        """Fit the pair kernel correction (:mod:`priorgnn.models.pair_kernel`) on what the model, as
+        trained and gated, leaves unexplained in the training doubles of measured singles: kernel ridge
+        over pairs of the residuals, its width and ridge chosen by leave-one-double-out error over every
+        gene other than the pair's own, and kept only if that error is below the model's own."""
+        from priorgnn.metrics.core import perturbed_gene_idx
+        from priorgnn.models.pair_kernel import fit_pair_kernel, gene_kernel
+
+        s = data.summaries
+        doubles = [c for c in split.train if len(parse_condition(c)) == 2
+                   and all(g in self.single_row for g in parse_condition(c))]
+        singles = self.net.single_delta.double().numpy()
+        own_singles = perturbed_gene_idx([f"{g}+ctrl" for g in self.single_genes], self.genes)
+        pairs = np.array([[self.single_row[g] for g in parse_condition(c)] for c in doubles], dtype=np.int64)
+        residual = np.zeros((len(doubles), len(self.genes)))
+        focus = np.ones_like(residual, dtype=bool)
+        if doubles:
+            residual = np.stack([s.delta(c) for c in doubles]).astype(np.float64) - self.predict_delta(doubles)
+            for j, own in enumerate(perturbed_gene_idx(doubles, self.genes)):
+                residual[j, own] = 0.0
+                focus[j, own] = False
+        fit = fit_pair_kernel(singles, pairs, residual, focus, own=own_singles)
+        if fit["kept"]:
+            self.net.pair_kernel_genes = torch.as_tensor(gene_kernel(singles, fit["gamma"], own_singles),
+                                                         dtype=torch.float32)
+            self.net.pair_kernel_rows = torch.as_tensor(pairs)
+            self.net.pair_kernel_alpha = torch.as_tensor(fit["alpha"], dtype=torch.float32)
+        info = {k: v for k, v in fit.items() if k != "alpha"}
+        self.fit_info["pair_kernel"] = info
+        errors = info["loo_error"]
+        log.info("pair kernel correction %s (%d training doubles; leave-one-double-out error %.4g, off %.4g)%s",
+                 f"kept: gamma {fit['gamma']:g}, ridge {fit['ridge']:g}" if fit["kept"] else "off", len(doubles),
+                 min(errors.values()), errors["off"], "" if fit["kept"] else f": {fit.get('reason', '')}")
 
     def _gate_unseen(self, data, split) -> None:
         """Scale the network's residual for genes never perturbed in training by the factor among
@@ -992,6 +1062,9 @@ class PriorGNN(PerturbationModel):
             if hasattr(self.net, "pair_relation") and "pair_overlap" in state:
                 # saved before the relation backbone existed: its slopes were 0
                 state.setdefault("pair_relation", torch.zeros_like(self.net.pair_relation))
+            for key in ("pair_kernel_genes", "pair_kernel_rows", "pair_kernel_alpha"):
+                if hasattr(self.net, key):  # sized by the fit; saved before it existed: no correction
+                    setattr(self.net, key, state.setdefault(key, getattr(self.net, key)).clone())
             self.net.load_state_dict(state)
         except (RuntimeError, KeyError) as exc:
             raise CheckpointError(f"{directory}: weights do not fit this PriorGNN configuration ({exc}).") from None
