@@ -118,7 +118,8 @@ def run(seeds: list[int], out: Path, max_epochs: int | None) -> tuple[pd.DataFra
             levels[-1].update(priorgnn_fit_s=dict(fits)["priorgnn"],
                               priorgnn_epochs=(pg.get("training") or {}).get("epochs"),
                               priorgnn_backbone=(pg.get("pair_backbone") or {}).get("chosen"),
-                              priorgnn_interaction_kept=(pg.get("interaction_gate") or {}).get("kept"))
+                              priorgnn_interaction_kept=(pg.get("interaction_gate") or {}).get("kept"),
+                              priorgnn_kernel_kept=(pg.get("pair_kernel") or {}).get("kept"))
             tables.append(table)
             rooms.append(room(data, sim, split).assign(setting=name, data_seed=seed))
             log.info("%s seed %d: %s doubles; systematic variation %.2f; PriorGNN %.0f s", name, seed,
@@ -251,7 +252,8 @@ def render(per_double: pd.DataFrame, levels: pd.DataFrame, tested: pd.DataFrame,
               + ". PriorGNN's backbone (leave-one-double-out over the training doubles): "
               + ", ".join(f"`{b}`" for b in lv["priorgnn_backbone"].astype(str)) + "; its learned interaction "
               f"kept by the validation gate in {int(lv['priorgnn_interaction_kept'].fillna(False).astype(bool).sum())} "
-              f"of {len(lv)} fits.", "",
+              f"of {len(lv)} fits; its pair kernel correction kept by leave-one-double-out in "
+              f"{int(lv['priorgnn_kernel_kept'].fillna(False).astype(bool).sum())} of {len(lv)}.", "",
               "| model | " + " | ".join(f"{m} {s}" for s in SUBGROUPS for m in METRICS) + " |",
               "|---|" + "---:|" * (len(SUBGROUPS) * len(METRICS))]
         for m in MODELS:
