@@ -169,6 +169,8 @@ def run(args: argparse.Namespace, data_seed: int) -> pd.DataFrame:
         row["c_large"], row["c_small"] = (sa["c_large"], sa["c_small"]) if sa else (np.nan, np.nan)
         if name == "priorgnn":
             row["epochs"] = (model.fit_info.get("training") or {}).get("epochs")
+        kernel = model.fit_info.get("pair_kernel")
+        row["kernel_kept"] = float(kernel["kept"]) if kernel else np.nan
         rows.append(row)
         log.info("%s: p@%d %.3f / %.3f (rate %.3f), non-additive corr %.3f", label, args.k,
                  row["p@k_magnitude_deviation"], row["p@k_relative_nonadditive"], rate,
@@ -222,6 +224,11 @@ def markdown(df: pd.DataFrame, command: str, threshold: float) -> str:
         L += ["", "Fitted global coefficients (larger, smaller single; mean over seeds): " + "; ".join(
             f"{m} ({x['c_large']:.3f}, {x['c_small']:.3f})" for m, x in fm.iterrows())
             + " (for `scaled_additive_mag`, the values at average single sizes)."]
+    kept = df.dropna(subset=["kernel_kept"])
+    if len(kept):
+        L += ["", "The pair kernel correction (leave-one-double-out over the training doubles) kept in: " + "; ".join(
+            f"{m} {int(x.sum())} of {len(x)} seeds" for m, x in kept.groupby("model", sort=False)["kernel_kept"])
+            + "."]
     L += ["", "A model that scores every pair alike (additive: no predicted interaction) gets the rate; NaN "
           "(–) Spearman: the model's magnitudes do not vary across doubles.", ""]
     return "\n".join(L)
