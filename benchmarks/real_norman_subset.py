@@ -151,7 +151,8 @@ def fit_predict(name: str, data, split, go_dir: Path, max_epochs: int | None, se
               "genes_with_a_measured_go_neighbour": (info.get("propagation") or {}).get("genes_with_a_measured_neighbour"),
               "unseen_scale": (info.get("unseen_gate") or {}).get("scale"),
               "pair_backbone": (info.get("pair_backbone") or info.get("pair_auto") or {}).get("chosen",
-                                                                                       (info.get("pair_auto") or {}).get("backbone"))}
+                                                                                       (info.get("pair_auto") or {}).get("backbone")),
+              "pair_kernel_kept": (info.get("pair_kernel") or {}).get("kept")}
     subgroup_of = {c: sg for sg, conds in split.subgroups.items() for c in conds}
     fallback = experiment.prediction_notes(model, split.test, subgroup_of).get("n_fallback")
     return experiment.predict(model, split.test, genes=data.genes), record, fallback

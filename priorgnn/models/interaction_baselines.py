@@ -521,6 +521,9 @@ class PairKernel(PairAuto):
         from priorgnn.models.pair_kernel import fit_pair_kernel, gene_kernel
 
         super().fit(data, split, graphs=graphs, train=train)
+        # the backbone's record under the rule it is (PairAuto.fit files it under this model's name), the
+        # correction's under "pair_kernel", as PriorGNN files it
+        self.fit_info["pair_auto"] = self.fit_info.pop(self.name)
         self.kernel_alpha = None
         s = data.summaries
         doubles = [c for c in split.train if len(g := parse_condition(c)) == 2 and all(x in self._index for x in g)]

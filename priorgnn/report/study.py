@@ -192,7 +192,7 @@ def _fits_table(fits: pd.DataFrame) -> pd.DataFrame:
     """One row per fit: time, the epoch it stopped at, its best epoch, the cap and whether it hit it."""
     cols = ["setting", "model", "seed", "fit_s", "epochs", "best_epoch", "max_epochs", "patience", "hit_cap",
             "pretrain_cells", "pretrain_steps", "accelerator", "interaction_kept", "gate_validation_pairs",
-            "unseen_scale", "propagation_lambda", "pair_c_large", "pair_c_small", "pair_backbone"]
+            "unseen_scale", "propagation_lambda", "pair_c_large", "pair_c_small", "pair_backbone", "pair_kernel_kept"]
     if fits.empty:
         return pd.DataFrame(columns=cols)
     f = fits.copy()
@@ -1157,6 +1157,12 @@ def _gate_text(fits: pd.DataFrame) -> list[str]:
         counts = pg["pair_backbone"].dropna().astype(str).value_counts()
         L.append("- Backbone of doubles chosen by leave-one-double-out over the training doubles: "
                  + ", ".join(f"`{k}` in {int(v)} fits" for k, v in counts.items()) + " (`fits.csv`: `pair_backbone`).")
+    if "pair_kernel_kept" in pg and pg["pair_kernel_kept"].notna().any():
+        k = pg["pair_kernel_kept"].dropna().astype(bool)
+        L.append(f"- Pair kernel correction of doubles of measured singles (the non-additive part left in the training "
+                 f"doubles of similar pairs) kept by leave-one-double-out in {int(k.sum())} of {len(k)} fits; off in "
+                 f"{int((~k).sum())}, where it did not beat the model without it or there were fewer than 10 "
+                 "training doubles (`fits.csv`: `pair_kernel_kept`).")
     if "unseen_scale" in pg and pg["unseen_scale"].notna().any():
         counts = pg["unseen_scale"].dropna().astype(float).value_counts().sort_index()
         L.append("- Scale of the network's residual for genes never perturbed in training, chosen on the "

@@ -404,7 +404,8 @@ def run_cell(ctx: _Context, setting: Setting, label: str, seed: int) -> bool:
             "propagation_lambda": (model.fit_info.get("propagation") or {}).get("lambda"),
             "pair_c_large": (model.fit_info.get("pair_backbone") or {}).get("c_large"),
             "pair_c_small": (model.fit_info.get("pair_backbone") or {}).get("c_small"),
-            "pair_backbone": (model.fit_info.get("pair_backbone") or {}).get("chosen")}
+            "pair_backbone": (model.fit_info.get("pair_backbone") or {}).get("chosen"),
+            "pair_kernel_kept": (model.fit_info.get("pair_kernel") or {}).get("kept")}
     _write_cell(d, stem, setting, seed, table, causal, gi, latent, info)
     shutil.rmtree(ctx.out / "_train" / safe_name(setting.name) / stem, ignore_errors=True)
     return True
