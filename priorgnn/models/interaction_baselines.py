@@ -517,26 +517,15 @@ class PairKernel(PairAuto):
     network."""
 
     def fit(self, data, split, *, graphs=None, train=None):
-        from priorgnn.metrics.core import perturbed_gene_idx
-        from priorgnn.models.pair_kernel import fit_pair_kernel, gene_kernel
+        from priorgnn.models.pair_kernel import fit_on_training_doubles, gene_kernel
 
         super().fit(data, split, graphs=graphs, train=train)
         # the backbone's record under the rule it is (PairAuto.fit files it under this model's name), the
         # correction's under "pair_kernel", as PriorGNN files it
         self.fit_info["pair_auto"] = self.fit_info.pop(self.name)
         self.kernel_alpha = None
-        s = data.summaries
-        doubles = [c for c in split.train if len(g := parse_condition(c)) == 2 and all(x in self._index for x in g)]
-        own_singles = perturbed_gene_idx([f"{g}+ctrl" for g in self.single_genes], self.genes)
-        pairs = np.array([[self._index[g] for g in parse_condition(c)] for c in doubles], dtype=np.int64)
-        residual = np.zeros((len(doubles), len(self.genes)))
-        focus = np.ones_like(residual, dtype=bool)
-        if doubles:
-            residual = np.stack([s.delta(c) for c in doubles]).astype(np.float64) - self._backbone(doubles)
-            for j, own in enumerate(perturbed_gene_idx(doubles, self.genes)):
-                residual[j, own] = 0.0
-                focus[j, own] = False
-        fit = fit_pair_kernel(self.single_deltas, pairs, residual, focus, own=own_singles)
+        fit, pairs, own_singles = fit_on_training_doubles(data, split, self.single_deltas, self.single_genes,
+                                                          self.genes, self._backbone)
         if fit["kept"]:
             self.kernel_genes = gene_kernel(self.single_deltas, fit["gamma"], own_singles)
             self.kernel_rows, self.kernel_alpha = pairs, fit["alpha"]

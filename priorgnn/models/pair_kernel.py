@@ -26,11 +26,12 @@ project's dependencies provides them together.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["GAMMAS", "RIDGES", "MIN_DOUBLES", "gene_kernel", "pair_kernel", "fit_pair_kernel"]
+__all__ = ["GAMMAS", "RIDGES", "MIN_DOUBLES", "gene_kernel", "pair_kernel", "fit_pair_kernel",
+           "fit_on_training_doubles"]
 
 #: the gene kernel's widths ``γ`` tried by leave-one-double-out
 GAMMAS = (0.5, 1.0, 3.0)
@@ -123,3 +124,31 @@ def fit_pair_kernel(singles: np.ndarray, pairs: np.ndarray, residual: np.ndarray
     alpha = np.linalg.solve(k + ridge * float(np.trace(k)) / n * np.eye(n), residual)
     out.update(kept=True, gamma=float(gamma), ridge=float(ridge), alpha=alpha)
     return out
+
+
+def fit_on_training_doubles(data, split, singles: np.ndarray, single_genes: Sequence[str], genes: Sequence[str],
+                            predict: Callable[[list[str]], np.ndarray]) -> tuple[dict, np.ndarray, list]:
+    """Fit the correction on what ``predict`` (a model without it) leaves in the training doubles of two
+    measured singles, as PriorGNN and the ``pair_kernel`` baseline do.
+
+    ``singles`` ``[S, G]`` are the measured training singles of ``single_genes``; the residuals are set to
+    0 on each double's own perturbed genes, and the leave-one-double-out error is taken over every other
+    gene. Returns ``(fit, pairs, own)``: :func:`fit_pair_kernel`'s result, the ``[D, 2]`` rows of the
+    training doubles' singles, and every single's own perturbed gene columns (for :func:`gene_kernel`).
+    """
+    from priorgnn.data.conditions import parse_condition
+    from priorgnn.metrics.core import perturbed_gene_idx
+
+    row = {g: i for i, g in enumerate(single_genes)}
+    doubles = [c for c in split.train if len(g := parse_condition(c)) == 2 and all(x in row for x in g)]
+    own = perturbed_gene_idx([f"{g}+ctrl" for g in single_genes], list(genes))
+    pairs = np.array([[row[g] for g in parse_condition(c)] for c in doubles], dtype=np.int64).reshape(-1, 2)
+    residual = np.zeros((len(doubles), len(genes)))
+    focus = np.ones_like(residual, dtype=bool)
+    if doubles:
+        s = data.summaries
+        residual = np.stack([s.delta(c) for c in doubles]).astype(np.float64) - predict(doubles)
+        for j, targets in enumerate(perturbed_gene_idx(doubles, list(genes))):
+            residual[j, targets] = 0.0
+            focus[j, targets] = False
+    return fit_pair_kernel(singles, pairs, residual, focus, own=own), pairs, own

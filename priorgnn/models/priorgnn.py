@@ -700,23 +700,11 @@ class PriorGNN(PerturbationModel):
         trained and gated, leaves unexplained in the training doubles of measured singles: kernel ridge
         over pairs of the residuals, its width and ridge chosen by leave-one-double-out error over every
         gene other than the pair's own, and kept only if that error is below the model's own."""
-        from priorgnn.metrics.core import perturbed_gene_idx
-        from priorgnn.models.pair_kernel import fit_pair_kernel, gene_kernel
+        from priorgnn.models.pair_kernel import fit_on_training_doubles, gene_kernel
 
-        s = data.summaries
-        doubles = [c for c in split.train if len(parse_condition(c)) == 2
-                   and all(g in self.single_row for g in parse_condition(c))]
         singles = self.net.single_delta.double().numpy()
-        own_singles = perturbed_gene_idx([f"{g}+ctrl" for g in self.single_genes], self.genes)
-        pairs = np.array([[self.single_row[g] for g in parse_condition(c)] for c in doubles], dtype=np.int64)
-        residual = np.zeros((len(doubles), len(self.genes)))
-        focus = np.ones_like(residual, dtype=bool)
-        if doubles:
-            residual = np.stack([s.delta(c) for c in doubles]).astype(np.float64) - self.predict_delta(doubles)
-            for j, own in enumerate(perturbed_gene_idx(doubles, self.genes)):
-                residual[j, own] = 0.0
-                focus[j, own] = False
-        fit = fit_pair_kernel(singles, pairs, residual, focus, own=own_singles)
+        fit, pairs, own_singles = fit_on_training_doubles(data, split, singles, self.single_genes, self.genes,
+                                                          self.predict_delta)
         if fit["kept"]:
             self.net.pair_kernel_genes = torch.as_tensor(gene_kernel(singles, fit["gamma"], own_singles),
                                                          dtype=torch.float32)
@@ -726,7 +714,7 @@ class PriorGNN(PerturbationModel):
         self.fit_info["pair_kernel"] = info
         errors = info["loo_error"]
         log.info("pair kernel correction %s (%d training doubles; leave-one-double-out error %.4g, off %.4g)%s",
-                 f"kept: gamma {fit['gamma']:g}, ridge {fit['ridge']:g}" if fit["kept"] else "off", len(doubles),
+                 f"kept: gamma {fit['gamma']:g}, ridge {fit['ridge']:g}" if fit["kept"] else "off", len(pairs),
                  min(errors.values()), errors["off"], "" if fit["kept"] else f": {fit.get('reason', '')}")
 
     def _gate_unseen(self, data, split) -> None:
