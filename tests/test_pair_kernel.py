@@ -172,3 +172,23 @@ def test_pair_kernel_baseline_is_pair_auto_plus_the_correction(tmp_path):
     np.testing.assert_allclose(pk.predict_delta(measured), expected)
     pk.save(tmp_path / "pk")
     np.testing.assert_allclose(load_model(tmp_path / "pk").predict_delta(measured), expected)
+
+
+def test_priorgnn_saved_without_the_correction_loads_without_it(demo, tmp_path):
+    """Weights saved before the correction existed (no pair_kernel_* keys) load, and predict as the model
+    with the correction removed."""
+    data, split, graphs = demo
+    m = get_model_class("priorgnn")(hidden=8, allow_prior_free=True)
+    m.fit(data, split, graphs=graphs, train=TrainConfig(max_epochs=1, progress_bar=False))
+    m.net.pair_kernel_genes = torch.full((len(m.single_genes), len(m.single_genes)), 0.5)
+    m.net.pair_kernel_rows = torch.tensor([[m.single_row["G0"], m.single_row["G1"]]])
+    m.net.pair_kernel_alpha = torch.ones(1, len(m.genes))
+    m.save(tmp_path / "m")
+    state = torch.load(tmp_path / "m" / "weights.pt", weights_only=True)
+    for key in ("pair_kernel_genes", "pair_kernel_rows", "pair_kernel_alpha"):
+        del state[key]
+    torch.save(state, tmp_path / "m" / "weights.pt")
+    old = load_model(tmp_path / "m")
+    assert len(old.net.pair_kernel_alpha) == 0
+    m.net.pair_kernel_alpha = torch.zeros(0, len(m.genes))
+    np.testing.assert_allclose(old.predict_delta(["G0+G1", "G2+G3"]), m.predict_delta(["G0+G1", "G2+G3"]), atol=1e-6)
