@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["cpu_model", "memory_bytes", "fmt", "made_by"]
+__all__ = ["cpu_model", "memory_bytes", "fmt", "made_by", "script_setup"]
 
 
 def cpu_model(default: str = "unknown") -> str:
@@ -48,3 +48,16 @@ def made_by(command: str, wall: float, commit: str) -> str:
 
     return (f"Made by `{command}` in {wall:.0f} s ({platform.machine()}, Python {platform.python_version()}, "
             f"commit {commit[:10]})")
+
+
+def script_setup() -> None:
+    """A benchmark script's run-time set-up: its own progress logged at INFO, the library's and
+    lightning's logs at WARNING, and one BLAS thread unless ``OMP_NUM_THREADS`` is set (the results pages
+    record timings on one core)."""
+    import logging
+    import os
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for name in ("priorgnn", "knowledge", "lightning", "lightning.pytorch"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import shlex
 import sys
 import time
@@ -32,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _common import made_by  # a sibling script (benchmarks/ is on sys.path)
+from _common import made_by, script_setup  # a sibling script (benchmarks/ is on sys.path)
 from claims import head_commit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,10 +119,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "pair-backbones", help="simulations")
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    for name in ("priorgnn", "lightning", "lightning.pytorch"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    script_setup()
     from priorgnn.io import write_csv, write_text
 
     t0 = time.perf_counter()

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import shlex
 import sys
 import time
@@ -44,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _common import made_by  # a sibling script (benchmarks/ is on sys.path)
+from _common import made_by, script_setup  # a sibling script (benchmarks/ is on sys.path)
 from claims import head_commit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -188,10 +187,7 @@ def main(argv=None) -> int:
         ks = []
     if not ks or min(ks) < 1 or not np.isfinite(args.ridge) or args.ridge <= 0:
         p.error("--programs must be a comma-separated list of integers >= 1 and --ridge a positive number")
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    for name in ("priorgnn", "lightning", "lightning.pytorch"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    script_setup()
     from priorgnn.io import write_csv, write_text
 
     t0 = time.perf_counter()

@@ -57,6 +57,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _common import script_setup  # a sibling script (benchmarks/ is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 #: label -> (registered model, options over its defaults). ``priorgnn_all_genes`` is PriorGNN with its backbone
@@ -356,11 +357,8 @@ def main(argv=None) -> int:
     p.add_argument("--real", type=Path, default=ROOT.parent / "shared" / "data" / "norman2019_subset" / "devel.h5ad",
                    help="the real subset, for its systematic variation (skipped if absent)")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    for name in ("lightning", "lightning.pytorch", "priorgnn", "knowledge"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    script_setup()
     warnings.filterwarnings("ignore")
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     t0 = time.perf_counter()
     per_double, levels, rooms = run([int(s) for s in args.seeds.split(",")], args.out, args.max_epochs)
     tested = tests(per_double)

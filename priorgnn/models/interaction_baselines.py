@@ -517,19 +517,18 @@ class PairKernel(PairAuto):
     network."""
 
     def fit(self, data, split, *, graphs=None, train=None):
-        from priorgnn.models.pair_kernel import fit_on_training_doubles, gene_kernel
+        from priorgnn.models.pair_kernel import fit_on_training_doubles
 
         super().fit(data, split, graphs=graphs, train=train)
         # the backbone's record under the rule it is (PairAuto.fit files it under this model's name), the
         # correction's under "pair_kernel", as PriorGNN files it
         self.fit_info["pair_auto"] = self.fit_info.pop(self.name)
         self.kernel_alpha = None
-        fit, pairs, own_singles = fit_on_training_doubles(data, split, self.single_deltas, self.single_genes,
-                                                          self.genes, self._backbone)
+        fit, pairs = fit_on_training_doubles(data, split, self.single_deltas, self.single_genes, self.genes,
+                                             self._backbone)
         if fit["kept"]:
-            self.kernel_genes = gene_kernel(self.single_deltas, fit["gamma"], own_singles)
-            self.kernel_rows, self.kernel_alpha = pairs, fit["alpha"]
-        self.fit_info["pair_kernel"] = {k: v for k, v in fit.items() if k != "alpha"}
+            self.kernel_genes, self.kernel_rows, self.kernel_alpha = fit["gene_kernel"], pairs, fit["alpha"]
+        self.fit_info["pair_kernel"] = {k: v for k, v in fit.items() if k not in ("alpha", "gene_kernel")}
         return self
 
     def _backbone(self, conditions):

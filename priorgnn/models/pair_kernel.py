@@ -46,6 +46,11 @@ def gene_kernel(singles: np.ndarray, gamma: float, own: Sequence[Sequence[int]] 
     single's own perturbed genes (``own[i]``, gene columns) left out of all the profiles, so that the
     large change of a perturbed gene itself does not dilute the similarity of the rest. A zero profile
     has cosine 0 with every other."""
+    return np.exp(gamma * (_cosine(singles, own) - 1.0))
+
+
+def _cosine(singles: np.ndarray, own: Sequence[Sequence[int]] | None) -> np.ndarray:
+    """``[S, S]`` cosine similarity of the single profiles without their own genes (see :func:`gene_kernel`)."""
     x = np.array(singles, dtype=np.float64)
     if own is not None:
         cols = sorted({int(g) for row in own for g in row if g is not None and int(g) >= 0})
@@ -54,7 +59,7 @@ def gene_kernel(singles: np.ndarray, gamma: float, own: Sequence[Sequence[int]] 
     x = np.divide(x, norm[:, None], out=np.zeros_like(x), where=norm[:, None] > 0)
     cos = np.clip(x @ x.T, -1.0, 1.0)
     np.fill_diagonal(cos, np.where(norm > 0, 1.0, 0.0))
-    return np.exp(gamma * (cos - 1.0))
+    return cos
 
 
 def pair_kernel(kg: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray) -> np.ndarray:
@@ -87,9 +92,10 @@ def fit_pair_kernel(singles: np.ndarray, pairs: np.ndarray, residual: np.ndarray
 
     Returns
     -------
-    ``{"kept": bool, "gamma", "ridge", "alpha" ([D, G], or None), "loo_error": {"off": e, "γ=…, λ=…": e},
-    "n_doubles": D}``; ``kept`` is False (and ``alpha`` None) with fewer than ``min_doubles`` doubles or
-    when no candidate's leave-one-double-out error is below "off"'s.
+    ``{"kept": bool, "gamma", "ridge", "alpha" ([D, G], or None), "gene_kernel" (the chosen ``[S, S]``
+    :func:`gene_kernel`, or None), "loo_error": {"off": e, "γ=…, λ=…": e}, "n_doubles": D}``; ``kept`` is
+    False (and ``alpha`` None) with fewer than ``min_doubles`` doubles or when no candidate's
+    leave-one-double-out error is below "off"'s.
     """
     singles = np.asarray(singles, dtype=np.float64)
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
@@ -100,14 +106,18 @@ def fit_pair_kernel(singles: np.ndarray, pairs: np.ndarray, residual: np.ndarray
         raise ValueError(f"fit_pair_kernel: {n} pairs, residual {residual.shape}, focus {focus.shape}, "
                          f"singles {singles.shape}")
     off = float(np.sum(residual[focus] ** 2))
-    out: dict = {"kept": False, "gamma": None, "ridge": None, "alpha": None, "loo_error": {"off": off},
-                 "n_doubles": n}
+    out: dict = {"kept": False, "gamma": None, "ridge": None, "alpha": None, "gene_kernel": None,
+                 "loo_error": {"off": off}, "n_doubles": n}
     if n < min_doubles:
         out["reason"] = f"fewer than {min_doubles} training doubles of measured singles"
         return out
     best = (off, None, None)
+    cos = _cosine(singles, own)  # once; each width is exp(γ (cos − 1))
+    kernels = {}
     for gamma in gammas:
-        k = pair_kernel(gene_kernel(singles, gamma, own), pairs, pairs)
+        kg = np.exp(gamma * (cos - 1.0))
+        k = pair_kernel(kg, pairs, pairs)
+        kernels[gamma] = (kg, k)
         scale = float(np.trace(k)) / n
         for ridge in ridges:
             h = k @ np.linalg.inv(k + ridge * scale * np.eye(n))
@@ -120,21 +130,21 @@ def fit_pair_kernel(singles: np.ndarray, pairs: np.ndarray, residual: np.ndarray
         out["reason"] = "no kernel predicts the held-out training doubles better than the backbone alone"
         return out
     _, gamma, ridge = best
-    k = pair_kernel(gene_kernel(singles, gamma, own), pairs, pairs)
+    kg, k = kernels[gamma]
     alpha = np.linalg.solve(k + ridge * float(np.trace(k)) / n * np.eye(n), residual)
-    out.update(kept=True, gamma=float(gamma), ridge=float(ridge), alpha=alpha)
+    out.update(kept=True, gamma=float(gamma), ridge=float(ridge), alpha=alpha, gene_kernel=kg)
     return out
 
 
 def fit_on_training_doubles(data, split, singles: np.ndarray, single_genes: Sequence[str], genes: Sequence[str],
-                            predict: Callable[[list[str]], np.ndarray]) -> tuple[dict, np.ndarray, list]:
+                            predict: Callable[[list[str]], np.ndarray]) -> tuple[dict, np.ndarray]:
     """Fit the correction on what ``predict`` (a model without it) leaves in the training doubles of two
     measured singles, as PriorGNN and the ``pair_kernel`` baseline do.
 
     ``singles`` ``[S, G]`` are the measured training singles of ``single_genes``; the residuals are set to
     0 on each double's own perturbed genes, and the leave-one-double-out error is taken over every other
-    gene. Returns ``(fit, pairs, own)``: :func:`fit_pair_kernel`'s result, the ``[D, 2]`` rows of the
-    training doubles' singles, and every single's own perturbed gene columns (for :func:`gene_kernel`).
+    gene. Returns ``(fit, pairs)``: :func:`fit_pair_kernel`'s result (with the chosen gene kernel) and the
+    ``[D, 2]`` rows of the training doubles' singles.
     """
     from priorgnn.data.conditions import parse_condition
     from priorgnn.metrics.core import perturbed_gene_idx
@@ -151,4 +161,4 @@ def fit_on_training_doubles(data, split, singles: np.ndarray, single_genes: Sequ
         for j, targets in enumerate(perturbed_gene_idx(doubles, list(genes))):
             residual[j, targets] = 0.0
             focus[j, targets] = False
-    return fit_pair_kernel(singles, pairs, residual, focus, own=own), pairs, own
+    return fit_pair_kernel(singles, pairs, residual, focus, own=own), pairs

@@ -348,9 +348,9 @@ class PriorGNNModule(nn.Module):
     def _pair_kernel(self, single_rows: torch.Tensor, pert_idx: torch.Tensor) -> torch.Tensor:
         """``[n, G]``: the pair kernel correction of ``n`` doubles of two measured singles (their rows of
         ``single_delta``), zero on the pairs' own perturbed genes (:mod:`priorgnn.models.pair_kernel`)."""
-        kg, t = self.pair_kernel_genes, self.pair_kernel_rows
-        a, b = single_rows[:, 0], single_rows[:, 1]
-        k = kg[a][:, t[:, 0]] * kg[b][:, t[:, 1]] + kg[a][:, t[:, 1]] * kg[b][:, t[:, 0]]
+        t = self.pair_kernel_rows
+        ka, kb = self.pair_kernel_genes[single_rows[:, 0]], self.pair_kernel_genes[single_rows[:, 1]]
+        k = ka[:, t[:, 0]] * kb[:, t[:, 1]] + ka[:, t[:, 1]] * kb[:, t[:, 0]]
         out = k @ self.pair_kernel_alpha
         if hasattr(self, "pert_gene_idx"):
             rows, genes = self._targets(pert_idx)
@@ -436,7 +436,6 @@ class PriorGNNModule(nn.Module):
             delta[double] = delta[double] + scale[:, None] * (self.interaction(za * zb) @ base.T)
             alpha = getattr(self, "pair_kernel_alpha", None)
             if alpha is not None and len(alpha) and bool(both.any()):
-                delta = delta.clone()
                 rows = torch.nonzero(double).flatten()[both]
                 delta[rows] = delta[rows] + self._pair_kernel(single_rows[rows], pert_idx[rows])
         result = {"delta": delta}
@@ -700,17 +699,15 @@ class PriorGNN(PerturbationModel):
         trained and gated, leaves unexplained in the training doubles of measured singles: kernel ridge
         over pairs of the residuals, its width and ridge chosen by leave-one-double-out error over every
         gene other than the pair's own, and kept only if that error is below the model's own."""
-        from priorgnn.models.pair_kernel import fit_on_training_doubles, gene_kernel
+        from priorgnn.models.pair_kernel import fit_on_training_doubles
 
-        singles = self.net.single_delta.double().numpy()
-        fit, pairs, own_singles = fit_on_training_doubles(data, split, singles, self.single_genes, self.genes,
-                                                          self.predict_delta)
+        fit, pairs = fit_on_training_doubles(data, split, self.net.single_delta.double().numpy(), self.single_genes,
+                                             self.genes, self.predict_delta)
         if fit["kept"]:
-            self.net.pair_kernel_genes = torch.as_tensor(gene_kernel(singles, fit["gamma"], own_singles),
-                                                         dtype=torch.float32)
+            self.net.pair_kernel_genes = torch.as_tensor(fit["gene_kernel"], dtype=torch.float32)
             self.net.pair_kernel_rows = torch.as_tensor(pairs)
             self.net.pair_kernel_alpha = torch.as_tensor(fit["alpha"], dtype=torch.float32)
-        info = {k: v for k, v in fit.items() if k != "alpha"}
+        info = {k: v for k, v in fit.items() if k not in ("alpha", "gene_kernel")}
         self.fit_info["pair_kernel"] = info
         errors = info["loo_error"]
         log.info("pair kernel correction %s (%d training doubles; leave-one-double-out error %.4g, off %.4g)%s",
