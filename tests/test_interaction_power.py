@@ -48,8 +48,11 @@ def test_subset_tests_run_the_targets_test_on_every_three_seed_subset():
     tested = bench.subset_tests(per, n_boot=200)
     assert sorted(tested["seeds"].unique()) == ["0,1,2", "0,1,3", "0,2,3", "1,2,3"]
     assert len(tested) == 4 * 4  # four comparisons per subset
-    summary = bench.summarise(tested).iloc[0]
+    per["pearson_delta"] = 0.5
+    summary = bench.summarise(tested, bench.t1_per_seed(per)).iloc[0]
     assert summary["subsets"] == 4 and summary["t2_met"] == 1 and summary["seen2_additive_shown"] == 1
+    # T1: seed 3's MSE is 0.5 above additive's on average (more than 0.01): 3 of 4 seeds meet it
+    assert summary["seeds"] == 4 and summary["t1_met"] == 3
     good = tested[tested["seeds"] == "0,1,2"]
     assert (good["verdict"] == "better").all() and (good["wins"] == 24).all()
 
@@ -69,6 +72,24 @@ def test_model_means_by_hand():
     assert out.loc["additive", "mse_top20_de"] == pytest.approx(1.5)
     assert out.loc["priorgnn", "nonadditive_corr"] == pytest.approx(0.2)
     assert (out.loc["priorgnn", "wins"], out.loc["priorgnn", "losses"], out.loc["priorgnn", "doubles"]) == (1, 2, 3)
+
+
+def test_t1_per_seed_by_hand():
+    """One seed, combo_seen2: additive Pearson Δ mean 0.8, MSE mean 0.1. PriorGNN 0.795 (≥ 0.79) and
+    0.105 (≤ 0.11): met. With PriorGNN's MSE 0.12 (> 0.11): not met; with its Pearson Δ 0.78 (< 0.79): not met."""
+    def frame(pd_p, mse_p):
+        rows = []
+        for model, pdv, mse in (("additive", (0.7, 0.9), (0.05, 0.15)), ("priorgnn", pd_p, mse_p)):
+            for k in range(2):
+                rows.append({"setting": "norman", "subgroup": "combo_seen2", "data_seed": 0, "model": model,
+                             "condition": f"A{k}+B{k}", "pearson_delta": pdv[k], "mse_top20_de": mse[k]})
+        return pd.DataFrame(rows)
+
+    ok = bench.t1_per_seed(frame((0.79, 0.80), (0.1, 0.11))).iloc[0]
+    assert ok["pearson_delta_additive"] == pytest.approx(0.8) and ok["mse_top20_de_priorgnn"] == pytest.approx(0.105)
+    assert bool(ok["met"])
+    assert not bool(bench.t1_per_seed(frame((0.79, 0.80), (0.1, 0.14))).iloc[0]["met"])
+    assert not bool(bench.t1_per_seed(frame((0.76, 0.80), (0.1, 0.11))).iloc[0]["met"])
 
 
 def test_fewer_than_three_seeds_is_refused():
