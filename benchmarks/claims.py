@@ -810,6 +810,19 @@ def _interaction_program_mean(frames, label, head):
     return [float(hit[m["metric"]].mean())]
 
 
+def _pair_shrinkage_cell(frames, label, head):
+    """A test-part value of ``benchmarks/results/pair_shrinkage_summary.csv``: row ``MODEL``, header
+    ``SETTING COLUMN`` (e.g. ``norman mse_top20_de``)."""
+    m = re.fullmatch(r"(?P<setting>[\w.]+) (?P<column>\w+)", head)
+    if m is None:
+        raise Missing(f"column header {head!r} is not 'SETTING COLUMN'")
+    df = frames[0]
+    hit = df[(df["setting"] == m["setting"]) & (df["model"] == label) & (df["part"] == "test")]
+    if len(hit) != 1:
+        raise Missing(f"{len(hit)} source rows for {label!r}, {m.groupdict()}")
+    return [float(hit.iloc[0][m["column"]])]
+
+
 def _model_source(path: str, script: str) -> Source:
     """A results file of ``script`` that fits and scores the library's models: the library (without
     its report and study layers) and ``knowledge`` are the code it measures."""
@@ -923,6 +936,14 @@ REGISTRY: list[TableClaim | ValueClaim] = [
         cell=wide_format_cells(row_column="setting",
                                columns={"subsets of three seeds": ("subsets",), "T2 met": ("t2_met",),
                                         "combo_seen2 vs additive shown": ("seen2_additive_shown",)}),
+    ),
+    TableClaim(
+        name="README: shrinking the backbone of doubles toward additive (validation simulations)",
+        doc="README.md",
+        anchor=(r"^### Interaction targets on the `norman` preset",
+                r"^\| model \| norman mse_top20_de \| norman worst_seed_gap"),
+        sources=(_model_source("benchmarks/results/pair_shrinkage_summary.csv", "benchmarks/pair_shrinkage.py"),),
+        cell=_pair_shrinkage_cell,
     ),
     TableClaim(
         name="README: interaction targets on the norman preset",
