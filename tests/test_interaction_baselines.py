@@ -264,7 +264,7 @@ def test_choose_pair_backbone_leave_one_out_by_hand():
     ("epistatic", "relation"),
 ])
 def test_priorgnn_auto_backbone_takes_the_baselines_choice(truth, expected):
-    """PriorGNN's pair_backbone='auto' (untrained: its learned interaction is off) predicts a double of
+    """PriorGNN's pair_backbone='auto' (untrained: its learned interaction is off; not shrunk) predicts a double of
     measured singles as the chosen baseline does (the exact truth where the backbone can express it
     exactly; the relation backbone's ridge shrinks its slopes a little, so there: the baseline's answer)."""
     singles = None
@@ -273,7 +273,7 @@ def test_priorgnn_auto_backbone_takes_the_baselines_choice(truth, expected):
     data, split, s = _data_split(truth, singles=singles)
     from priorgnn.training.config import TrainConfig
 
-    model = get_model_class("priorgnn")(use_go=False, use_coexpression=False, pair_backbone="auto")
+    model = get_model_class("priorgnn")(use_go=False, use_coexpression=False, pair_backbone="auto", pair_shrink=1.0)
     model.fit(data, split, train=TrainConfig(max_epochs=0, progress_bar=False))
     assert model.fit_info["pair_backbone"]["chosen"] == expected
     pred = model.predict_delta(["C+K", "F+H"])
@@ -510,7 +510,7 @@ def test_priorgnn_without_the_perturbed_genes_columns_falls_back_from_relation_t
 
     data, split, _ = _data_split(_epistatic, singles=_related_singles)
     model = get_model_class("priorgnn")(use_go=False, use_coexpression=False, pair_backbone="relation",
-                                        pert_flag=False)
+                                        pert_flag=False, pair_shrink=1.0)
     model.fit(data, split, train=TrainConfig(max_epochs=0, progress_bar=False))
     assert model.fit_info["pair_backbone"]["chosen"] == "overlap"
     assert not any(model.fit_info["pair_backbone"]["relation_slopes"])

@@ -3,6 +3,8 @@ brute-force reference, and its use inside PriorGNN."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -145,7 +147,7 @@ def test_priorgnn_pair_kernel_off_and_nonsense(demo):
 
 
 def test_pair_kernel_baseline_is_pair_auto_plus_the_correction(tmp_path):
-    """On a simulation with enough training doubles, ``pair_kernel`` is ``pair_auto`` plus Σ_j K α_j on
+    """On a simulation with enough training doubles, ``pair_kernel`` without shrinkage is ``pair_auto`` plus Σ_j K α_j on
     doubles of measured singles (zero on their own genes) and ``pair_auto`` everywhere else."""
     from priorgnn.data.splits import make_split
     from priorgnn.metrics.core import perturbed_gene_idx
@@ -154,7 +156,7 @@ def test_pair_kernel_baseline_is_pair_auto_plus_the_correction(tmp_path):
     sim = simulate("demo", seed=4, double_interaction_bias=2.5)
     split = make_split(sim.conditions, "simulation", seed=1)
     auto = get_model_class("pair_auto")().fit(sim.data, split)
-    pk = get_model_class("pair_kernel")().fit(sim.data, split)
+    pk = get_model_class("pair_kernel")(shrink=1.0).fit(sim.data, split)
     info = pk.fit_info["pair_kernel"]
     assert info["n_doubles"] >= 10
     measured = [c for c in split.subgroups["combo_seen2"]]
@@ -192,3 +194,97 @@ def test_priorgnn_saved_without_the_correction_loads_without_it(demo, tmp_path):
     assert len(old.net.pair_kernel_alpha) == 0
     m.net.pair_kernel_alpha = torch.zeros(0, len(m.genes))
     np.testing.assert_allclose(old.predict_delta(["G0+G1", "G2+G3"]), m.predict_delta(["G0+G1", "G2+G3"]), atol=1e-6)
+
+
+def test_pair_kernel_baseline_shrinks_its_backbone_toward_additive(tmp_path):
+    """``shrink=s``: a double of two measured singles starts from ``additive + s·(pair_auto − additive)``,
+    worked out here from the two fitted baselines, and the correction is the one fitted (by the shared
+    helper, a reference) on what that start leaves in the training doubles; everything else is
+    ``pair_auto``. ``s=0`` starts from ``additive`` itself. A model saved before the option existed loads
+    without shrinkage."""
+    from priorgnn.data.splits import make_split
+    from priorgnn.models.pair_kernel import fit_on_training_doubles
+    from priorgnn.simulate import simulate
+
+    sim = simulate("demo", seed=4, double_interaction_bias=2.5)
+    split = make_split(sim.conditions, "simulation", seed=1)
+    auto = get_model_class("pair_auto")().fit(sim.data, split)
+    add = get_model_class("additive")().fit(sim.data, split)
+    measured = list(split.subgroups["combo_seen2"])
+    other = [c for c in split.test if c not in measured]
+    for s in (0.0, 0.5):
+        pk = get_model_class("pair_kernel")(shrink=s).fit(sim.data, split)
+        assert pk.hparams["shrink"] == s
+
+        def start(conds, s=s):
+            a, b = add.predict_delta(conds), auto.predict_delta(conds)
+            return a + s * (b - a)
+
+        np.testing.assert_allclose(pk._backbone(measured), start(measured), atol=1e-12)
+        np.testing.assert_allclose(pk.predict_delta(other), auto.predict_delta(other))
+        ref, _ = fit_on_training_doubles(sim.data, split, auto.single_deltas, auto.single_genes, auto.genes, start)
+        assert pk.fit_info["pair_kernel"]["kept"] == ref["kept"]
+        if ref["kept"]:
+            np.testing.assert_allclose(pk.kernel_alpha, ref["alpha"], atol=1e-10)
+    assert s == 0.5 and pk.hparams["shrink"] == get_model_class("pair_kernel")().hparams["shrink"]  # the default
+    # saved before the option existed (no "shrink" array): no shrinkage
+    pk.save(tmp_path / "pk")
+    np.testing.assert_allclose(load_model(tmp_path / "pk").predict_delta(measured), pk.predict_delta(measured))
+    with np.load(tmp_path / "pk" / "model_state.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    del arrays["shrink"]
+    np.savez(tmp_path / "pk" / "model_state.npz", **arrays)
+    old = load_model(tmp_path / "pk")
+    assert old.hparams["shrink"] == 1.0
+    np.testing.assert_allclose(old._backbone(measured), auto.predict_delta(measured), atol=1e-12)
+
+
+@pytest.mark.parametrize("value", [1.5, -0.1, "half", True, float("nan")])
+def test_shrinkage_out_of_range_is_refused(value):
+    with pytest.raises(ConfigError, match="from 0 .* to 1"):
+        get_model_class("priorgnn")(pair_shrink=value)
+    with pytest.raises(ConfigError, match="from 0 .* to 1"):
+        get_model_class("pair_kernel")(shrink=value)
+
+
+def test_priorgnn_shrinks_measured_doubles_toward_their_sum(demo, tmp_path):
+    """After fitting, the buffer holds ``pair_shrink`` (default 0.5). With shrinkage ``s`` (correction
+    off), a double of two measured singles is ``sum + s·(unshrunk − sum)`` with ``sum`` the two measured
+    single profiles added by hand; ``s=0`` is that sum. Singles and doubles with an unmeasured gene do
+    not move, training mode is not shrunk, and the factor survives saving; weights saved before it
+    existed load with 1."""
+    data, split, graphs = demo
+    m = get_model_class("priorgnn")(hidden=8, allow_prior_free=True, pair_kernel=False, pair_backbone="scaled")
+    m.fit(data, split, graphs=graphs, train=TrainConfig(max_epochs=1, progress_bar=False))
+    assert float(m.net.pair_shrink) == 0.5 and m.hparams["pair_shrink"] == 0.5
+    conds = ["G0+G1", "G0+ctrl", "G0+G7"]  # a measured pair, a single, a pair with an unmeasured gene
+    shrunk = m.predict_delta(conds)
+    m.net.pair_shrink.fill_(1.0)
+    full = m.predict_delta(conds)
+    m.net.pair_shrink.fill_(0.0)
+    summed = m.net.single_delta[m.single_row["G0"]] + m.net.single_delta[m.single_row["G1"]]
+    np.testing.assert_allclose(m.predict_delta(conds)[0], summed.numpy(), atol=1e-6)
+    np.testing.assert_allclose(shrunk[0], summed.numpy() + 0.5 * (full[0] - summed.numpy()), atol=1e-5)
+    np.testing.assert_allclose(shrunk[1:], full[1:], atol=1e-6)
+    assert np.abs(full[0] - summed.numpy()).max() > 1e-3  # the backbone is not the sum: the check can fail
+    # training mode (batch statistics) sees the unshrunk backbone
+    idx = torch.tensor([[m.pert_index[a], m.pert_index[b]] for a, b in (("G0", "G1"), ("G1", "G2"))])
+    rows = torch.tensor([[m.single_row[a], m.single_row[b]] for a, b in (("G0", "G1"), ("G1", "G2"))])
+    net = copy.deepcopy(m.net).train()  # a copy: training mode updates BatchNorm's running statistics
+    with torch.no_grad():
+        outs = []
+        for s in (0.5, 1.0):
+            net.pair_shrink.fill_(s)
+            outs.append(net(idx, rows)["delta"].numpy())
+    np.testing.assert_allclose(outs[0], outs[1], atol=1e-6)
+    m.net.pair_shrink.fill_(0.5)
+    m.save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert float(loaded.net.pair_shrink) == 0.5
+    np.testing.assert_allclose(loaded.predict_delta(conds), shrunk, atol=1e-6)
+    state = torch.load(tmp_path / "m" / "weights.pt", weights_only=True)
+    del state["pair_shrink"]
+    torch.save(state, tmp_path / "m" / "weights.pt")
+    old = load_model(tmp_path / "m")
+    assert float(old.net.pair_shrink) == 1.0 and old.hparams["pair_shrink"] == 1.0
+    np.testing.assert_allclose(old.predict_delta(conds), full, atol=1e-6)

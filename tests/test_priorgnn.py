@@ -318,7 +318,8 @@ def test_scaled_pair_backbone_is_the_scaled_additive_fit(demo):
     own change the plain sum), with (c_L, c_S) the scaled_additive baseline's fit."""
     data, split, graphs = demo
     s = data.summaries
-    m = get_model_class("priorgnn")(hidden=8, allow_prior_free=True, knowledge="embed", pair_backbone="scaled")
+    m = get_model_class("priorgnn")(hidden=8, allow_prior_free=True, knowledge="embed", pair_backbone="scaled",
+                                    pair_shrink=1.0)
     m.fit(data, split, graphs=graphs, train=TrainConfig(max_epochs=1, progress_bar=False))
     sa = get_model_class("scaled_additive")().fit(data, split)
     cl, cs = sa.fit_info["scaled_additive"]["c_large"], sa.fit_info["scaled_additive"]["c_small"]

@@ -88,6 +88,7 @@ from priorgnn.errors import ConfigError
 from priorgnn.metrics.core import N_DE
 from priorgnn.models.base import register_model
 from priorgnn.models.baselines import Additive
+from priorgnn.models.pair_kernel import PAIR_SHRINK, check_shrink
 
 log = logging.getLogger(__name__)
 
@@ -514,7 +515,16 @@ class PairKernel(PairAuto):
     other than the pair's own; off where that does not beat ``pair_auto`` alone, or with fewer than 10
     such doubles). PriorGNN's default (``pair_kernel=True``) fits the same correction on what its own
     trained network leaves unexplained, so this rule shows what the correction gives without the
-    network."""
+    network.
+
+    ``shrink`` (default 0.5, as PriorGNN's ``pair_shrink``): a double of two measured singles starts from
+    ``additive + shrink·(pair_auto − additive)``, and the correction is fitted on what that leaves
+    (``benchmarks/results/pair_shrinkage.md``); 1 is ``pair_auto`` itself."""
+
+    def __init__(self, shrink: float = PAIR_SHRINK, **kw) -> None:
+        shrink = check_shrink(self.name, "shrink", shrink)
+        super().__init__(**kw)
+        self.hparams.update(shrink=shrink)
 
     def fit(self, data, split, *, graphs=None, train=None):
         from priorgnn.models.pair_kernel import fit_on_training_doubles
@@ -532,7 +542,19 @@ class PairKernel(PairAuto):
         return self
 
     def _backbone(self, conditions):
-        return super().predict_delta(conditions)
+        out = super().predict_delta(conditions)
+        s = float(self.hparams.get("shrink", 1.0))
+        which = self._measured_doubles(conditions)
+        if s != 1.0 and which:
+            rows = np.array([[self._index[g] for g in parse_condition(conditions[i])] for i in which])
+            summed = np.asarray(self.single_deltas, dtype=out.dtype)[rows].sum(1)
+            out[which] = summed + s * (out[which] - summed)
+        return out
+
+    def _measured_doubles(self, conditions) -> list[int]:
+        """The positions in ``conditions`` of the doubles whose two singles were measured."""
+        return [i for i, c in enumerate(conditions)
+                if len(g := parse_condition(c)) == 2 and all(x in self._index for x in g)]
 
     def predict_delta(self, conditions):
         from priorgnn.metrics.core import perturbed_gene_idx
@@ -541,8 +563,7 @@ class PairKernel(PairAuto):
         out = self._backbone(conditions)
         if getattr(self, "kernel_alpha", None) is None:
             return out
-        which = [i for i, c in enumerate(conditions)
-                 if len(g := parse_condition(c)) == 2 and all(x in self._index for x in g)]
+        which = self._measured_doubles(conditions)
         if which:
             rows = [[self._index[g] for g in parse_condition(conditions[i])] for i in which]
             add = pair_kernel(self.kernel_genes, rows, self.kernel_rows) @ self.kernel_alpha
@@ -553,13 +574,15 @@ class PairKernel(PairAuto):
 
     def _state(self):
         kept = getattr(self, "kernel_alpha", None) is not None
-        return {**super()._state(), "kernel_kept": np.array(kept),
+        return {**super()._state(), "kernel_kept": np.array(kept), "shrink": np.array(self.hparams["shrink"]),
                 **({"kernel_genes": self.kernel_genes, "kernel_rows": self.kernel_rows,
                     "kernel_alpha": self.kernel_alpha} if kept else {})}
 
     def _load_state(self, arrays, directory):
         super()._load_state(arrays, directory)
         self.kernel_alpha = None
+        # saved before the shrinkage existed: none
+        self.hparams["shrink"] = float(arrays["shrink"]) if "shrink" in arrays else 1.0
         if bool(arrays.get("kernel_kept", False)):
             self.kernel_genes, self.kernel_rows = arrays["kernel_genes"], arrays["kernel_rows"]
             self.kernel_alpha = arrays["kernel_alpha"]

@@ -30,8 +30,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["GAMMAS", "RIDGES", "MIN_DOUBLES", "gene_kernel", "pair_kernel", "fit_pair_kernel",
-           "fit_on_training_doubles"]
+__all__ = ["GAMMAS", "RIDGES", "MIN_DOUBLES", "PAIR_SHRINK", "check_shrink", "gene_kernel", "pair_kernel",
+           "fit_pair_kernel", "fit_on_training_doubles"]
 
 #: the gene kernel's widths ``γ`` tried by leave-one-double-out
 GAMMAS = (0.5, 1.0, 3.0)
@@ -39,6 +39,20 @@ GAMMAS = (0.5, 1.0, 3.0)
 RIDGES = (0.1, 0.3, 1.0, 3.0)
 #: training doubles of measured singles needed before the correction is considered
 MIN_DOUBLES = 10
+#: the default shrinkage of a double's backbone toward the sum of its measured singles (``s`` of
+#: ``additive + s·(backbone − additive)``; ``benchmarks/results/pair_shrinkage.md``)
+PAIR_SHRINK = 0.5
+
+
+def check_shrink(model: str, key: str, value) -> float:
+    """``value`` as a shrinkage factor in [0, 1], or a :class:`~priorgnn.errors.ConfigError` naming it."""
+    from priorgnn.errors import ConfigError
+
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not 0.0 <= float(value) <= 1.0:
+        raise ConfigError(f"{model}: {key} must be a number from 0 (the sum of the two singles) to 1 (the "
+                          f"backbone as fitted), not {value!r}.")
+    return float(value)
 
 
 def gene_kernel(singles: np.ndarray, gamma: float, own: Sequence[Sequence[int]] | None = None) -> np.ndarray:
