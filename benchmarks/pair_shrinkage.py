@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Shrinking the backbone of doubles toward ``additive`` before the pair kernel correction: three rules
-compared on validation simulations, as a candidate for PriorGNN (not yet its behaviour).
+compared on validation simulations; the comparison that chose PriorGNN's ``pair_shrink`` default (0.5).
 
     python benchmarks/pair_shrinkage.py [--seeds 11,12,13,14,15,16] [--settings norman,norman_systematic]
 
@@ -15,8 +15,10 @@ with ``backbone`` the ``pair_auto`` baseline's prediction and ``correction`` the
 (:func:`priorgnn.models.pair_kernel.fit_pair_kernel`) fitted on what the shrunk backbone leaves in the
 training doubles. The rules:
 
-* ``s=1``: no shrinkage (the ``pair_kernel`` baseline; PriorGNN's doubles of measured singles today);
-* ``s=0.5``: halfway to ``additive``;
+* ``s=1``: no shrinkage (the ``pair_kernel`` baseline with ``shrink=1``; PriorGNN's doubles of measured
+  singles with ``pair_shrink=1``, as they were before this comparison);
+* ``s=0.5``: halfway to ``additive`` (the defaults since: ``pair_kernel``'s ``shrink`` and PriorGNN's
+  ``pair_shrink``);
 * ``s=loo``: ``s`` in :data:`SHRINKS` chosen together with the correction's width and ridge by the
   leave-one-double-out error over the training doubles, where each held-out double's backbone is
   ``pair_auto`` refitted without it (an in-sample backbone fits its own training doubles, so it would
