@@ -10,7 +10,9 @@ a learned interaction that its validation gate may switch off; ``pair_backbone``
 (``scaled``: the ``scaled_additive`` baseline's fit, ``overlap``: ``overlap_additive``'s, ``auto``:
 ``pair_auto``'s choice) and ``pair_fit_genes`` the genes it is fitted on (``*_all`` below: every gene
 of a training double; otherwise its top-20 DE genes). ``pair_kernel`` is ``pair_auto`` plus the pair
-kernel correction (:mod:`priorgnn.models.pair_kernel`; PriorGNN's ``pair_kernel=True``). This script
+kernel correction (:mod:`priorgnn.models.pair_kernel`; PriorGNN's ``pair_kernel=True``), here without
+shrinkage (``shrink=1``, as when this script chose the correction; ``pair_shrinkage.py`` compares the
+shrinkage that is now the default). This script
 compares the baselines themselves, so the choice does not depend on PriorGNN's training, on four simulator settings: the calibrated
 ``norman`` preset, the same with realistic systematic variation (``norman_systematic``, as in
 ``interaction_targets.py``), the study's positive control (``demo`` with a shared response program),
@@ -52,7 +54,7 @@ VARIANTS = {"additive": ("additive", {}), "scaled_additive": ("scaled_additive",
             "relation_additive": ("relation_additive", {}),
             "relation_additive_all": ("relation_additive", {"fit_genes": "all"}),
             "pair_auto": ("pair_auto", {}), "pair_auto_all": ("pair_auto", {"fit_genes": "all"}),
-            "pair_kernel": ("pair_kernel", {}),
+            "pair_kernel": ("pair_kernel", {"shrink": 1.0}),
             "dominance": ("dominance", {})}
 MODELS = tuple(VARIANTS)
 METRICS = ("mse_top20_de", "pearson_delta", "nonadditive_corr")
