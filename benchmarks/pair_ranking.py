@@ -129,8 +129,9 @@ def run(args: argparse.Namespace, data_seed: int) -> pd.DataFrame:
     gidx = {g: i for i, g in enumerate(map(str, data.genes))}
     excl = _pair_exclusions(pairs, gidx)
 
-    truth = sim.truth_delta(pairs + [make_condition([g]) for g in genes])
-    t_pairs, t_single = truth[: len(pairs)], dict(zip(genes, truth[len(pairs):], strict=True))
+    # every measured single's truth: the held-out doubles below may pair genes outside a --max-genes subset
+    truth = sim.truth_delta(pairs + [make_condition([g]) for g in sorted(measured)])
+    t_pairs, t_single = truth[: len(pairs)], dict(zip(sorted(measured), truth[len(pairs):], strict=True))
     ta = np.stack([t_single[parse_condition(p)[0]] for p in pairs])
     tb = np.stack([t_single[parse_condition(p)[1]] for p in pairs])
     true_size = pd.Series(relative_nonadditive_size(t_pairs, ta, tb, exclude=excl), index=pairs)
