@@ -905,6 +905,19 @@ REGISTRY: list[TableClaim | ValueClaim] = [
             "GI label accuracy": ("gi_label_accuracy",)}),
     ),
     TableClaim(
+        name="README: ranking unseen pairs, norman preset",
+        doc="README.md",
+        anchor=(r"^### Predicting and ranking unseen combinations", r"^On the calibrated `norman` preset itself",
+                r"^\| model \| precision@10"),
+        sources=(_model_source("benchmarks/results/pair_ranking_norman/pair_ranking.csv", "benchmarks/pair_ranking.py"),),
+        cell=wide_format_cells(row_column="model", columns={
+            "precision@10, Norman magnitude": ("p@k_magnitude_deviation",),
+            "precision@10, non-additive size": ("p@k_relative_nonadditive",),
+            "rate of interacting pairs": ("rate",),
+            "non-additive corr (held-out doubles)": ("nonadditive_corr_mean",),
+            "GI label accuracy": ("gi_label_accuracy",)}),
+    ),
+    TableClaim(
         name="README: learning curve of the backbones of doubles (norman)",
         doc="README.md",
         anchor=(r"^### Interaction targets on the `norman` preset", r"^\| model \| nonadditive_corr, 15 doubles"),
