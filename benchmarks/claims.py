@@ -837,6 +837,15 @@ def _interaction_power_source(name: str) -> Source:
                         ":(exclude)priorgnn/report", ":(exclude)priorgnn/study", "knowledge"))
 
 
+#: the README's two tables of benchmarks/pair_ranking.py (demo and norman presets) share their columns
+_RANKING_CELLS = wide_format_cells(row_column="model", columns={
+    "precision@10, Norman magnitude": ("p@k_magnitude_deviation",),
+    "precision@10, non-additive size": ("p@k_relative_nonadditive",),
+    "rate of interacting pairs": ("rate",),
+    "non-additive corr (held-out doubles)": ("nonadditive_corr_mean",),
+    "GI label accuracy": ("gi_label_accuracy",)})
+
+
 REGISTRY: list[TableClaim | ValueClaim] = [
     TableClaim(
         name="README: simulator calibration",
@@ -897,12 +906,7 @@ REGISTRY: list[TableClaim | ValueClaim] = [
         doc="README.md",
         anchor=(r"^### Predicting and ranking unseen combinations", r"^\| model \| precision@10"),
         sources=(_model_source("benchmarks/results/pair_ranking.csv", "benchmarks/pair_ranking.py"),),
-        cell=wide_format_cells(row_column="model", columns={
-            "precision@10, Norman magnitude": ("p@k_magnitude_deviation",),
-            "precision@10, non-additive size": ("p@k_relative_nonadditive",),
-            "rate of interacting pairs": ("rate",),
-            "non-additive corr (held-out doubles)": ("nonadditive_corr_mean",),
-            "GI label accuracy": ("gi_label_accuracy",)}),
+        cell=_RANKING_CELLS,
     ),
     TableClaim(
         name="README: ranking unseen pairs, norman preset",
@@ -910,12 +914,7 @@ REGISTRY: list[TableClaim | ValueClaim] = [
         anchor=(r"^### Predicting and ranking unseen combinations", r"^On the calibrated `norman` preset itself",
                 r"^\| model \| precision@10"),
         sources=(_model_source("benchmarks/results/pair_ranking_norman/pair_ranking.csv", "benchmarks/pair_ranking.py"),),
-        cell=wide_format_cells(row_column="model", columns={
-            "precision@10, Norman magnitude": ("p@k_magnitude_deviation",),
-            "precision@10, non-additive size": ("p@k_relative_nonadditive",),
-            "rate of interacting pairs": ("rate",),
-            "non-additive corr (held-out doubles)": ("nonadditive_corr_mean",),
-            "GI label accuracy": ("gi_label_accuracy",)}),
+        cell=_RANKING_CELLS,
     ),
     TableClaim(
         name="README: learning curve of the backbones of doubles (norman)",
