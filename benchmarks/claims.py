@@ -917,6 +917,16 @@ REGISTRY: list[TableClaim | ValueClaim] = [
         cell=_RANKING_CELLS,
     ),
     TableClaim(
+        name="README: ranking unseen pairs, norman preset, per data seed",
+        doc="README.md",
+        anchor=(r"^### Predicting and ranking unseen combinations", r"^On the calibrated `norman` preset itself",
+                r"^\| model \| seed 0"),
+        sources=(_model_source("benchmarks/results/pair_ranking_norman/pair_ranking_seeds.csv",
+                               "benchmarks/pair_ranking.py"),),
+        cell=long_format_cells(row_column="model", header=r"seed (?P<data_seed>\d+)",
+                               values=("p@k_relative_nonadditive", "rate")),
+    ),
+    TableClaim(
         name="README: learning curve of the backbones of doubles (norman)",
         doc="README.md",
         anchor=(r"^### Interaction targets on the `norman` preset", r"^\| model \| nonadditive_corr, 15 doubles"),
