@@ -40,5 +40,10 @@ class ConfigError(PriorGNNError, ValueError):
     """A command-line or YAML option is invalid."""
 
 
+class OutputError(PriorGNNError, OSError):
+    """An output cannot be written where asked: a path that is not a folder, a symbolic link to
+    nothing, or too little free disk space. Raised before the write starts, so nothing is half written."""
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C, with one line saying what was kept and how to continue (the CLIs print it)."""

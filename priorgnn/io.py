@@ -20,7 +20,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from priorgnn.errors import PriorGNNError
+from priorgnn.errors import OutputError, PriorGNNError
 
 __all__ = [
     "atomic_write",
@@ -36,6 +36,9 @@ __all__ = [
     "safe_name",
     "replace_dir",
     "atomic_path",
+    "check_output_dir",
+    "check_free_space",
+    "h5ad_nbytes",
 ]
 
 
@@ -50,11 +53,72 @@ def _fresh_file_mode(fd: int) -> None:
     os.fchmod(fd, 0o666 & ~_umask())
 
 
+def check_output_dir(path: str | os.PathLike) -> Path:
+    """``path`` if it is, or can be made, a folder; else :class:`~priorgnn.errors.OutputError`.
+
+    ``mkdir(parents=True, exist_ok=True)`` fails with a bare ``FileExistsError`` on a symbolic link
+    to a missing folder and on a path through a file; callers check first, before minutes of work
+    that the first write would lose.
+    """
+    path = Path(path)
+    for p in (path, *path.parents):
+        if p.is_symlink() and not p.exists():
+            raise OutputError(f"{p} is a symbolic link to {os.readlink(p)}, which does not exist: create that "
+                              "folder, remove the link, or choose another output folder.")
+        if p.exists():
+            if not p.is_dir():
+                raise OutputError(f"{p} is a file, not a folder, so {path} cannot be written: choose another "
+                                  "output folder, or move the file.")
+            break
+    return path
+
+
+def _make_parent(path: Path) -> None:
+    check_output_dir(path.parent)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def check_free_space(folder: str | os.PathLike, needed: int, what: str) -> None:
+    """Raise :class:`~priorgnn.errors.OutputError` if ``folder`` has less than ``needed`` bytes free.
+
+    Writers check before they start: HDF5 can crash the process when the disk fills mid-write,
+    instead of raising an error that would remove the temporary file.
+    """
+    free = shutil.disk_usage(folder).free
+    if needed > free:
+        raise OutputError(f"writing {what} needs about {needed / 1e9:.2f} GB, but {folder} has "
+                          f"{free / 1e9:.2f} GB free: free some disk space, or choose an output folder on "
+                          "another disk.")
+
+
+def h5ad_nbytes(adata) -> int:
+    """About the bytes an uncompressed ``.h5ad`` of ``adata`` takes: the bytes of its matrices (``X``,
+    layers, ``obsm``/``varm``/``obsp``/``varp``; sparse ones as data, indices and index pointers) and
+    of its ``obs``/``var`` tables. Names, ``uns`` and HDF5's own metadata are left out; they are small
+    next to the matrices of any data set whose size matters here."""
+    import scipy.sparse as sp
+
+    def size(m) -> int:
+        if m is None:
+            return 0
+        if sp.issparse(m):
+            m = m if hasattr(m, "indptr") else sp.csr_matrix(m)  # anndata writes other formats as CSR
+            return int(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes)
+        return int(getattr(m, "nbytes", 0))
+
+    total = size(adata.X)
+    for store in (adata.layers, adata.obsm, adata.varm, adata.obsp, adata.varp):
+        total += sum(size(store[k]) for k in store.keys())
+    for table in (adata.obs, adata.var):
+        total += int(table.memory_usage(index=True, deep=True).sum())
+    return total
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
     """Open a temporary file beside ``path``; rename it over ``path`` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     _fresh_file_mode(fd)
     try:
@@ -76,7 +140,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     ``suffix`` keeps the extension that some writers use to pick a format.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(path)
     suffix = path.suffix if suffix is None else suffix
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{suffix}")
     _fresh_file_mode(fd)
@@ -140,7 +204,12 @@ def write_csv(path: str | os.PathLike, df, **kwargs: Any) -> None:
 
 
 def write_h5ad(path: str | os.PathLike, adata, **kwargs: Any) -> None:
-    """Write an AnnData as .h5ad, atomically."""
+    """Write an AnnData as .h5ad, atomically, after checking that the disk has room for it
+    (:func:`h5ad_nbytes`, uncompressed; compressed files take less, so then the check is skipped)."""
+    path = Path(path)
+    _make_parent(path)
+    if kwargs.get("compression") is None:
+        check_free_space(path.parent, h5ad_nbytes(adata), str(path))
     with atomic_path(path, ".h5ad") as tmp:
         adata.write_h5ad(tmp, **kwargs)
 

@@ -480,3 +480,18 @@ def test_double_interaction_bias_picks_non_additive_pairs():
     # the pairs it favours are rare: most random pairs of a sparse network are (near) additive
     all_scores = np.array(list(score.values()))
     assert np.median(pick(doubles1)) > np.quantile(all_scores, 0.75)
+
+
+def test_simulate_refuses_a_dangling_output_link_before_simulating(tmp_path, monkeypatch):
+    from priorgnn.errors import OutputError
+    from priorgnn.simulate import simulation
+
+    def never(*_a, **_k):
+        raise AssertionError("simulated before checking the output folder")
+
+    monkeypatch.setattr(simulation.Simulator, "from_config", never)
+    link = tmp_path / "sim"
+    link.symlink_to(tmp_path / "gone")
+    with pytest.raises(OutputError, match="symbolic link.*does not exist"):
+        simulation.simulate("tiny", seed=0, out=link)
+    assert not (tmp_path / "gone").exists()

@@ -65,8 +65,9 @@ coefficients are fitted over the other genes only.
     ``min_doubles`` (3) such doubles it is ``scaled_additive`` (``additive`` with none). :func:`choose_pair_backbone` does the choice
     (PriorGNN's ``pair_backbone='auto'`` uses it too).
 ``pair_kernel``
-    ``pair_auto`` plus the non-additive part that it leaves in the training doubles of similar pairs
-    (:mod:`priorgnn.models.pair_kernel`; :class:`PairKernel`).
+    ``pair_auto`` shrunk toward additive (``additive + s·(pair_auto − additive)``, ``shrink`` ``s``,
+    default 0.5), plus the non-additive part that this leaves in the training doubles of similar
+    pairs (:mod:`priorgnn.models.pair_kernel`; :class:`PairKernel`).
 ``dominance``
     The dominance rule: the double is the whole profile of the stronger single, ``δAB ≈ δL`` (Norman
     et al.'s epistasis, ``c = (1, 0)``), except for the weaker gene's own change, which is added at

@@ -440,14 +440,16 @@ class PriorGNNModule(nn.Module):
             scale = torch.where(both, self.measured_pair_interaction, torch.ones_like(self.measured_pair_interaction))
             delta[double] = delta[double] + scale[:, None] * (self.interaction(za * zb) @ base.T)
             shrink = getattr(self, "pair_shrink", None)
-            if not self.training and shrink is not None and float(shrink) != 1.0 and bool(both.any()):
-                rows = torch.nonzero(double).flatten()[both]
-                summed = part[rows].sum(1)  # the sum of the two measured singles
-                delta[rows] = summed + shrink * (delta[rows] - summed)
             alpha = getattr(self, "pair_kernel_alpha", None)
-            if alpha is not None and len(alpha) and bool(both.any()):
-                rows = torch.nonzero(double).flatten()[both]
-                delta[rows] = delta[rows] + self._pair_kernel(single_rows[rows], pert_idx[rows])
+            use_shrink = not self.training and shrink is not None and float(shrink) != 1.0
+            use_kernel = alpha is not None and len(alpha) > 0
+            if (use_shrink or use_kernel) and bool(both.any()):
+                rows = torch.nonzero(double).flatten()[both]  # the doubles of two measured singles
+                if use_shrink:
+                    summed = part[rows].sum(1)  # the sum of the two measured singles
+                    delta[rows] = summed + shrink * (delta[rows] - summed)
+                if use_kernel:
+                    delta[rows] = delta[rows] + self._pair_kernel(single_rows[rows], pert_idx[rows])
         result = {"delta": delta}
         if self.uncertainty:
             x = self._hidden(base, self._fused(pert_global, pert_idx), pert_idx)

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 import priorgnn
-from priorgnn.io import atomic_path, read_json, sha256_file, write_csv, write_h5ad, write_json
+from priorgnn.io import atomic_path, check_output_dir, read_json, sha256_file, write_csv, write_h5ad, write_json
 from priorgnn.data.conditions import CTRL, canonical_condition, make_condition
 from priorgnn.data.dataset import PerturbationData
 from priorgnn.data.io import from_anndata
@@ -159,7 +159,7 @@ class Simulation:
              write_data: bool = True) -> Path:
         """Write the folder described in the module docstring (atomically, file by file).
         ``write_data=False`` keeps an already written ``data.h5ad``."""
-        path = Path(path)
+        path = check_output_dir(path)
         path.mkdir(parents=True, exist_ok=True)
         sim = self.simulator
         if write_data:
@@ -386,6 +386,7 @@ def simulate(preset: str | SimulatorConfig = "demo", seed: int | None = None,
         raise ConfigError("go_dir names the real GO files of a simulation with real gene names; this one has "
                           "synthetic names. Add gene_names='real_go' (--set gene_names=real_go) or drop go_dir.")
     if out is not None:
+        check_output_dir(out)  # before minutes of simulation that a bad folder would lose at the first write
         existing = _existing(Path(out), cfg)
         if existing is not None:
             if real:
