@@ -495,3 +495,14 @@ def test_simulate_refuses_a_dangling_output_link_before_simulating(tmp_path, mon
     with pytest.raises(OutputError, match="symbolic link.*does not exist"):
         simulation.simulate("tiny", seed=0, out=link)
     assert not (tmp_path / "gone").exists()
+
+
+def test_cli_names_a_dangling_output_link_in_one_line(tmp_path, capsys):
+    from priorgnn.simulate.__main__ import main
+
+    link = tmp_path / "sim"
+    link.symlink_to(tmp_path / "gone")
+    assert main(["--preset", TINY, "--out", str(link), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "symbolic link" in err and str(tmp_path / "gone") in err
