@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from priorgnn.io import replace_dir, safe_name, write_csv, write_h5ad, write_text
+from priorgnn.io import check_output_dir, replace_dir, safe_name, write_csv, write_h5ad, write_text
 from priorgnn import experiment
 from priorgnn.data.conditions import canonical_condition, make_condition
 from priorgnn.errors import CheckpointError, ConfigError, GraphError, Interrupted
@@ -468,6 +468,10 @@ def train_run(cfg: RunConfig, *, overwrite: bool = False, resume: bool = False, 
     """
     t0 = time.perf_counter()
     out = Path(cfg.out) if cfg.out else cfg.default_out()
+    check_output_dir(out.parent)  # a symbolic link to nothing, or a file, on the way to the run folder
+    if out.is_symlink() and not out.exists():
+        raise ConfigError(f"--out {out} is a symbolic link to {os.readlink(out)}, which does not exist. Create "
+                          "that folder, remove the link, or choose another --out.")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file, not a folder. Give the path of a run folder (created if absent).")
     if resume and not (out / "config.yaml").exists():

@@ -51,6 +51,18 @@ def test_additive_run_directory(h5ad, tmp_path):
     assert train.main(["--data", str(h5ad / "d.h5ad"), "--model", "additive", "--out", str(out), "-q"]) == 2
 
 
+@pytest.mark.parametrize("where", ["out", "parent"])
+def test_out_through_a_dangling_link_is_named_in_one_line(h5ad, tmp_path, capsys, where):
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "gone")
+    out = link if where == "out" else link / "run"
+    assert train.main(["--data", str(h5ad / "d.h5ad"), "--model", "additive", "--out", str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "symbolic link" in err and str(tmp_path / "gone") in err and "already exists" not in err
+    assert not (tmp_path / "gone").exists()
+
+
 def test_priorgnn_run_and_predict(h5ad, tmp_path, capsys):
     out = tmp_path / "gnn"
     args = ["--data", str(h5ad / "d.h5ad"), "--model", "priorgnn", "--split", "combo", "--go", str(h5ad / "go.npz"),
