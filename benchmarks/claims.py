@@ -837,13 +837,21 @@ def _interaction_power_source(name: str) -> Source:
                         ":(exclude)priorgnn/report", ":(exclude)priorgnn/study", "knowledge"))
 
 
-#: the README's two tables of benchmarks/pair_ranking.py (demo and norman presets) share their columns
+#: the README's two tables of means of benchmarks/pair_ranking.py (demo and norman presets) share their columns
 _RANKING_CELLS = wide_format_cells(row_column="model", columns={
     "precision@10, Norman magnitude": ("p@k_magnitude_deviation",),
     "precision@10, non-additive size": ("p@k_relative_nonadditive",),
     "rate of interacting pairs": ("rate",),
     "non-additive corr (held-out doubles)": ("nonadditive_corr_mean",),
     "GI label accuracy": ("gi_label_accuracy",)})
+
+
+def _ranking_claim(name: str, results: str, *anchor: str, cell: CellFn = _RANKING_CELLS) -> TableClaim:
+    """A README table of ``benchmarks/pair_ranking.py`` (results file ``results``), found at ``anchor``
+    under the section on ranking unseen combinations."""
+    return TableClaim(name=name, doc="README.md",
+                      anchor=(r"^### Predicting and ranking unseen combinations", *anchor),
+                      sources=(_model_source(results, "benchmarks/pair_ranking.py"),), cell=cell)
 
 
 REGISTRY: list[TableClaim | ValueClaim] = [
@@ -901,31 +909,15 @@ REGISTRY: list[TableClaim | ValueClaim] = [
         cell=long_format_cells(row_column="model", header=r"(?P<family>\w+) (?P<subgroup>\w+) (?P<metric>\w+)",
                                fixed={"reference": "observed"}, values=("mean", "ci_lo", "ci_hi")),
     ),
-    TableClaim(
-        name="README: ranking unseen pairs",
-        doc="README.md",
-        anchor=(r"^### Predicting and ranking unseen combinations", r"^\| model \| precision@10"),
-        sources=(_model_source("benchmarks/results/pair_ranking.csv", "benchmarks/pair_ranking.py"),),
-        cell=_RANKING_CELLS,
-    ),
-    TableClaim(
-        name="README: ranking unseen pairs, norman preset",
-        doc="README.md",
-        anchor=(r"^### Predicting and ranking unseen combinations", r"^On the calibrated `norman` preset itself",
-                r"^\| model \| precision@10"),
-        sources=(_model_source("benchmarks/results/pair_ranking_norman/pair_ranking.csv", "benchmarks/pair_ranking.py"),),
-        cell=_RANKING_CELLS,
-    ),
-    TableClaim(
-        name="README: ranking unseen pairs, norman preset, per data seed",
-        doc="README.md",
-        anchor=(r"^### Predicting and ranking unseen combinations", r"^On the calibrated `norman` preset itself",
-                r"^\| model \| seed 0"),
-        sources=(_model_source("benchmarks/results/pair_ranking_norman/pair_ranking_seeds.csv",
-                               "benchmarks/pair_ranking.py"),),
-        cell=long_format_cells(row_column="model", header=r"seed (?P<data_seed>\d+)",
-                               values=("p@k_relative_nonadditive", "rate")),
-    ),
+    _ranking_claim("README: ranking unseen pairs", "benchmarks/results/pair_ranking.csv",
+                   r"^\| model \| precision@10"),
+    _ranking_claim("README: ranking unseen pairs, norman preset", "benchmarks/results/pair_ranking_norman/pair_ranking.csv",
+                   r"^On the calibrated `norman` preset itself", r"^\| model \| precision@10"),
+    _ranking_claim("README: ranking unseen pairs, norman preset, per data seed",
+                   "benchmarks/results/pair_ranking_norman/pair_ranking_seeds.csv",
+                   r"^On the calibrated `norman` preset itself", r"^\| model \| seed 0",
+                   cell=long_format_cells(row_column="model", header=r"seed (?P<data_seed>\d+)",
+                                          values=("p@k_relative_nonadditive", "rate"))),
     TableClaim(
         name="README: learning curve of the backbones of doubles (norman)",
         doc="README.md",

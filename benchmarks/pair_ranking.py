@@ -123,18 +123,19 @@ def run(args: argparse.Namespace, data_seed: int) -> pd.DataFrame:
     data, _, sim = resolve_data(cfg, progress=False)
     split = make_or_load_split(cfg, data)
     measured = _training_singles(data, split)
-    genes = sorted(measured)
+    singles = sorted(measured)
+    genes = singles
     if args.max_genes and len(genes) > args.max_genes:
         # a random subset (seeded by the data seed): the noise-free truth of every pair costs one ODE
         # solve each, too many for all pairs of the norman preset's 105 genes on a CPU
-        genes = sorted(np.random.default_rng(data_seed).choice(genes, args.max_genes, replace=False).tolist())
+        genes = sorted(np.random.default_rng(data_seed).choice(singles, args.max_genes, replace=False).tolist())
     pairs = all_pairs(genes)
     gidx = {g: i for i, g in enumerate(map(str, data.genes))}
     excl = _pair_exclusions(pairs, gidx)
 
     # every measured single's truth: the held-out doubles below may pair genes outside a --max-genes subset
-    truth = sim.truth_delta(pairs + [make_condition([g]) for g in sorted(measured)])
-    t_pairs, t_single = truth[: len(pairs)], dict(zip(sorted(measured), truth[len(pairs):], strict=True))
+    truth = sim.truth_delta(pairs + [make_condition([g]) for g in singles])
+    t_pairs, t_single = truth[: len(pairs)], dict(zip(singles, truth[len(pairs):], strict=True))
     ta = np.stack([t_single[parse_condition(p)[0]] for p in pairs])
     tb = np.stack([t_single[parse_condition(p)[1]] for p in pairs])
     true_size = pd.Series(relative_nonadditive_size(t_pairs, ta, tb, exclude=excl), index=pairs)
@@ -248,7 +249,8 @@ def markdown(df: pd.DataFrame, command: str, threshold: float, preset: str = "de
     return "\n".join(L)
 
 
-def _init_worker() -> None:
+def _log_to_stderr() -> None:
+    """The benchmark's log lines (also each worker process's, which starts without the parent's set-up)."""
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
 
 
@@ -260,7 +262,7 @@ def run_seeds(args: argparse.Namespace, data_seeds: list[int]) -> pd.DataFrame:
         return pd.concat([run(args, sd) for sd in data_seeds], ignore_index=True)
     # spawned, not forked: torch's thread pools do not survive a fork
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_init_worker) as pool:
+                             initializer=_log_to_stderr) as pool:
         return pd.concat(list(pool.map(run, [args] * len(data_seeds), data_seeds)), ignore_index=True)
 
 
@@ -289,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         data_seeds = [int(sd) for sd in args.data_seeds.split(",")]
     except ValueError:
         p.error(f"--data-seeds takes integers separated by commas (e.g. 0,1,2), got {args.data_seeds!r}")
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    _log_to_stderr()
     command = "python benchmarks/pair_ranking.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None
                                                                                       else sys.argv[1:]))
     commit, fingerprint = head_commit(), code_fingerprint(CODE_PATHS)
